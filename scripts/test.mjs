@@ -1,0 +1,21 @@
+// Runs every test/**/*.test.ts with Node's built-in runner (tsx strips the types).
+// Node 20's --test does not expand globs, so the file list is built here.
+// DEPMOD_TX_TEST_FILTER=substring limits the run to matching files.
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+function walk(dir) {
+  const out = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...walk(p));
+    else if (e.name.endsWith('.test.ts')) out.push(p);
+  }
+  return out;
+}
+const filter = process.env.DEPMOD_TX_TEST_FILTER ?? '';
+const files = walk('test').filter((f) => f.includes(filter)).sort();
+const args = ['--import', 'tsx', '--test', '--test-reporter=spec', ...process.argv.slice(2), ...files];
+const r = spawnSync(process.execPath, args, { stdio: 'inherit' });
+process.exit(r.status ?? 1);

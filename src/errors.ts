@@ -1,0 +1,62 @@
+// One error base for the whole project. Every failure a user can see is a DepmodTxError whose
+// message starts with the file (or kernel, or state object) it is about. src/cli maps the
+// `kind` to an exit code in one place (src/cli/exit-codes.ts).
+
+export type ErrorKind =
+  | 'usage' // bad command line
+  | 'format' // a module, index, symvers, journal or package file is malformed
+  | 'config' // depmod.d or depmod-tx configuration
+  | 'state' // cache, journal, lock, missing module directory
+  | 'io' // reading or writing the system failed (ENOSPC, EROFS, EACCES ...)
+  | 'kabi'; // --strict and the KABI check found problems
+
+export class DepmodTxError extends Error {
+  readonly kind: ErrorKind;
+  readonly file: string | undefined;
+  constructor(kind: ErrorKind, message: string, file?: string, options?: { cause?: unknown }) {
+    super(file !== undefined ? `${file}: ${message}` : message, options);
+    this.kind = kind;
+    this.file = file;
+    this.name = new.target.name;
+  }
+}
+
+/** A file's bytes do not have the layout its format requires. `reason` says what is wrong. */
+export class FormatError extends DepmodTxError {
+  readonly reason: string;
+  readonly offset: number | undefined;
+  constructor(file: string, reason: string, offset?: number, options?: { cause?: unknown }) {
+    super('format', offset !== undefined ? `${reason} (at offset ${offset})` : reason, file, options);
+    this.reason = reason;
+    this.offset = offset;
+  }
+}
+
+/** A configuration file line that cannot be used. */
+export class ConfigError extends DepmodTxError {
+  readonly line: number | undefined;
+  constructor(file: string, message: string, line?: number) {
+    super('config', line !== undefined ? `line ${line}: ${message}` : message, file);
+    this.line = line;
+  }
+}
+
+export class UsageError extends DepmodTxError {
+  constructor(message: string) {
+    super('usage', message);
+  }
+}
+
+export class StateError extends DepmodTxError {
+  constructor(what: string, message: string, options?: { cause?: unknown }) {
+    super('state', message, what, options);
+  }
+}
+
+export class IoError extends DepmodTxError {
+  readonly errno: string | undefined;
+  constructor(file: string, message: string, errno?: string, options?: { cause?: unknown }) {
+    super('io', message, file, options);
+    this.errno = errno;
+  }
+}

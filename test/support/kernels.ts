@@ -1,0 +1,118 @@
+// Real Debian kernels for tests and benchmarks: download once into a cache directory, extract,
+// and hand out paths. Nothing here is installed by hand: apt-get download + dpkg-deb -x.
+// Cache: $DEPMOD_TX_KERNEL_CACHE or <repo>/.cache/kernels. Each kernel extracts to
+// <cache>/<KVER>/root (a pristine, read-only-by-convention tree: copy before you modify it).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const kernelCache = process.env.DEPMOD_TX_KERNEL_CACHE ?? join(repoRoot, '.cache', 'kernels');
+
+export type Flavour = 'cloud-amd64' | 'amd64';
+
+export interface RealKernel {
+  kver: string;
+  /** Extracted image package: ROOT/lib/modules/KVER is the module tree (as shipped, no depmod output). */
+  root: string;
+  moddir: string;
+  /** Module.symvers from the matching linux-headers package. */
+  symvers: string;
+}
+
+function have(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+/** Why real-kernel tests cannot run here, or undefined when they can. In CI they must run. */
+export function realKernelSkipReason(): string | undefined {
+  const missing = ['apt-get', 'apt-cache', 'dpkg-deb', 'depmod'].filter((c) => !have(c));
+  if (missing.length === 0) return undefined;
+  const reason = `real-kernel tests need ${missing.join(', ')} (Debian tools; .ci/run installs them)`;
+  if (process.env.CI === 'true') throw new Error(`CI=true but ${reason}`);
+  return reason;
+}
+
+function newestAbi(flavour: Flavour): string {
+  const out = execFileSync('apt-cache', ['search', '--names-only', `^linux-image-6\\.1\\.0-[0-9]+-${flavour}-unsigned$`], {
+    encoding: 'utf8',
+  });
+  const abis = [...out.matchAll(/linux-image-6\.1\.0-(\d+)-/g)].map((m) => Number(m[1]));
+  if (abis.length === 0) throw new Error(`no linux-image-6.1.0-*-${flavour}-unsigned in apt's lists: run apt-get update`);
+  return String(Math.max(...abis));
+}
+
+function download(pkg: string, dir: string): string {
+  const existing = readdirSync(dir).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
+  if (existing) return join(dir, existing);
+  execFileSync('apt-get', ['download', '-q', pkg], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+  const got = readdirSync(dir).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
+  if (!got) throw new Error(`apt-get download ${pkg} produced no .deb in ${dir}`);
+  return join(dir, got);
+}
+
+/** Downloads (once) and extracts (once) the newest Debian 6.1 kernel of a flavour and its headers. */
+export function realKernel(flavour: Flavour): RealKernel {
+  mkdirSync(kernelCache, { recursive: true });
+  const pinned = process.env[`DEPMOD_TX_KVER_${flavour.replace('-', '_').toUpperCase()}`];
+  const abi = pinned ?? newestAbi(flavour);
+  const kver = `6.1.0-${abi}-${flavour}`;
+  const base = join(kernelCache, kver);
+  const root = join(base, 'root');
+  const symvers = join(base, 'Module.symvers');
+  if (!existsSync(join(base, '.complete'))) {
+    rmSync(base, { recursive: true, force: true });
+    mkdirSync(base, { recursive: true });
+    const image = download(`linux-image-${kver}-unsigned`, kernelCache);
+    const headers = download(`linux-headers-${kver}`, kernelCache);
+    const tmp = join(base, 'tmp-root');
+    execFileSync('dpkg-deb', ['-x', image, tmp]);
+    renameSync(tmp, root);
+    const htmp = join(base, 'tmp-headers');
+    execFileSync('dpkg-deb', ['-x', headers, htmp]);
+    renameSync(join(htmp, 'usr', 'src', `linux-headers-${kver}`, 'Module.symvers'), symvers);
+    rmSync(htmp, { recursive: true, force: true });
+    execFileSync('touch', [join(base, '.complete')]);
+  }
+  return { kver, root, moddir: join(root, 'lib', 'modules', kver), symvers };
+}
+
+export type Compression = 'none' | 'xz' | 'zst' | 'gz';
+
+/**
+ * A copy of a real kernel's root with every module recompressed with the kernel's own settings
+ * (xz --check=crc32 --lzma2=dict=1MiB; zstd; gzip -9). Cached next to the pristine tree.
+ */
+export function recompressedKernel(k: RealKernel, comp: Compression): RealKernel {
+  if (comp === 'none') return k;
+  const base = join(dirname(k.root), `root-${comp}`);
+  const moddir = join(base, 'lib', 'modules', k.kver);
+  if (!existsSync(join(base, '.complete'))) {
+    rmSync(base, { recursive: true, force: true });
+    execFileSync('cp', ['-a', k.root, base]);
+    const cmd: Record<Exclude<Compression, 'none'>, string> = {
+      xz: 'xz --check=crc32 --lzma2=dict=1MiB -T1',
+      zst: 'zstd -q --rm',
+      gz: 'gzip -9',
+    };
+    // xargs -P parallelises across cores; the kernel's packaging compresses one file per call too.
+    execFileSync('sh', ['-c', `find . -name '*.ko' -print0 | xargs -0 -n 64 -P ${Math.max(1, navigatorCores())} ${cmd[comp]}`], {
+      cwd: moddir,
+      stdio: 'inherit',
+    });
+    execFileSync('touch', [join(base, '.complete')]);
+  }
+  return { ...k, root: base, moddir };
+}
+
+function navigatorCores(): number {
+  return Number(execFileSync('nproc', { encoding: 'utf8' }).trim()) || 1;
+}
+
+/** Runs Debian's depmod on ROOT for KVER (writes into ROOT/lib/modules/KVER). Returns stderr. */
+export function oracleDepmod(root: string, kver: string, extra: string[] = []): string {
+  const r = spawnSync('depmod', ['-b', root, ...extra, '-a', kver], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`depmod -b ${root} -a ${kver} failed (${r.status}): ${r.stderr}`);
+  return r.stderr;
+}
