@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+// Installed entry point: the esbuild bundle (npm run build) keeps start-up to one file read.
+import '../dist/depmod-tx.mjs';

@@ -1,0 +1,108 @@
+// Writes a set of files into one directory so that each file is, at every instant, either wholly
+// old or wholly new: every new file goes to a temporary name in the same directory and is fsync'ed;
+// only when all of them are safely on disk are they renamed over the old ones, and the directory is
+// fsync'ed. A failure before the renames (ENOSPC, EROFS, EACCES) removes the temporaries and leaves
+// the old files untouched.
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { IoError } from '../errors.ts';
+
+export interface AtomicWriteResult {
+  /** Names whose content changed (and were written). */
+  written: string[];
+  /** Names whose content was already identical (left untouched, mtime kept). */
+  unchanged: string[];
+}
+
+/** Test hook: DEPMOD_TX_CRASH_AT=<step> kills the process at that step (see test/reliability). */
+export function crashPoint(step: string): void {
+  if (process.env.DEPMOD_TX_CRASH_AT === step) process.kill(process.pid, 'SIGKILL');
+}
+
+function sameContent(path: string, bytes: Uint8Array): boolean {
+  try {
+    const old = readFileSync(path);
+    return old.length === bytes.length && Buffer.compare(old, bytes) === 0;
+  } catch {
+    return false;
+  }
+}
+
+function ioError(path: string, what: string, err: unknown): IoError {
+  const e = err as NodeJS.ErrnoException;
+  return new IoError(path, `${what}: ${e.message ?? String(err)}`, e.code, { cause: err });
+}
+
+export function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Writes one buffer to a new file and fsyncs it; mode 0644 like depmod's outputs. */
+export function writeDurable(path: string, bytes: Uint8Array, mode = 0o644): void {
+  const fd = openSync(path, 'wx', mode);
+  try {
+    let off = 0;
+    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function writeFilesAtomically(dir: string, files: Map<string, Uint8Array>, opts: { onlyChanged?: boolean } = {}): AtomicWriteResult {
+  const onlyChanged = opts.onlyChanged ?? true;
+  const written: string[] = [];
+  const unchanged: string[] = [];
+  const temps: Array<[tmp: string, final: string]> = [];
+  try {
+    for (const [name, bytes] of files) {
+      const final = join(dir, name);
+      if (onlyChanged && sameContent(final, bytes)) {
+        unchanged.push(name);
+        continue;
+      }
+      const tmp = join(dir, `.${name}.depmod-tx-${process.pid}.tmp`);
+      crashPoint(`before-temp:${name}`);
+      try {
+        writeDurable(tmp, bytes);
+      } catch (err) {
+        try {
+          unlinkSync(tmp);
+        } catch {
+          /* it may not exist */
+        }
+        throw ioError(final, 'cannot write new version', err);
+      }
+      temps.push([tmp, final]);
+      written.push(name);
+      crashPoint(`after-temp:${name}`);
+    }
+  } catch (err) {
+    for (const [tmp] of temps) {
+      try {
+        unlinkSync(tmp);
+      } catch {
+        /* best effort: the temporaries carry a private name and are harmless */
+      }
+    }
+    throw err;
+  }
+  for (const [tmp, final] of temps) {
+    crashPoint(`before-rename:${final.slice(dir.length + 1)}`);
+    try {
+      renameSync(tmp, final);
+    } catch (err) {
+      throw ioError(final, 'cannot rename new version into place', err);
+    }
+  }
+  if (temps.length > 0) {
+    crashPoint('before-dir-fsync');
+    fsyncDir(dir);
+  }
+  return { written, unchanged };
+}
