@@ -116,3 +116,45 @@ export function oracleDepmod(root: string, kver: string, extra: string[] = []): 
   if (r.status !== 0) throw new Error(`depmod -b ${root} -a ${kver} failed (${r.status}): ${r.stderr}`);
   return r.stderr;
 }
+
+/** A writable copy of a tree's root made of hard links (depmod and depmod-tx replace files by rename, never write into a module). */
+export function cloneRoot(srcRoot: string, dstRoot: string): void {
+  rmSync(dstRoot, { recursive: true, force: true });
+  mkdirSync(dirname(dstRoot), { recursive: true });
+  execFileSync('cp', ['-al', srcRoot, dstRoot]);
+}
+
+/** The files kmod 30's depmod -a writes. */
+export const DEPMOD_OUTPUTS = [
+  'modules.dep',
+  'modules.dep.bin',
+  'modules.alias',
+  'modules.alias.bin',
+  'modules.softdep',
+  'modules.symbols',
+  'modules.symbols.bin',
+  'modules.builtin.bin',
+  'modules.builtin.alias.bin',
+  'modules.devname',
+] as const;
+
+/**
+ * Debian's depmod output for a (possibly recompressed) real kernel, computed once and cached in
+ * <kernel>/oracle-<name>/ (only the modules.* files depmod wrote). Returns that directory.
+ */
+export function oracleOutput(k: RealKernel, name: string): string {
+  const out = join(dirname(dirname(dirname(dirname(k.moddir)))), `oracle-${name}`);
+  if (existsSync(join(out, '.complete'))) return out;
+  const work = join(kernelCache, `.work-oracle-${process.pid}`);
+  cloneRoot(k.root, work);
+  oracleDepmod(work, k.kver);
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(out, { recursive: true });
+  const moddir = join(work, k.moddir.slice(k.root.length));
+  for (const f of readdirSync(moddir)) {
+    if (f.startsWith('modules.')) execFileSync('cp', [join(moddir, f), join(out, f)]);
+  }
+  execFileSync('touch', [join(out, '.complete')]);
+  rmSync(work, { recursive: true, force: true });
+  return out;
+}
