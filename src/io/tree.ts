@@ -1,0 +1,76 @@
+// The file-system side of reading a kernel's module tree: where the tree is, directory listings
+// in the order the kernel returns them, and the small text inputs depmod reads.
+import { existsSync, lstatSync, opendirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { StateError, UsageError } from '../errors.ts';
+
+export interface DirEntry {
+  name: string;
+  type: 'file' | 'dir' | 'link' | 'other';
+}
+
+/**
+ * Lists a directory in readdir(3) order. kmod's depmod walks the tree in this raw order and it
+ * decides modules.dep's line order for modules outside modules.order. Node's fs.readdir sorts
+ * names (libuv scandir), so the opendir iterator is used instead: it hands out entries as
+ * readdir returns them.
+ */
+export function listDirInReaddirOrder(dir: string): DirEntry[] {
+  const d = opendirSync(dir, { bufferSize: 256 });
+  const out: DirEntry[] = [];
+  try {
+    for (let e = d.readSync(); e !== null; e = d.readSync()) {
+      const type = e.isFile() ? 'file' : e.isDirectory() ? 'dir' : e.isSymbolicLink() ? 'link' : 'other';
+      out.push({ name: e.name, type });
+    }
+  } finally {
+    d.closeSync();
+  }
+  return out;
+}
+
+/** A kernel version names one directory: refuse anything that could walk elsewhere. */
+export function assertSafeKernelVersion(kver: string): void {
+  // eslint-disable-next-line no-control-regex
+  if (kver === '' || kver === '.' || kver === '..' || kver.includes('/') || /[\x00-\x1f\x7f]/.test(kver)) {
+    throw new UsageError(`invalid kernel version ${JSON.stringify(kver)}: must be one path component without control characters`);
+  }
+}
+
+export interface ModuleTree {
+  root: string;
+  kver: string;
+  /** Absolute module directory: ROOT/lib/modules/KVER, or ROOT/usr/lib/modules/KVER when only that exists. */
+  moddir: string;
+}
+
+export function locateModuleTree(root: string, kver: string): ModuleTree {
+  assertSafeKernelVersion(kver);
+  const candidates = [join(root, 'lib', 'modules', kver), join(root, 'usr', 'lib', 'modules', kver)];
+  for (const moddir of candidates) {
+    try {
+      if (statSync(moddir).isDirectory()) return { root, kver, moddir };
+    } catch {
+      /* try the next location */
+    }
+  }
+  throw new StateError(candidates[0]!, 'module directory not found (nor under usr/lib/modules)');
+}
+
+/** Bytes of a file, or undefined when it does not exist. Other errors propagate. */
+export function readIfExists(path: string): Uint8Array | undefined {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+export function isDirectory(path: string): boolean {
+  try {
+    return lstatSync(path).isDirectory() || (existsSync(path) && statSync(path).isDirectory());
+  } catch {
+    return false;
+  }
+}
