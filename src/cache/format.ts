@@ -241,8 +241,7 @@ export function decodeCache(bytes: Uint8Array, file: string): CacheContents {
   const str = (): string => {
     const id = r.varint();
     const s = strings[id];
-    if (s === undefined) r.fail(`string index ${id} out of range`);
-    return s;
+    return s !== undefined ? s : r.fail(`string index ${id} out of range`);
   };
   const count = (): number => {
     const n = r.varint();

@@ -46,7 +46,7 @@ test('every single-byte corruption and every truncation is a FormatError, never 
   const bytes = encodeCache(sample(3));
   for (let i = 0; i < bytes.length; i += 7) {
     const bad = bytes.slice();
-    bad[i] ^= 0x40;
+    bad[i] = bad[i]! ^ 0x40;
     assert.throws(() => decodeCache(bad, 'k.cache'), (e: unknown) => e instanceof FormatError && e.message.startsWith('k.cache: '));
   }
   for (const len of [0, 10, 40, bytes.length - 1]) {
