@@ -1,0 +1,209 @@
+// Module files: which paths are modules, what their module name is, and their decompression.
+//
+// Suffixes (shared/util.c: kmod_exts, path_ends_with_kmod_ext): a file is a module when its name
+// is longer than and ends with one of MODULE_SUFFIXES. The list is upstream kmod 30 built with
+// zlib, xz and zstd. Debian 12's kmod 30 is built without zlib and does not see .ko.gz files at
+// all; depmod-tx accepts them (a deliberate superset: Debian trees ship no .ko.gz).
+// Module name (shared/util.c: path_to_modname, modname_normalize): the base name up to its first
+// '.', with every '-' turned into '_'.
+// Decompression (libkmod/libkmod-file.c: kmod_file_open) is chosen by the leading magic bytes,
+// not by the suffix, as kmod does: zstd 28 b5 2f fd, xz fd '7zXZ' 00, gzip 1f 8b; anything else
+// is read as is. Output is capped at MAX_MODULE_BYTES so a crafted file cannot exhaust memory.
+import { gunzip } from 'node:zlib';
+import { decompress as zstdDecompress } from 'fzstd';
+import { FormatError } from '../errors.ts';
+
+export const MODULE_SUFFIXES = ['.ko', '.ko.gz', '.ko.xz', '.ko.zst'] as const;
+export type ModuleSuffix = (typeof MODULE_SUFFIXES)[number];
+
+/**
+ * Largest decompressed module accepted: 256 MiB. The biggest Debian 6.1 module is about 9 MiB
+ * unstripped-debug-free; anything past this is a decompression bomb or not a module.
+ */
+export const MAX_MODULE_BYTES = 256 * 1024 * 1024;
+
+function baseName(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+/** The module suffix a path ends with (longest match), or undefined when it is not a module file. */
+export function moduleSuffix(path: string): ModuleSuffix | undefined {
+  const base = baseName(path);
+  for (const ext of MODULE_SUFFIXES) {
+    // Only one suffix can match a given name ending, so the first hit is the answer.
+    if (base.length > ext.length && base.endsWith(ext)) return ext;
+  }
+  return undefined;
+}
+
+export function isModulePath(path: string): boolean {
+  return moduleSuffix(path) !== undefined;
+}
+
+/** depmod's module name for a path: `kernel/drivers/foo-bar.ko.xz` → `foo_bar`. */
+export function modnameFromPath(path: string): string {
+  const base = baseName(path);
+  const dot = base.indexOf('.');
+  const stem = dot < 0 ? base : base.slice(0, dot);
+  return stem.replaceAll('-', '_');
+}
+
+export type Compression = 'none' | 'gzip' | 'xz' | 'zstd';
+
+/** kmod_file_open's detection by magic. */
+export function detectCompression(bytes: Uint8Array): Compression {
+  const b0 = bytes[0];
+  const b1 = bytes[1];
+  if (b0 === 0x28 && b1 === 0xb5 && bytes[2] === 0x2f && bytes[3] === 0xfd) return 'zstd';
+  if (b0 === 0xfd && b1 === 0x37 && bytes[2] === 0x7a && bytes[3] === 0x58 && bytes[4] === 0x5a && bytes[5] === 0x00) return 'xz';
+  if (b0 === 0x1f && b1 === 0x8b) return 'gzip';
+  return 'none';
+}
+
+export interface DecompressOptions {
+  /** Output cap in bytes (default MAX_MODULE_BYTES); tests lower it. */
+  maxBytes?: number;
+}
+
+/** The module's ELF image. Throws FormatError naming `file` for corrupt or oversized streams. */
+export async function decompressModule(bytes: Uint8Array, file: string, opts: DecompressOptions = {}): Promise<Uint8Array> {
+  const max = opts.maxBytes ?? MAX_MODULE_BYTES;
+  switch (detectCompression(bytes)) {
+    case 'none':
+      if (bytes.byteLength > max) throw tooBig(file, max);
+      return bytes;
+    case 'gzip':
+      return gunzipCapped(bytes, file, max);
+    case 'xz':
+      return unxzCapped(bytes, file, max);
+    case 'zstd':
+      return unzstdCapped(bytes, file, max);
+  }
+}
+
+function tooBig(file: string, max: number): FormatError {
+  return new FormatError(file, `decompressed module exceeds ${max} bytes (decompression bomb?)`);
+}
+
+function gunzipCapped(bytes: Uint8Array, file: string, max: number): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    gunzip(bytes, { maxOutputLength: max }, (err, out) => {
+      if (err === null) return resolve(new Uint8Array(out.buffer, out.byteOffset, out.byteLength));
+      const code = (err as { code?: string }).code;
+      if (code === 'ERR_BUFFER_TOO_LARGE') return reject(tooBig(file, max));
+      reject(new FormatError(file, `corrupt gzip stream: ${err.message}`, undefined, { cause: err }));
+    });
+  });
+}
+
+type Lzma = typeof import('lzma-native');
+let lzmaModule: Promise<Lzma> | undefined;
+
+function lzma(): Promise<Lzma> {
+  // Loaded on first use: the native addon costs time to load and plain trees never need it.
+  lzmaModule ??= import('lzma-native').then((m) => ((m as { default?: Lzma }).default ?? m) as Lzma);
+  return lzmaModule;
+}
+
+async function unxzCapped(bytes: Uint8Array, file: string, max: number): Promise<Uint8Array> {
+  const lib = await lzma();
+  return new Promise((resolve, reject) => {
+    const stream = lib.createStream('streamDecoder', { synchronous: false });
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    let done = false;
+    stream.on('data', (chunk: Uint8Array) => {
+      if (done) return;
+      total += chunk.byteLength;
+      if (total > max) {
+        done = true;
+        stream.destroy();
+        reject(tooBig(file, max));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    stream.on('error', (e: Error) => {
+      if (done) return;
+      done = true;
+      reject(new FormatError(file, `corrupt xz stream: ${e.message}`, undefined, { cause: e }));
+    });
+    stream.on('end', () => {
+      if (done) return;
+      done = true;
+      const out = new Uint8Array(total);
+      let o = 0;
+      for (const c of chunks) {
+        out.set(c, o);
+        o += c.byteLength;
+      }
+      resolve(out);
+    });
+    stream.end(bytes);
+  });
+}
+
+/**
+ * Upper bound of a zstd stream's output, read from its frame and block headers without
+ * decompressing (RFC 8878 §3.1): a frame's declared content size when present, else 128 KiB per
+ * block (the format's block maximum). fzstd allocates whole frames at once, so the cap must be
+ * checked before it runs.
+ */
+function zstdOutputBound(b: Uint8Array, file: string): number {
+  let p = 0;
+  let total = 0;
+  const u32 = (o: number): number => ((b[o] ?? 0) | ((b[o + 1] ?? 0) << 8) | ((b[o + 2] ?? 0) << 16) | ((b[o + 3] ?? 0) << 24)) >>> 0;
+  const corrupt = (why: string): FormatError => new FormatError(file, `corrupt zstd stream: ${why}`, p);
+  while (p < b.length) {
+    if (p + 4 > b.length) throw corrupt('truncated frame');
+    const magic = u32(p);
+    if ((magic & 0xfffffff0) === 0x184d2a50) {
+      // skippable frame: 4-byte size follows
+      if (p + 8 > b.length) throw corrupt('truncated skippable frame');
+      p += 8 + u32(p + 4);
+      continue;
+    }
+    if (magic !== 0xfd2fb528) throw corrupt('bad frame magic');
+    const fhd = b[p + 4];
+    if (fhd === undefined) throw corrupt('truncated frame header');
+    const fcsFlag = fhd >> 6;
+    const single = (fhd >> 5) & 1;
+    const checksum = (fhd >> 2) & 1;
+    const dictFlag = fhd & 3;
+    let q = p + 5 + (single ? 0 : 1) + [0, 1, 2, 4][dictFlag]!;
+    const fcsBytes = [single ? 1 : 0, 2, 4, 8][fcsFlag]!;
+    if (q + fcsBytes > b.length) throw corrupt('truncated frame header');
+    let fcs: number | undefined;
+    if (fcsBytes === 1) fcs = b[q]!;
+    else if (fcsBytes === 2) fcs = ((b[q]! | (b[q + 1]! << 8)) + 256);
+    else if (fcsBytes === 4) fcs = u32(q);
+    else if (fcsBytes === 8) fcs = u32(q + 4) * 0x1_0000_0000 + u32(q);
+    q += fcsBytes;
+    let blocks = 0;
+    for (;;) {
+      if (q + 3 > b.length) throw corrupt('truncated block');
+      const h = b[q]! | (b[q + 1]! << 8) | (b[q + 2]! << 16);
+      const type = (h >> 1) & 3;
+      const size = h >>> 3;
+      q += 3 + (type === 1 ? 1 : size); // RLE blocks store one byte
+      blocks++;
+      if (h & 1) break;
+    }
+    q += checksum ? 4 : 0;
+    total += fcs ?? blocks * 128 * 1024;
+    p = q;
+  }
+  return total;
+}
+
+function unzstdCapped(bytes: Uint8Array, file: string, max: number): Uint8Array {
+  if (zstdOutputBound(bytes, file) > max) throw tooBig(file, max);
+  let out: Uint8Array;
+  try {
+    out = zstdDecompress(bytes);
+  } catch (e) {
+    throw new FormatError(file, `corrupt zstd stream: ${(e as Error).message}`, undefined, { cause: e });
+  }
+  if (out.byteLength > max) throw tooBig(file, max);
+  return out;
+}
