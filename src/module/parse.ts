@@ -52,11 +52,12 @@ const utf8 = new TextDecoder('utf-8');
  * Text of bytes start..end. Module strings are ASCII in practice and decode byte by byte; anything
  * else goes through UTF-8 so author names read correctly and re-encode to the same bytes.
  */
-function text(bytes: Uint8Array, start: number, end: number): string {
+function text(elf: Elf, start: number, end: number): string {
+  const bytes = elf.bytes;
   for (let i = start; i < end; i++) {
     if ((bytes[i] as number) >= 0x80) return utf8.decode(bytes.subarray(start, end));
   }
-  return latin1(bytes, start, end);
+  return latin1(elf.buf, start, end);
 }
 
 /**
@@ -103,7 +104,7 @@ function readModinfo(elf: Elf): Array<[string, string]> {
     let eq = start;
     while (eq < end && bytes[eq] !== 0x3d) eq++;
     // kmod_module_get_info: no '=' means the whole string is the key and the value is empty.
-    out.push(eq === end ? [text(bytes, start, end), ''] : [text(bytes, start, eq), text(bytes, eq + 1, end)]);
+    out.push(eq === end ? [text(elf, start, end), ''] : [text(elf, start, eq), text(elf, eq + 1, end)]);
   });
   return out;
 }
@@ -113,7 +114,7 @@ function ksymtabStrings(elf: Elf): ExportedSymbol[] {
   const out: ExportedSymbol[] = [];
   if (sec === undefined) return out;
   const bytes = elf.bytes;
-  eachString(bytes, sec, (start, end) => out.push({ name: latin1(bytes, start, end), crc: 0 }));
+  eachString(bytes, sec, (start, end) => out.push({ name: latin1(elf.buf, start, end), crc: 0 }));
   return out;
 }
 
@@ -150,7 +151,7 @@ function readVersions(elf: Elf): Versions | undefined {
   const firstIndex = new Map<string, number>();
   for (let i = 0; i < count; i++) {
     const start = sec.offset + i * VERSION_ENTRY_SIZE + crcSize;
-    const name = latin1(elf.bytes, start, cStringEnd(elf, start, '__versions'));
+    const name = latin1(elf.buf, start, cStringEnd(elf, start, '__versions'));
     names[i] = name;
     if (!firstIndex.has(name)) firstIndex.set(name, i);
   }
@@ -206,7 +207,7 @@ function readSymbols(elf: Elf): { exports: ExportedSymbol[]; imports: ImportedSy
     const undef = sym.shndx === SHN_UNDEF && !(sparc && (sym.info & 0xf) === STT_REGISTER);
     if (undef && !nameOk) importsUsable = false;
     if (undef && importsUsable && nameOk && bytes[p] !== 0) {
-      const name = latin1(bytes, p, cStringEnd(elf, p, '.strtab'));
+      const name = latin1(elf.buf, p, cStringEnd(elf, p, '.strtab'));
       let crc = 0;
       if (versions !== undefined && visited !== undefined) {
         const vi = versions.firstIndex.get(name);
@@ -220,7 +221,7 @@ function readSymbols(elf: Elf): { exports: ExportedSymbol[]; imports: ImportedSy
     // kmod looks at every symbol for __crc_, defined or not (an undefined one resolves to its value).
     if (exportsUsable && nameOk && hasCrcPrefix(bytes, p)) {
       const start = p + CRC_PREFIX.length;
-      exports.push({ name: latin1(bytes, start, cStringEnd(elf, start, '.strtab')), crc: resolveCrc(elf, sym.value, sym.shndx) });
+      exports.push({ name: latin1(elf.buf, start, cStringEnd(elf, start, '.strtab')), crc: resolveCrc(elf, sym.value, sym.shndx) });
     }
   }
 
