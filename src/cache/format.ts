@@ -11,7 +11,8 @@
 //          varint S, then S strings as one UTF-8 blob of NUL-terminated strings (module strings are
 //          C strings, so they never contain NUL); every string below is an index into this table
 //          varint N entries, each: path, size u64, mtimeNs u64, ctimeNs u64, ino u64 (fixed 8 bytes),
-//          name, varint #modinfo (key, value)*, varint #exports (name, crc)*, varint #imports (name, crc, weak u8)*
+//          name, varint #modinfo (key, value)*, varint #exports (name, crc f64)*, varint #imports (name, crc f64, weak u8)*
+//          (CRCs are f64 because the reader reports kmod's (uint64_t)-1 for unresolvable CRCs as 2^64)
 //   ..  32 SHA-256 of every byte before it
 // Interning matters: ~4,000 modules import ~300,000 symbol references drawn from ~15,000 names.
 import { createHash } from 'node:crypto';
@@ -70,10 +71,6 @@ function varintSize(n: number): number {
   return size;
 }
 
-function checkCrc(n: number): number {
-  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`cache: CRC ${n} is not a non-negative safe integer`);
-  return n;
-}
 
 export function encodeCache(c: CacheContents): Uint8Array {
   // Pass 1: intern strings and size everything.
@@ -95,9 +92,9 @@ export function encodeCache(c: CacheContents): Uint8Array {
     bodyVar += varintSize(r.modinfo.length);
     for (const [k, v] of r.modinfo) bodyVar += varintSize(intern(k)) + varintSize(intern(v));
     bodyVar += varintSize(r.exports.length);
-    for (const x of r.exports) bodyVar += varintSize(intern(x.name)) + varintSize(checkCrc(x.crc));
+    for (const x of r.exports) bodyVar += varintSize(intern(x.name)) + 8;
     bodyVar += varintSize(r.imports.length);
-    for (const x of r.imports) bodyVar += varintSize(intern(x.name)) + varintSize(checkCrc(x.crc)) + 1;
+    for (const x of r.imports) bodyVar += varintSize(intern(x.name)) + 9;
   }
   for (const s of strings) if (s.includes('\0')) throw new RangeError('cache: string contains NUL');
   const blob = enc.encode(strings.length ? strings.join('\0') + '\0' : '');
@@ -146,12 +143,14 @@ export function encodeCache(c: CacheContents): Uint8Array {
     putVar(r.exports.length);
     for (const x of r.exports) {
       putVar(ids.get(x.name)!);
-      putVar(x.crc);
+      dv.setFloat64(o, x.crc, true);
+      o += 8;
     }
     putVar(r.imports.length);
     for (const x of r.imports) {
       putVar(ids.get(x.name)!);
-      putVar(x.crc);
+      dv.setFloat64(o, x.crc, true);
+      o += 8;
       out[o++] = x.weak ? 1 : 0;
     }
   }
@@ -192,6 +191,12 @@ class Reader {
   u64(): bigint {
     if (this.o + 8 > this.end) this.fail('truncated fingerprint');
     const v = this.dv.getBigUint64(this.o, true);
+    this.o += 8;
+    return v;
+  }
+  f64(): number {
+    if (this.o + 8 > this.end) this.fail('truncated CRC');
+    const v = this.dv.getFloat64(this.o, true);
     this.o += 8;
     return v;
   }
@@ -257,9 +262,9 @@ export function decodeCache(bytes: Uint8Array, file: string): CacheContents {
     const modinfo: Array<[string, string]> = new Array(count());
     for (let j = 0; j < modinfo.length; j++) modinfo[j] = [str(), str()];
     const exports = new Array(count());
-    for (let j = 0; j < exports.length; j++) exports[j] = { name: str(), crc: r.varint() };
+    for (let j = 0; j < exports.length; j++) exports[j] = { name: str(), crc: r.f64() };
     const imports = new Array(count());
-    for (let j = 0; j < imports.length; j++) imports[j] = { name: str(), crc: r.varint(), weak: r.byte() === 1 };
+    for (let j = 0; j < imports.length; j++) imports[j] = { name: str(), crc: r.f64(), weak: r.byte() === 1 };
     entries[i] = { path, fp, record: { name, modinfo, exports, imports } };
   }
   if (r.o !== bodyEnd) r.fail('trailing bytes after the last entry');
