@@ -1,0 +1,133 @@
+// Module paths (kmod v30 shared/util.c rules) and decompression: formats by magic, corrupt
+// streams and decompression bombs as FormatErrors naming the file.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { test } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { FormatError } from '../../src/errors.ts';
+import {
+  MAX_MODULE_BYTES,
+  decompressModule,
+  detectCompression,
+  isModulePath,
+  modnameFromPath,
+  moduleSuffix,
+} from '../../src/module/decompress.ts';
+import { parseModule, parseModuleFile } from '../../src/module/parse.ts';
+import { buildModuleElf } from '../support/fixture-elf.ts';
+
+test('which paths are modules (path_ends_with_kmod_ext) and their suffix', () => {
+  assert.equal(moduleSuffix('kernel/fs/ext4/ext4.ko'), '.ko');
+  assert.equal(moduleSuffix('ext4.ko.xz'), '.ko.xz');
+  assert.equal(moduleSuffix('ext4.ko.zst'), '.ko.zst');
+  assert.equal(moduleSuffix('ext4.ko.gz'), '.ko.gz');
+  for (const p of ['ext4.o', 'ext4.ko.bz2', 'ext4.kox', 'modules.dep', 'dir/.ko', '.ko.xz', 'ext4.KO', 'a.ko/']) {
+    assert.equal(isModulePath(p), false, p);
+  }
+  assert.equal(isModulePath('a.ko'), true);
+  assert.equal(isModulePath('x/.ko.ko'), true, 'longer than the suffix');
+});
+
+test('module names (path_to_modname): base name up to the first ".", "-" → "_"', () => {
+  assert.equal(modnameFromPath('kernel/drivers/net/ethernet/intel/e1000e/e1000e.ko'), 'e1000e');
+  assert.equal(modnameFromPath('/lib/modules/6.1.0/kernel/sound/snd-hda-intel.ko.xz'), 'snd_hda_intel');
+  assert.equal(modnameFromPath('foo.bar-baz.ko'), 'foo');
+  assert.equal(modnameFromPath('dir-with-dash/mod.ko.zst'), 'mod');
+});
+
+test('detection by magic, like kmod_file_open', () => {
+  assert.equal(detectCompression(gzipSync(Buffer.from('x'))), 'gzip');
+  assert.equal(detectCompression(new Uint8Array([0x28, 0xb5, 0x2f, 0xfd, 0])), 'zstd');
+  assert.equal(detectCompression(new Uint8Array([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0])), 'xz');
+  assert.equal(detectCompression(new Uint8Array([0x7f, 0x45, 0x4c, 0x46])), 'none');
+});
+
+const elf = buildModuleElf({ modinfo: [['alias', 'pci:v*'], ['license', 'GPL']], exports: [{ name: 'f', crc: 3 }] });
+const cli = (cmd: string, args: string[], input: Uint8Array): Uint8Array => execFileSync(cmd, args, { input, maxBuffer: 1 << 26 });
+
+test('the three formats decompress to the same module', async () => {
+  const want = parseModule(elf, 'm.ko');
+  for (const [file, bytes] of [
+    ['m.ko.gz', gzipSync(elf)],
+    ['m.ko.xz', cli('xz', ['-c', '--check=crc32'], elf)],
+    ['m.ko.zst', cli('zstd', ['-c', '-q'], elf)],
+    ['m.ko', elf],
+  ] as const) {
+    assert.deepEqual(await parseModuleFile(bytes, file), want, file);
+  }
+});
+
+async function rejectsFormat(p: Promise<unknown>, file: string, reason: RegExp): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof FormatError, `expected FormatError, got ${String(e)}`);
+    assert.equal(e.file, file);
+    assert.ok(e.message.startsWith(`${file}: `));
+    assert.match(e.reason, reason);
+    return true;
+  });
+}
+
+test('corrupt and truncated streams', async () => {
+  const gz = gzipSync(elf);
+  const xz = cli('xz', ['-c', '--check=crc32'], elf);
+  const zst = cli('zstd', ['-c', '-q'], elf);
+  const flip = (b: Uint8Array): Uint8Array => {
+    const c = b.slice();
+    for (let i = 20; i < c.length - 10; i += 9) c[i] = (c[i] as number) ^ 0x5a;
+    return c;
+  };
+  await rejectsFormat(decompressModule(gz.subarray(0, gz.length - 20), 'a.ko.gz'), 'a.ko.gz', /corrupt gzip/);
+  await rejectsFormat(decompressModule(flip(gz), 'a.ko.gz'), 'a.ko.gz', /corrupt gzip/);
+  await rejectsFormat(decompressModule(xz.subarray(0, xz.length - 20), 'a.ko.xz'), 'a.ko.xz', /corrupt xz/);
+  await rejectsFormat(decompressModule(flip(xz), 'a.ko.xz'), 'a.ko.xz', /corrupt xz/);
+  await rejectsFormat(decompressModule(zst.subarray(0, zst.length - 6), 'a.ko.zst'), 'a.ko.zst', /corrupt zstd/);
+  await rejectsFormat(decompressModule(flip(zst), 'a.ko.zst'), 'a.ko.zst', /corrupt zstd/);
+  // A file with a module suffix but no compression magic is read as is (kmod does the same): not ELF.
+  await rejectsFormat(parseModuleFile(new TextEncoder().encode('garbage, not xz'), 'g.ko.xz'), 'g.ko.xz', /not an ELF file/);
+});
+
+/** A zstd frame without a content size: N RLE blocks of 128 KiB zeros (4 bytes each), RFC 8878. */
+function zstdRleBomb(blocks: number): Uint8Array {
+  const out = new Uint8Array(6 + blocks * 4);
+  out.set([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x58]); // descriptor 0: no content size; window 2 MiB (0x58)
+  for (let i = 0; i < blocks; i++) {
+    const last = i === blocks - 1 ? 1 : 0;
+    const h = last | (1 << 1) | ((128 * 1024) << 3); // RLE block of 128 KiB
+    out.set([h & 0xff, (h >> 8) & 0xff, (h >> 16) & 0xff, 0], 6 + i * 4);
+  }
+  return out;
+}
+
+test('decompression bombs are refused at MAX_MODULE_BYTES (256 MiB) without inflating them', async () => {
+  assert.equal(MAX_MODULE_BYTES, 256 * 1024 * 1024);
+  // 300 MiB of zeros as 2,400 RLE blocks: a 9.6 kB file.
+  const bomb = zstdRleBomb(2400);
+  assert.ok(bomb.length < 10_000);
+  const t0 = performance.now();
+  await rejectsFormat(decompressModule(bomb, 'bomb.ko.zst'), 'bomb.ko.zst', /exceeds 268435456 bytes/);
+  assert.ok(performance.now() - t0 < 1000, 'refused before decompressing');
+  // The same construction under the cap decompresses (the bound is not a blanket refusal).
+  assert.equal((await decompressModule(zstdRleBomb(8), 'ok.ko.zst')).byteLength, 8 * 128 * 1024);
+
+  // 300 MiB of zeros as 300 concatenated gzip members of 1 MiB each (gunzip reads them all).
+  const member = gzipSync(new Uint8Array(1 << 20));
+  const gz = new Uint8Array(member.length * 300);
+  for (let i = 0; i < 300; i++) gz.set(member, i * member.length);
+  await rejectsFormat(decompressModule(gz, 'bomb.ko.gz'), 'bomb.ko.gz', /exceeds 268435456 bytes/);
+});
+
+test('the cap applies to every format (lowered for the test)', async () => {
+  const zeros = new Uint8Array(2 << 20);
+  const opts = { maxBytes: 1 << 20 };
+  await rejectsFormat(decompressModule(gzipSync(zeros), 'z.ko.gz', opts), 'z.ko.gz', /exceeds 1048576 bytes/);
+  await rejectsFormat(decompressModule(cli('xz', ['-c'], zeros), 'z.ko.xz', opts), 'z.ko.xz', /exceeds 1048576 bytes/);
+  await rejectsFormat(decompressModule(cli('zstd', ['-c', '-q'], zeros), 'z.ko.zst', opts), 'z.ko.zst', /exceeds 1048576 bytes/);
+  // zstd without a declared content size (streamed from a pipe with --no-content-size).
+  await rejectsFormat(
+    decompressModule(cli('zstd', ['-c', '-q', '--no-content-size'], zeros), 'z.ko.zst', opts),
+    'z.ko.zst',
+    /exceeds 1048576 bytes/,
+  );
+  await rejectsFormat(decompressModule(zeros, 'z.ko', opts), 'z.ko', /exceeds 1048576 bytes/);
+  assert.equal((await decompressModule(gzipSync(zeros), 'z.ko.gz', { maxBytes: 2 << 20 })).byteLength, 2 << 20);
+});
