@@ -1,7 +1,14 @@
-// In-memory patricia trie and its serializer to kmod's binary index format (layout in format.ts).
-// Behaviour follows kmod v30 tools/depmod.c: index_insert (node splitting), index_add_value
-// (value order and duplicate report), index__checkstring, index_write / index_write__node.
-// Where nodes go in the file is a per-kmod-version choice kept in LAYOUTS below.
+// Writer for kmod's binary trie index (layout in format.ts). Matches kmod v30 tools/depmod.c:
+// index_insert + index_add_value (value order, duplicate report), index__checkstring (what
+// happens to bytes >= 0x80), index_write / index_write__node (node placement).
+//
+// kmod splits nodes on every insert. The trie it ends up with is canonical for its key set:
+// the root has an empty prefix, and every other node's prefix is the longest common prefix of
+// the keys below it (a split only happens where two keys differ, so no node has one child and
+// no values). So we collect keys and their value lists on insert and build that trie in one
+// pass over the sorted keys when serializing: no splits, no per-node child arrays to grow.
+// test/index/kmod-insert-model.ts follows kmod's incremental algorithm step by step; tests
+// require both to give the same bytes.
 
 import { FormatError } from '../errors.ts';
 import {
@@ -20,61 +27,38 @@ import {
 export type { IndexValue } from './format.ts';
 export { readIndex, diffIndexes } from './read.ts';
 
+/** The trie as flat tables; nodes are numbered in post-order (children in edge order first). */
+interface NodeTable {
+  count: number;
+  /** Prefix = keys[prefixKey].slice(prefixStart, prefixEnd); empty when start === end. */
+  prefixKey: Int32Array;
+  prefixStart: Int32Array;
+  prefixEnd: Int32Array;
+  /** Index into keys of the key whose values this node holds, or -1. */
+  valuesKey: Int32Array;
+  /** Edge range; childStart indexes `children` (last - first + 1 node ids, -1 for none). */
+  first: Uint8Array;
+  last: Uint8Array;
+  childStart: Int32Array;
+  hasChildren: Uint8Array;
+  children: number[];
+}
+
 /**
- * The order in which nodes are placed in the file. kmod 30 (Debian 12) writes children, in edge
- * character order, before their parent, so the root comes last ('post'). kmod 34 writes the
- * same nodes parent first ('pre'): same size, different bytes. Add a row to support another
- * version; 'pre' is implemented but not yet checked against a kmod 34 oracle, so not exposed.
+ * Where each node goes in the file, as the list of node ids in file order. kmod 30 (Debian 12)
+ * writes children, in edge order, before their parent, so the root is last: exactly our
+ * numbering. kmod 34 writes the same nodes parent first (same size, different bytes); to support
+ * it, add a row with a pre-order walk of the table and check it against a kmod 34 oracle.
  */
 const LAYOUTS = {
-  kmod30: { order: 'post' },
-} as const satisfies Record<string, { order: 'post' | 'pre' }>;
+  kmod30: (t: NodeTable): Int32Array => Int32Array.from({ length: t.count }, (_, i) => i),
+} satisfies Record<string, (t: NodeTable) => Int32Array>;
 
 export type IndexLayout = keyof typeof LAYOUTS;
 
-interface TrieNode {
-  /** Byte string (see toByteString). */
-  prefix: string;
-  /** Kept sorted by priority; a new value goes before existing values of equal priority. */
-  values: IndexValue[] | undefined;
-  /** Edge character range; kids[ch - first]. Both meaningless while kids is undefined. */
-  first: number;
-  last: number;
-  kids: (TrieNode | undefined)[] | undefined;
-  /** Filled by serialize. */
-  offset: number;
-}
-
-function newNode(prefix: string, values: IndexValue[] | undefined): TrieNode {
-  return { prefix, values, first: INDEX_CHILDMAX, last: 0, kids: undefined, offset: 0 };
-}
-
-function childAt(node: TrieNode, ch: number): TrieNode | undefined {
-  if (node.kids === undefined || ch < node.first || ch > node.last) return undefined;
-  return node.kids[ch - node.first];
-}
-
-function setChild(node: TrieNode, ch: number, child: TrieNode): void {
-  if (node.kids === undefined) {
-    node.first = ch;
-    node.last = ch;
-    node.kids = [child];
-    return;
-  }
-  if (ch < node.first) {
-    const grown = new Array<TrieNode | undefined>(node.first - ch).fill(undefined);
-    node.kids = grown.concat(node.kids);
-    node.first = ch;
-  } else if (ch > node.last) {
-    for (let c = node.last + 1; c < ch; c++) node.kids.push(undefined);
-    node.kids.push(undefined);
-    node.last = ch;
-  }
-  node.kids[ch - node.first] = child;
-}
-
 export class IndexTrie {
-  readonly #root: TrieNode = newNode('', undefined);
+  /** Byte-string key (see toByteString) → values sorted by priority (index_add_value order). */
+  readonly #entries = new Map<string, IndexValue[]>();
   readonly #name: string;
 
   /** `name` (the output file, e.g. "modules.alias.bin") prefixes error messages. */
@@ -83,9 +67,10 @@ export class IndexTrie {
   }
 
   /**
-   * Adds `value` under `key` (kmod index_insert + index_add_value). Returns true when the key
-   * already held an equal value (kmod reports that as a duplicate; depmod -w warns about it);
-   * the value is stored again either way.
+   * Adds `value` under `key` with kmod's index_insert semantics: values stay sorted by priority
+   * and a new value goes before existing values of equal priority. Returns true when the key
+   * already held an equal value (kmod reports a duplicate, depmod -w warns); it is stored again
+   * either way. Keys and values are written as UTF-8 and must not contain NUL.
    */
   insert(key: string, value: string, priority: number): boolean {
     if (!Number.isInteger(priority) || priority < 0 || priority > 0xffffffff) {
@@ -96,103 +81,86 @@ export class IndexTrie {
     if (k.includes('\0') || v.includes('\0')) {
       throw new FormatError(this.#name, `key "${key}" or its value contains a NUL character`);
     }
-    let node = this.#root;
-    let i = 0;
-    for (;;) {
-      const p = node.prefix;
-      let j = 0;
-      for (; j < p.length; j++) {
-        const ch = p.charCodeAt(j);
-        if (ch !== k.charCodeAt(i + j)) {
-          // Check both edges this insert will create before changing anything, so a rejected
-          // key leaves the trie as it was.
-          this.#checkEdge(ch, key);
-          if (i + j < k.length) this.#checkEdge(k.charCodeAt(i + j), key);
-          const moved: TrieNode = { ...node, prefix: p.slice(j + 1), offset: 0 };
-          node.prefix = p.slice(0, j);
-          node.values = undefined;
-          node.kids = undefined;
-          setChild(node, ch, moved);
-          break;
-        }
-      }
-      i += j;
-      if (i === k.length) return addValue(node, v, priority);
-      const ch = k.charCodeAt(i);
-      const child = childAt(node, ch);
-      if (child === undefined) {
-        this.#checkEdge(ch, key);
-        setChild(node, ch, newNode(k.slice(i + 1), [{ priority, value: v }]));
-        return false;
-      }
-      node = child;
-      i++;
+    const values = this.#entries.get(k);
+    if (values === undefined) {
+      this.#entries.set(k, [{ priority, value: v }]);
+      return false;
     }
+    let duplicate = false;
+    for (const old of values) if (old.value === v) duplicate = true;
+    // Scanning from the end finds kmod's place (before the first value of priority >= ours)
+    // in O(1) for the usual case of values arriving in increasing priority.
+    let at = values.length;
+    while (at > 0 && values[at - 1]!.priority >= priority) at--;
+    values.splice(at, 0, { priority, value: v });
+    return duplicate;
   }
 
   /**
-   * kmod 30's index__checkstring means to reject bytes >= 0x80, but it reads them through a
-   * signed char on x86, so the check never fires: such bytes pass into prefixes and values
-   * unchanged (the oracle writes them), and only when one must become an edge character does
-   * depmod index its child array with a negative number (observed: segfault, no output file).
-   * We keep the bytes kmod keeps and turn the undefined case into an error.
+   * The index file's bytes: build the node table, place nodes (sizes and offsets), then fill one
+   * Uint8Array. Throws FormatError when a byte >= 0x80 would have to become an edge character
+   * (see edgeError).
    */
-  #checkEdge(ch: number, key: string): void {
-    if (ch >= INDEX_CHILDMAX) {
-      throw new FormatError(
-        this.#name,
-        `key "${key}": byte 0x${ch.toString(16)} would become a trie edge; kmod only supports 7-bit ASCII there (depmod 30 crashes)`,
-      );
-    }
-  }
-
-  /** The index file's bytes: sizes and offsets first, then one Uint8Array filled in place. */
   serialize(layout: IndexLayout = 'kmod30'): Uint8Array {
-    const { order } = LAYOUTS[layout];
-    const nodes: TrieNode[] = [];
+    // Default sort compares UTF-16 units; on byte strings that is byte order, as kmod's edges.
+    const keys = [...this.#entries.keys()].sort();
+    const table = buildTable(keys, this.#name);
+    const order = LAYOUTS[layout](table);
+
+    const values = keys.map((k) => this.#entries.get(k)!);
+    const offset = new Int32Array(table.count);
     let cursor = INDEX_HEADER_SIZE;
-    const place = (node: TrieNode): void => {
-      if (order === 'pre') {
-        node.offset = cursor;
-        cursor += nodeSize(node);
-        nodes.push(node);
-      }
-      // Recursion depth is bounded by the longest key (each level consumes at least one byte).
-      if (node.kids !== undefined) for (const kid of node.kids) if (kid !== undefined) place(kid);
-      if (order === 'post') {
-        node.offset = cursor;
-        cursor += nodeSize(node);
-        nodes.push(node);
-      }
-    };
-    place(this.#root);
+    for (const id of order) {
+      offset[id] = cursor;
+      cursor += nodeSize(table, values, id);
+    }
     if (cursor - 1 > NODE_OFFSET_MASK) {
       throw new FormatError(this.#name, `index of ${cursor} bytes does not fit 28-bit node offsets`);
     }
 
+    const ref = (id: number): number => {
+      let r = offset[id]!;
+      if (table.prefixEnd[id]! > table.prefixStart[id]!) r |= NODE_PREFIX;
+      if (table.hasChildren[id]) r |= NODE_CHILDS;
+      if (table.valuesKey[id]! >= 0) r |= NODE_VALUES;
+      return r >>> 0;
+    };
     const out = new Uint8Array(cursor);
     const view = new DataView(out.buffer);
     view.setUint32(0, INDEX_MAGIC);
     view.setUint32(4, INDEX_VERSION);
-    view.setUint32(8, nodeRef(this.#root));
-    for (const node of nodes) {
-      let pos = node.offset;
-      if (node.prefix.length > 0) pos = putByteString(out, pos, node.prefix);
-      if (node.kids !== undefined) {
-        out[pos] = node.first;
-        out[pos + 1] = node.last;
-        pos += 2;
-        for (const kid of node.kids) {
-          view.setUint32(pos, kid === undefined ? 0 : nodeRef(kid));
-          pos += 4;
+    view.setUint32(8, ref(table.count - 1));
+    for (const id of order) {
+      let pos = offset[id]!;
+      const pStart = table.prefixStart[id]!;
+      const pEnd = table.prefixEnd[id]!;
+      if (pEnd > pStart) {
+        const src = keys[table.prefixKey[id]!]!;
+        for (let i = pStart; i < pEnd; i++) out[pos++] = src.charCodeAt(i);
+        out[pos++] = 0;
+      }
+      if (table.hasChildren[id]) {
+        const first = table.first[id]!;
+        const last = table.last[id]!;
+        out[pos++] = first;
+        out[pos++] = last;
+        const base = table.childStart[id]!;
+        for (let i = 0; i <= last - first; i++, pos += 4) {
+          const child = table.children[base + i]!;
+          view.setUint32(pos, child < 0 ? 0 : ref(child));
         }
       }
-      if (node.values !== undefined) {
-        view.setUint32(pos, node.values.length);
+      const vk = table.valuesKey[id]!;
+      if (vk >= 0) {
+        const list = values[vk]!;
+        view.setUint32(pos, list.length);
         pos += 4;
-        for (const v of node.values) {
+        for (const v of list) {
           view.setUint32(pos, v.priority);
-          pos = putByteString(out, pos + 4, v.value);
+          pos += 4;
+          const s = v.value;
+          for (let i = 0; i < s.length; i++) out[pos++] = s.charCodeAt(i);
+          out[pos++] = 0;
         }
       }
     }
@@ -201,46 +169,103 @@ export class IndexTrie {
 }
 
 /**
- * kmod index_add_value: the list stays sorted by priority and a new value is placed before
- * the values of equal priority already there. Scanning from the end finds the same place and
- * is O(1) for the common case of values arriving in increasing priority.
+ * The canonical trie of sorted, distinct byte-string keys, numbered in post-order. A node for
+ * keys[lo..hi) at depth d (all share keys[lo].slice(0, d)) takes as prefix their longest common
+ * prefix beyond d, which for sorted keys is that of the first and the last; the root keeps an
+ * empty prefix, as kmod's index_create makes it and no split ever changes it.
  */
-function addValue(node: TrieNode, value: string, priority: number): boolean {
-  const values = node.values;
-  if (values === undefined) {
-    node.values = [{ priority, value }];
-    return false;
+function buildTable(keys: string[], name: string): NodeTable {
+  const max = 2 * keys.length + 1;
+  const t: NodeTable = {
+    count: 0,
+    prefixKey: new Int32Array(max),
+    prefixStart: new Int32Array(max),
+    prefixEnd: new Int32Array(max),
+    valuesKey: new Int32Array(max),
+    first: new Uint8Array(max),
+    last: new Uint8Array(max),
+    childStart: new Int32Array(max),
+    hasChildren: new Uint8Array(max),
+    children: [],
+  };
+  // Recursion depth is the trie depth, bounded by the longest key.
+  const build = (lo: number, hi: number, d: number, root: boolean): number => {
+    const head = keys[lo]!;
+    let end = d;
+    if (!root) {
+      const tail = keys[hi - 1]!;
+      const limit = Math.min(head.length, tail.length);
+      while (end < limit && head.charCodeAt(end) === tail.charCodeAt(end)) end++;
+    }
+    let next = lo;
+    let valuesKey = -1;
+    if (next < hi && head.length === end) valuesKey = next++;
+
+    let kids: number[] | undefined;
+    let first = 0;
+    while (next < hi) {
+      const ch = keys[next]!.charCodeAt(end);
+      if (ch >= INDEX_CHILDMAX) throw edgeError(name, keys[next]!, ch);
+      let stop = next + 1;
+      while (stop < hi && keys[stop]!.charCodeAt(end) === ch) stop++;
+      const child = build(next, stop, end + 1, false);
+      if (kids === undefined) {
+        kids = [];
+        first = ch;
+      }
+      while (first + kids.length < ch) kids.push(-1);
+      kids.push(child);
+      next = stop;
+    }
+
+    const id = t.count++;
+    t.prefixKey[id] = lo;
+    t.prefixStart[id] = d;
+    t.prefixEnd[id] = end;
+    t.valuesKey[id] = valuesKey;
+    if (kids !== undefined) {
+      t.hasChildren[id] = 1;
+      t.first[id] = first;
+      t.last[id] = first + kids.length - 1;
+      t.childStart[id] = t.children.length;
+      for (const k of kids) t.children.push(k);
+    }
+    return id;
+  };
+  if (keys.length === 0) {
+    // An empty index is a header and a root reference with no flags (kmod writes no bytes).
+    t.count = 1;
+    t.valuesKey[0] = -1;
+    return t;
   }
-  let duplicate = false;
-  for (const v of values) if (v.value === value) duplicate = true;
-  let at = values.length;
-  while (at > 0 && values[at - 1]!.priority >= priority) at--;
-  values.splice(at, 0, { priority, value });
-  return duplicate;
+  build(0, keys.length, 0, true);
+  return t;
 }
 
-function nodeSize(node: TrieNode): number {
+function nodeSize(t: NodeTable, values: IndexValue[][], id: number): number {
   let size = 0;
-  if (node.prefix.length > 0) size += node.prefix.length + 1;
-  if (node.kids !== undefined) size += 2 + 4 * node.kids.length;
-  if (node.values !== undefined) {
+  const plen = t.prefixEnd[id]! - t.prefixStart[id]!;
+  if (plen > 0) size += plen + 1;
+  if (t.hasChildren[id]) size += 2 + 4 * (t.last[id]! - t.first[id]! + 1);
+  const vk = t.valuesKey[id]!;
+  if (vk >= 0) {
     size += 4;
-    for (const v of node.values) size += 4 + v.value.length + 1;
+    for (const v of values[vk]!) size += 4 + v.value.length + 1;
   }
   return size;
 }
 
-function nodeRef(node: TrieNode): number {
-  let ref = node.offset;
-  if (node.prefix.length > 0) ref |= NODE_PREFIX;
-  if (node.kids !== undefined) ref |= NODE_CHILDS;
-  if (node.values !== undefined) ref |= NODE_VALUES;
-  return ref >>> 0;
-}
-
-/** Writes a byte string and its NUL terminator; returns the position after the NUL. */
-function putByteString(out: Uint8Array, pos: number, s: string): number {
-  for (let i = 0; i < s.length; i++) out[pos + i] = s.charCodeAt(i);
-  out[pos + s.length] = 0;
-  return pos + s.length + 1;
+/**
+ * kmod 30's index__checkstring means to reject bytes >= 0x80, but it reads them through a signed
+ * char on x86, so the check never fires: such bytes pass into prefixes and values unchanged (the
+ * oracle writes them), and only when one must become an edge character does depmod index its
+ * child array with a negative number (observed: segfault, no output file). We write what kmod
+ * writes and turn its undefined case into an error.
+ */
+function edgeError(name: string, byteKey: string, ch: number): FormatError {
+  const key = new TextDecoder().decode(Uint8Array.from(byteKey, (c) => c.charCodeAt(0)));
+  return new FormatError(
+    name,
+    `key "${key}": byte 0x${ch.toString(16)} would become a trie edge; kmod only supports 7-bit ASCII there (depmod 30 crashes)`,
+  );
 }
