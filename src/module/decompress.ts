@@ -17,8 +17,8 @@ export const MODULE_SUFFIXES = ['.ko', '.ko.gz', '.ko.xz', '.ko.zst'] as const;
 export type ModuleSuffix = (typeof MODULE_SUFFIXES)[number];
 
 /**
- * Largest decompressed module accepted: 256 MiB. The biggest Debian 6.1 module is about 9 MiB
- * unstripped-debug-free; anything past this is a decompression bomb or not a module.
+ * Largest decompressed module accepted: 256 MiB. The biggest Debian 6.1 amd64 module (amdgpu.ko) is ~19 MiB;
+ * anything past the cap is a decompression bomb or not a module.
  */
 export const MAX_MODULE_BYTES = 256 * 1024 * 1024;
 
@@ -146,10 +146,10 @@ async function unxzCapped(bytes: Uint8Array, file: string, max: number): Promise
 /**
  * Upper bound of a zstd stream's output, read from its frame and block headers without
  * decompressing (RFC 8878 §3.1): a frame's declared content size when present, else 128 KiB per
- * block (the format's block maximum). fzstd allocates whole frames at once, so the cap must be
- * checked before it runs.
+ * block (the format's block maximum); a window larger than the cap is refused as well. fzstd
+ * allocates whole frames at once, so the cap must be checked before it runs.
  */
-function zstdOutputBound(b: Uint8Array, file: string): number {
+function zstdOutputBound(b: Uint8Array, file: string, max: number): number {
   let p = 0;
   let total = 0;
   const u32 = (o: number): number => ((b[o] ?? 0) | ((b[o + 1] ?? 0) << 8) | ((b[o + 2] ?? 0) << 16) | ((b[o + 3] ?? 0) << 24)) >>> 0;
@@ -170,6 +170,13 @@ function zstdOutputBound(b: Uint8Array, file: string): number {
     const single = (fhd >> 5) & 1;
     const checksum = (fhd >> 2) & 1;
     const dictFlag = fhd & 3;
+    if (!single) {
+      // fzstd allocates the window up front when no content size is given: bound it too.
+      const wd = b[p + 5];
+      if (wd === undefined) throw corrupt('truncated frame header');
+      const base = 2 ** (10 + (wd >> 3));
+      if (base + (base / 8) * (wd & 7) > max) throw tooBig(file, max);
+    }
     let q = p + 5 + (single ? 0 : 1) + [0, 1, 2, 4][dictFlag]!;
     const fcsBytes = [single ? 1 : 0, 2, 4, 8][fcsFlag]!;
     if (q + fcsBytes > b.length) throw corrupt('truncated frame header');
@@ -197,7 +204,7 @@ function zstdOutputBound(b: Uint8Array, file: string): number {
 }
 
 function unzstdCapped(bytes: Uint8Array, file: string, max: number): Uint8Array {
-  if (zstdOutputBound(bytes, file) > max) throw tooBig(file, max);
+  if (zstdOutputBound(bytes, file, max) > max) throw tooBig(file, max);
   let out: Uint8Array;
   try {
     out = zstdDecompress(bytes);

@@ -131,3 +131,9 @@ test('the cap applies to every format (lowered for the test)', async () => {
   await rejectsFormat(decompressModule(zeros, 'z.ko', opts), 'z.ko', /exceeds 1048576 bytes/);
   assert.equal((await decompressModule(gzipSync(zeros), 'z.ko.gz', { maxBytes: 2 << 20 })).byteLength, 2 << 20);
 });
+
+test('a zstd frame announcing a window over the cap is refused before any allocation', async () => {
+  const b = zstdRleBomb(1);
+  b[5] = 0xf8; // window 2^(10+31): fzstd would try to allocate it
+  await rejectsFormat(decompressModule(b, 'w.ko.zst'), 'w.ko.zst', /exceeds 268435456 bytes/);
+});
