@@ -1,6 +1,6 @@
 // depmod-tx command line. Each command's implementation is imported only when that command runs:
 // hooks call depmod-tx inside every package transaction, so start-up time is paid often.
-import yargs from 'yargs';
+import yargs, { type Argv } from 'yargs';
 import { EXIT, EXIT_CODE_HELP, exitCodeFor } from './exit-codes.ts';
 
 const io = {
@@ -24,6 +24,36 @@ async function run(body: () => Promise<number>): Promise<void> {
     code = fail(err);
   }
   process.exitCode = code;
+}
+
+function mergeOptions<T>(y: Argv<T>) {
+  return y
+    .option('root', { alias: 'b', type: 'string', default: '/', describe: 'base directory, like depmod -b' })
+    .option('outdir', { alias: 'o', type: 'string', describe: 'write modules.* here; the tree and cache stay untouched' })
+    .option('symvers', { alias: 'E', type: 'string', describe: 'Module.symvers (plain/.gz/.xz) for the KABI check' })
+    .option('system-map', { alias: 'F', type: 'string', describe: 'System.map for the KABI check (names only)' })
+    .option('config', { alias: 'C', type: 'string', array: true, describe: 'depmod.d directories or files instead of the defaults' })
+    .option('check', { type: 'boolean', default: false, describe: 'KABI check of every module' })
+    .option('strict', { type: 'boolean', default: false, describe: 'exit 3 when the KABI check finds problems' })
+    .option('json', { type: 'boolean', default: false, describe: 'machine-readable summary and KABI report on stdout' })
+    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'print a summary line' })
+    .option('workers', { type: 'number', describe: 'parser threads (default: all cores)' });
+}
+
+function mergeArgs(a: Record<string, unknown>) {
+  return {
+    kver: a.kver as string,
+    root: a.root as string,
+    outdir: a.outdir as string | undefined,
+    symvers: a.symvers as string | undefined,
+    systemMap: a['system-map'] as string | undefined,
+    config: a.config as string[] | undefined,
+    check: a.check as boolean,
+    strict: a.strict as boolean,
+    json: a.json as boolean,
+    verbose: a.verbose as boolean,
+    workers: a.workers as number | undefined,
+  };
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -52,37 +82,24 @@ export async function main(argv: string[]): Promise<void> {
     )
     .command(
       'rebuild <kver>',
-      'Full rebuild of a kernel\'s module database (like depmod -a), byte-identical to kmod 30',
-      (y) =>
-        y
-          .positional('kver', { type: 'string', demandOption: true })
-          .option('root', { alias: 'b', type: 'string', default: '/', describe: 'base directory, like depmod -b' })
-          .option('outdir', { alias: 'o', type: 'string', describe: 'write modules.* here; the tree stays read-only' })
-          .option('symvers', { alias: 'E', type: 'string', describe: 'Module.symvers (plain/.gz/.xz) for the KABI check' })
-          .option('system-map', { alias: 'F', type: 'string', describe: 'System.map for the KABI check' })
-          .option('config', { alias: 'C', type: 'string', array: true, describe: 'depmod.d directories or files instead of the defaults' })
-          .option('check', { type: 'boolean', default: false, describe: 'KABI check of every module' })
-          .option('strict', { type: 'boolean', default: false, describe: 'exit 3 when the KABI check finds problems' })
-          .option('json', { type: 'boolean', default: false, describe: 'machine-readable summary and KABI report on stdout' })
-          .option('workers', { type: 'number', describe: 'parser threads (default: all cores)' }),
+      "Full rebuild of a kernel's module database (like depmod -a), byte-identical to kmod 30",
+      (y) => mergeOptions(y.positional('kver', { type: 'string', demandOption: true })),
       (a) =>
         run(async () => {
           const { runRebuild } = await import('./rebuild.ts');
-          return runRebuild(
-            {
-              kver: a.kver,
-              root: a.root,
-              outdir: a.outdir,
-              symvers: a.symvers,
-              systemMap: a['system-map'],
-              config: a.config,
-              check: a.check,
-              strict: a.strict,
-              json: a.json,
-              workers: a.workers,
-            },
-            io,
-          );
+          return runRebuild(mergeArgs(a), io);
+        }),
+    )
+    .command(
+      'update <kver> [paths..]',
+      'Incremental merge: parse only what changed (PATHs are a hint; the tree is the truth)',
+      (y) =>
+        mergeOptions(y.positional('kver', { type: 'string', demandOption: true }).positional('paths', { type: 'string', array: true }))
+          .option('full-scan', { type: 'boolean', default: false, describe: 're-stat every module file' }),
+      (a) =>
+        run(async () => {
+          const { runUpdate } = await import('./rebuild.ts');
+          return runUpdate({ ...mergeArgs(a), paths: (a.paths as string[] | undefined) ?? [], fullScan: a['full-scan'] as boolean }, io);
         }),
     )
     .demandCommand(1, 'name a command')

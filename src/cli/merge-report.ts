@@ -1,0 +1,73 @@
+// How rebuild and update report a merge: KABI findings in depmod's -e wording on stderr, a
+// one-line summary, and the machine-readable report for --json.
+import type { KabiFinding } from '../depmod/build.ts';
+import type { MergeResult } from '../merge/merge.ts';
+import { EXIT } from './exit-codes.ts';
+
+export interface ReportIo {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+}
+
+function hex(n: number | undefined): string | null {
+  return n === undefined ? null : `0x${n.toString(16).padStart(8, '0')}`;
+}
+
+export function kabiJson(f: KabiFinding): Record<string, unknown> {
+  return {
+    kind: f.kind,
+    module: f.module,
+    path: f.modulePath,
+    symbol: f.symbol,
+    expected: hex(f.expectedCrc),
+    found: hex(f.foundCrc),
+    provider: f.provider ?? null,
+    message: f.message,
+  };
+}
+
+export function summaryLine(r: MergeResult): string {
+  const what = r.noop
+    ? 'nothing changed'
+    : r.written.length === 0
+      ? 'database unchanged'
+      : `wrote ${r.written.length} file(s)`;
+  const how = r.fullReason !== undefined ? `full parse (${r.fullReason})` : `parsed ${r.parsed}, reused ${r.reused}, removed ${r.removed}`;
+  const unknown = r.kabi.filter((f) => f.kind === 'unknown').length;
+  const crc = r.kabi.length - unknown;
+  const kabi = r.symversFile === undefined && r.kabi.length === 0 ? 'KABI: not checked (no symvers)' : r.kabi.length === 0 ? 'KABI: ok' : `KABI: ${unknown} unknown symbol(s), ${crc} CRC mismatch(es)`;
+  return `${r.tree.kver}: ${what}; ${r.modules} modules, ${how}; ${kabi}; ${Math.round(r.ms)} ms`;
+}
+
+export function reportMerge(r: MergeResult, opts: { json: boolean; strict: boolean; verbose?: boolean; command: string }, io: ReportIo): number {
+  for (const w of r.warnings) io.stderr(`depmod-tx: WARNING: ${w}\n`);
+  for (const f of r.kabi) io.stderr(`depmod-tx: WARNING: ${f.message}\n`);
+  if (opts.json) {
+    io.stdout(
+      `${JSON.stringify(
+        {
+          command: opts.command,
+          kver: r.tree.kver,
+          moddir: r.tree.moddir,
+          noop: r.noop,
+          written: r.written,
+          unchanged: r.unchanged,
+          fullReason: r.fullReason ?? null,
+          modules: r.modules,
+          parsed: r.parsed,
+          reused: r.reused,
+          removed: r.removed,
+          symvers: r.symversFile ?? null,
+          kabi: r.kabi.map(kabiJson),
+          warnings: r.warnings,
+          ms: Math.round(r.ms),
+        },
+        null,
+        2,
+      )}\n`,
+    );
+  } else if (opts.verbose) {
+    io.stderr(`${summaryLine(r)}\n`);
+  }
+  return opts.strict && r.kabi.length > 0 ? EXIT.kabi : EXIT.ok;
+}

@@ -1,0 +1,49 @@
+// `depmod-tx rebuild` and `depmod-tx update`: the same merge, with and without the cache.
+import { merge, type MergeOptions } from '../merge/merge.ts';
+import { reportMerge, type ReportIo } from './merge-report.ts';
+import { progressBar } from './progress.ts';
+
+export interface MergeCommandArgs {
+  kver: string;
+  root: string;
+  outdir?: string | undefined;
+  symvers?: string | undefined;
+  systemMap?: string | undefined;
+  config?: string[] | undefined;
+  check: boolean;
+  strict: boolean;
+  json: boolean;
+  verbose?: boolean;
+  workers?: number | undefined;
+  paths?: string[];
+  fullScan?: boolean;
+}
+
+async function runMerge(command: 'rebuild' | 'update', a: MergeCommandArgs, io: ReportIo): Promise<number> {
+  const bar = progressBar(`depmod-tx ${command} ${a.kver}`);
+  const opts: MergeOptions = {
+    root: a.root,
+    kver: a.kver,
+    outdir: a.outdir,
+    config: a.config,
+    full: command === 'rebuild',
+    fullScan: a.fullScan ?? false,
+    hints: a.paths ?? [],
+    // update always checks KABI when the kernel's symvers can be found; rebuild only when asked.
+    symvers: a.symvers ?? (command === 'update' || a.check || a.strict ? 'auto' : undefined),
+    systemMap: a.systemMap,
+    kabiScope: command === 'update' ? 'affected' : 'all',
+    workers: a.workers,
+    onProgress: bar.update,
+  };
+  try {
+    const r = await merge(opts);
+    bar.done();
+    return reportMerge(r, { json: a.json, strict: a.strict, verbose: a.verbose ?? false, command }, io);
+  } finally {
+    bar.done();
+  }
+}
+
+export const runRebuild = (a: MergeCommandArgs, io: ReportIo): Promise<number> => runMerge('rebuild', a, io);
+export const runUpdate = (a: MergeCommandArgs, io: ReportIo): Promise<number> => runMerge('update', a, io);

@@ -1,0 +1,86 @@
+// Reads everything a rebuild or update needs from the system besides the module files: depmod.d,
+// modules.order, modules.builtin(.modinfo), and the kernel's symbol versions for the KABI check.
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { configFileOrder, DEFAULT_CONFIG_DIRS, type ConfigFile, type ConfigListing, type ConfigWarning } from '../depmod/config.ts';
+import { parseSymvers, parseSystemMap, type KernelSymbols } from '../depmod/kernel-symbols.ts';
+import { listDirInReaddirOrder, readIfExists, type ModuleTree } from '../io/tree.ts';
+
+export interface KernelInputs {
+  configFiles: ConfigFile[];
+  configWarnings: ConfigWarning[];
+  order: string | undefined;
+  builtin: Uint8Array | undefined;
+  builtinModinfo: Uint8Array | undefined;
+  /** Digest of all of the above: when it changes, cached records are not reused. */
+  digest: string;
+}
+
+/**
+ * depmod.d directories. kmod 30 reads the host's /etc, /run, /usr/local/lib and /lib depmod.d even
+ * with -b ROOT; depmod-tx reads them inside --root, because the root is the system whose package
+ * transaction is being finished (an image build must not pick up the build host's overrides).
+ * With --root / (every hook run) the two are the same.
+ */
+export function configDirs(root: string, explicit: readonly string[] | undefined): string[] {
+  if (explicit && explicit.length > 0) return [...explicit];
+  return DEFAULT_CONFIG_DIRS.map((d) => join(root, d));
+}
+
+function listConfigDir(path: string): ConfigListing {
+  try {
+    if (!statSync(path).isDirectory()) return { path, entries: 'file' };
+    return { path, entries: listDirInReaddirOrder(path) };
+  } catch {
+    return { path, entries: undefined };
+  }
+}
+
+export function readKernelInputs(tree: ModuleTree, configDirList: readonly string[]): KernelInputs {
+  const order = configFileOrder(configDirList.map(listConfigDir));
+  const configFiles = order.paths.map((path) => ({ path, text: readFileSync(path, 'latin1') }));
+  const orderBytes = readIfExists(join(tree.moddir, 'modules.order'));
+  const builtin = readIfExists(join(tree.moddir, 'modules.builtin'));
+  const builtinModinfo = readIfExists(join(tree.moddir, 'modules.builtin.modinfo'));
+  const h = createHash('sha256');
+  for (const f of configFiles) h.update(`cfg\0${f.path}\0${f.text}\0`);
+  for (const [tag, b] of [['order', orderBytes], ['builtin', builtin], ['modinfo', builtinModinfo]] as const) {
+    h.update(`${tag}\0${b ? b.length : -1}\0`);
+    if (b) h.update(b);
+  }
+  return {
+    configFiles,
+    configWarnings: order.warnings,
+    order: orderBytes ? Buffer.from(orderBytes).toString('latin1') : undefined,
+    builtin,
+    builtinModinfo,
+    digest: h.digest('hex'),
+  };
+}
+
+/** Reads Module.symvers (plain, .gz, .xz, .zst: detected by magic, like modules) or System.map. */
+export async function loadKernelSymbols(file: string, kind: 'symvers' | 'system-map'): Promise<KernelSymbols> {
+  const { decompressModule } = await import('../module/decompress.ts');
+  const bytes = await decompressModule(readFileSync(file), file);
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  return kind === 'symvers' ? parseSymvers(text, file) : parseSystemMap(text, file);
+}
+
+/** Where distributions keep the kernel's symbol versions, most specific first. */
+export function symversCandidates(tree: ModuleTree): string[] {
+  const { root, kver, moddir } = tree;
+  return [
+    join(root, 'boot', `symvers-${kver}.gz`),
+    join(root, 'boot', `symvers-${kver}.xz`),
+    join(moddir, 'symvers.gz'),
+    join(moddir, 'symvers.xz'),
+    join(root, 'usr', 'src', `linux-headers-${kver}`, 'Module.symvers'),
+    join(moddir, 'build', 'Module.symvers'),
+    join(root, 'usr', 'src', 'kernels', kver, 'Module.symvers'),
+  ];
+}
+
+export function discoverSymvers(tree: ModuleTree): string | undefined {
+  return symversCandidates(tree).find((p) => existsSync(p));
+}

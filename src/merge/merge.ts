@@ -1,0 +1,293 @@
+// One merge of one kernel's module database: the single pipeline behind `rebuild` (cache ignored)
+// and `update` (cache used). DESIGN.md's one idea: the tree is the truth, the touched paths are a
+// hint, parsed records are cached, and the database is always recomputed from all records with
+// the same code, so an incremental result equals a full rebuild by construction.
+//
+//   load cache → list the tree (cached listing for directories whose mtime is unchanged) → search
+//   → reuse or parse records → build + render → write changed files atomically → save cache.
+import { statSync } from 'node:fs';
+import { dirname as pathDirname } from 'node:path';
+import type { CacheContents, CacheEntry, CachedDir, FileFingerprint } from '../cache/format.ts';
+import { cacheFile, decodeLoadedCache, fingerprintOf, loadCacheHeader, sameFingerprint, saveCache } from '../cache/store.ts';
+import type { Database, KabiFinding } from '../depmod/build.ts';
+import type { KernelSymbols } from '../depmod/kernel-symbols.ts';
+import { planRebuild, rebuildOutputs } from '../depmod/rebuild.ts';
+import type { ListEntry } from '../depmod/search.ts';
+import { DepmodTxError } from '../errors.ts';
+import { writeFilesAtomically, crashPoint } from '../io/atomic.ts';
+import { parseModules } from '../io/parse-pool.ts';
+import { listDirInReaddirOrder, locateModuleTree, type ModuleTree } from '../io/tree.ts';
+import { MODULE_SUFFIXES } from '../module/decompress.ts';
+import type { ModuleRecord } from '../module/record.ts';
+import { configDirs, discoverSymvers, loadKernelSymbols, readKernelInputs } from './inputs.ts';
+
+export interface MergeOptions {
+  root: string;
+  kver: string;
+  /** Write the modules.* files here instead of the module directory (and touch nothing under root). */
+  outdir?: string | undefined;
+  /** depmod.d directories (default: the four kmod directories inside root). */
+  config?: readonly string[] | undefined;
+  /** Files the transaction says it touched (absolute, or relative to the module directory). */
+  hints?: readonly string[];
+  /** Ignore the cache entirely (rebuild). */
+  full?: boolean;
+  /** Re-stat every module file instead of trusting unchanged directories. */
+  fullScan?: boolean;
+  /** Kernel symbol versions for the KABI check: a file, 'auto' (discover), or undefined (no kernel symbols). */
+  symvers?: string | 'auto' | undefined;
+  systemMap?: string | undefined;
+  /** Which modules' KABI findings to report: all, or only those affected by this merge. */
+  kabiScope?: 'all' | 'affected';
+  workers?: number | undefined;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface MergeResult {
+  tree: ModuleTree;
+  /** Output files whose content changed (written) and those left untouched. */
+  written: string[];
+  unchanged: string[];
+  /** Why the cache was not used (undefined when it was). */
+  fullReason: string | undefined;
+  parsed: number;
+  reused: number;
+  removed: number;
+  modules: number;
+  kabi: KabiFinding[];
+  symversFile: string | undefined;
+  warnings: string[];
+  /** Dependency cycles: depmod writes nothing then, and neither do we. */
+  cycles: string[] | undefined;
+  noop: boolean;
+  ms: number;
+}
+
+export class CycleError extends DepmodTxError {
+  readonly cycles: string[];
+  constructor(moddir: string, cycles: string[], messages: string[]) {
+    super('format', `dependency cycles, nothing written:\n  ${messages.join('\n  ')}`, moddir);
+    this.cycles = cycles;
+  }
+}
+
+function keyOf(tree: ModuleTree, abspath: string): string {
+  return abspath.startsWith(tree.moddir + '/') ? abspath.slice(tree.moddir.length + 1) : abspath;
+}
+
+function mtimeNs(path: string): string | undefined {
+  try {
+    return String(statSync(path, { bigint: true }).mtimeNs);
+  } catch {
+    return undefined;
+  }
+}
+
+export async function merge(opts: MergeOptions): Promise<MergeResult> {
+  const t0 = performance.now();
+  const tree = locateModuleTree(opts.root, opts.kver);
+  const inputs = readKernelInputs(tree, configDirs(opts.root, opts.config));
+  const cachePath = cacheFile(opts.root, opts.kver);
+  const useCache = !opts.full && opts.outdir === undefined;
+
+  // 1. The cache, if it can be trusted for this tree and these inputs.
+  let fullReason: string | undefined = opts.full ? 'full rebuild requested' : opts.outdir !== undefined ? '--outdir given' : undefined;
+  let cacheBytes: Uint8Array | undefined;
+  let cachedDirs: Record<string, CachedDir> = {};
+  let cachedOutputs: Record<string, string> = {};
+  if (useCache) {
+    const h = loadCacheHeader(cachePath, { kver: opts.kver, moddir: tree.moddir });
+    if (!h.ok) fullReason = h.reason;
+    else if (h.value.inputsDigest !== inputs.digest) fullReason = 'depmod.d, modules.order or modules.builtin changed';
+    else {
+      cacheBytes = h.bytes;
+      cachedDirs = h.value.dirs;
+      cachedOutputs = h.value.outputs;
+    }
+  }
+
+  // 2. List the tree: a directory whose mtime is unchanged has the same entries in the same order.
+  const dirs: Record<string, CachedDir> = {};
+  const changedDirs = new Set<string>();
+  const listDir = (absDir: string): ListEntry[] | undefined => {
+    const key = absDir === tree.moddir ? '' : keyOf(tree, absDir);
+    const m = mtimeNs(absDir);
+    if (m === undefined) return undefined;
+    const cached = cachedDirs[key];
+    if (cached && cached.mtimeNs === m && !opts.fullScan) {
+      dirs[key] = cached;
+      return cached.entries;
+    }
+    let entries: ListEntry[];
+    try {
+      entries = listDirInReaddirOrder(absDir);
+    } catch {
+      return undefined;
+    }
+    changedDirs.add(key);
+    dirs[key] = { mtimeNs: m, entries };
+    return entries;
+  };
+  const hintKeys = new Set((opts.hints ?? []).map((p) => keyOf(tree, p.startsWith('/') ? p : `${tree.moddir}/${p}`)));
+
+  // No-op fast path: same inputs, no directory changed, no hinted file, outputs as we left them.
+  const plan = planRebuild({
+    kver: opts.kver,
+    dirname: tree.moddir,
+    configFiles: inputs.configFiles,
+    suffixes: MODULE_SUFFIXES,
+    io: {
+      listDir,
+      statType: (p) => {
+        try {
+          const st = statSync(p);
+          return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other';
+        } catch {
+          return undefined;
+        }
+      },
+    },
+  });
+  const warnings = [
+    ...[...inputs.configWarnings, ...plan.configWarnings].map((w) => `${w.file}${w.line !== undefined ? `:${w.line}` : ''}: ${w.message}`),
+    ...plan.searchWarnings,
+  ];
+  const outDir = opts.outdir ?? tree.moddir;
+  if (
+    cacheBytes !== undefined &&
+    changedDirs.size === 0 &&
+    hintKeys.size === 0 &&
+    outputsAsLeft(outDir, cachedOutputs)
+  ) {
+    return {
+      tree, written: [], unchanged: Object.keys(cachedOutputs), fullReason: undefined, parsed: 0, reused: plan.modules.length, removed: 0,
+      modules: plan.modules.length, kabi: [], symversFile: undefined, warnings, cycles: undefined, noop: true, ms: performance.now() - t0,
+    };
+  }
+
+  // 3. Records: reuse what the cache vouches for, parse the rest.
+  const cached = new Map<string, CacheEntry>();
+  if (cacheBytes !== undefined) {
+    const body = decodeLoadedCache(cacheBytes, cachePath);
+    if (body.ok) for (const e of body.value.entries) cached.set(e.path, e);
+    else fullReason = body.reason;
+  }
+  const records = new Map<string, ModuleRecord>();
+  const entries: CacheEntry[] = [];
+  const toParse: Array<{ abs: string; key: string; fp: FileFingerprint }> = [];
+  for (const m of plan.modules) {
+    const key = keyOf(tree, m.abspath);
+    const old = cached.get(key);
+    const trusted = old !== undefined && !opts.fullScan && !hintKeys.has(key) && !changedDirs.has(dirKey(tree, m.abspath));
+    if (trusted) {
+      records.set(m.abspath, old.record);
+      entries.push(old);
+      continue;
+    }
+    const fp = fingerprintOf(m.abspath); // before reading: a change after this is caught next time
+    if (old !== undefined && sameFingerprint(old.fp, fp)) {
+      records.set(m.abspath, old.record);
+      entries.push(old);
+      continue;
+    }
+    toParse.push({ abs: m.abspath, key, fp });
+  }
+  const parsedRecords = await parseModules(
+    toParse.map((f) => ({ abs: f.abs, display: f.key })),
+    { ...(opts.workers !== undefined ? { workers: opts.workers } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) },
+  );
+  const parsedNames = new Set<string>();
+  toParse.forEach((f, i) => {
+    const record = parsedRecords[i]!;
+    records.set(f.abs, record);
+    entries.push({ path: f.key, fp: f.fp, record });
+    parsedNames.add(record.name);
+  });
+  const liveKeys = new Set(entries.map((e) => e.path));
+  const removedRecords = [...cached.values()].filter((e) => !liveKeys.has(e.path)).map((e) => e.record);
+
+  // 4. The whole database, recomputed from every record.
+  let kernelSymbols: KernelSymbols | undefined;
+  let symversFile: string | undefined;
+  if (opts.symvers !== undefined) {
+    symversFile = opts.symvers === 'auto' ? discoverSymvers(tree) : opts.symvers;
+    if (symversFile !== undefined) kernelSymbols = await loadKernelSymbols(symversFile, 'symvers');
+  } else if (opts.systemMap !== undefined) {
+    symversFile = opts.systemMap;
+    kernelSymbols = await loadKernelSymbols(opts.systemMap, 'system-map');
+  }
+  const out = rebuildOutputs({
+    dirname: tree.moddir,
+    modules: plan.modules,
+    records,
+    order: inputs.order,
+    kernelSymbols,
+    builtin: inputs.builtin,
+    builtinModinfo: inputs.builtinModinfo,
+  });
+  warnings.push(...out.db.warnings, ...out.warnings);
+  const kabi = opts.kabiScope === 'affected' && fullReason === undefined ? affectedFindings(out.db, parsedNames, removedRecords, parsedRecords) : out.db.kabi;
+
+  const newCache: CacheContents = {
+    header: { kver: opts.kver, moddir: tree.moddir, inputsDigest: inputs.digest, dirs, outputs: {} },
+    entries,
+  };
+  if (out.db.cycles !== null) {
+    // depmod writes nothing when it finds cycles; the records are still good, keep them.
+    if (useCache || opts.full) saveCacheIfAllowed(opts, cachePath, newCache);
+    throw new CycleError(tree.moddir, out.db.cycles.cycles, out.db.cycles.messages);
+  }
+
+  // 5. Write what changed, then remember what we left behind.
+  const w = writeFilesAtomically(outDir, out.files);
+  crashPoint('after-outputs');
+  newCache.header.outputs = outputFingerprints(outDir, [...out.files.keys()]);
+  if (opts.outdir === undefined) saveCacheIfAllowed(opts, cachePath, newCache);
+  return {
+    tree, written: w.written, unchanged: w.unchanged, fullReason, parsed: toParse.length, reused: entries.length - toParse.length,
+    removed: removedRecords.length, modules: plan.modules.length, kabi, symversFile, warnings, cycles: undefined, noop: false,
+    ms: performance.now() - t0,
+  };
+}
+
+function saveCacheIfAllowed(opts: MergeOptions, path: string, c: CacheContents): void {
+  if (opts.outdir !== undefined) return;
+  saveCache(path, c);
+}
+
+function dirKey(tree: ModuleTree, abspath: string): string {
+  const d = pathDirname(abspath);
+  return d === tree.moddir ? '' : keyOf(tree, d);
+}
+
+function outputFingerprints(dir: string, names: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const n of names) {
+    try {
+      const st = statSync(`${dir}/${n}`, { bigint: true });
+      out[n] = `${st.size}:${st.mtimeNs}:${st.ino}`;
+    } catch {
+      /* missing: the next run will not take the no-op path */
+    }
+  }
+  return out;
+}
+
+function outputsAsLeft(dir: string, expected: Record<string, string>): boolean {
+  const names = Object.keys(expected);
+  if (names.length === 0) return false;
+  const now = outputFingerprints(dir, names);
+  return names.every((n) => now[n] === expected[n]);
+}
+
+/**
+ * KABI findings for the modules this merge affected: those parsed now, and those importing a
+ * symbol that a parsed or removed module exports (their provider or its CRC may have changed).
+ */
+function affectedFindings(db: Database, parsedNames: Set<string>, removed: ModuleRecord[], parsed: ModuleRecord[]): KabiFinding[] {
+  const touchedSymbols = new Set<string>();
+  for (const r of [...removed, ...parsed]) for (const e of r.exports) touchedSymbols.add(e.name);
+  const affected = new Set(parsedNames);
+  for (const m of db.modules) if (m.record.imports.some((i) => touchedSymbols.has(i.name))) affected.add(m.name);
+  return db.kabi.filter((f) => affected.has(f.module));
+}
