@@ -242,7 +242,10 @@ export function randomTree(seed: number, opts: RandomTreeOptions = {}): RandomTr
   r.shuffle(modules);
 
   // modules.order: most kernel/ modules (shuffled), a few others, one line naming no file.
-  const order = r.shuffle(modules.filter((m) => (m.path.startsWith('kernel/') ? r.chance(0.85) : r.chance(0.15))).map((m) => m.path));
+  // Lines name the uncompressed path, as kernels ship the file (depmod_modules_sort matches on it).
+  const order = r.shuffle(
+    modules.filter((m) => (m.path.startsWith('kernel/') ? r.chance(0.85) : r.chance(0.15))).map((m) => m.path.replace(/\.ko\.(xz|zst|gz)$/, '.ko')),
+  );
   if (r.chance(0.3)) order.splice(r.int(0, order.length), 0, 'kernel/drivers/gone/not-here.ko');
 
   const conf: string[] = [];
