@@ -79,7 +79,12 @@ export interface CycleReport {
   modulesInCycles: number;
   /** depmod's stderr lines without the "depmod: ERROR: " prefix. */
   messages: string[];
-  /** True if kmod's reporting walk would not terminate on this graph (we stop it). */
+  /**
+   * kmod's walk overflowed its stack: depmod dies on "Assertion `is < stack_size' failed" (SIGABRT)
+   * after printing `messages`, and prints no count.
+   */
+  aborted: boolean;
+  /** kmod's walk would not terminate on this graph (it never overflows, it loops); we stopped it. */
   truncated: boolean;
 }
 
@@ -93,7 +98,7 @@ export interface Database {
   warnings: string[];
 }
 
-interface Mod {
+export interface Mod {
   name: string;
   path: string;
   uncrelpath: string | null;
@@ -190,36 +195,52 @@ export function topologicalSort(arr: Mod[]): Mod[] {
 }
 
 /**
+ * kmod_list_remove_data on depmod's root list, which is circular: the node after the removed one
+ * becomes the list's head (depmod stores the returned node as the list). Removing a module from the
+ * middle therefore rotates the list; the oracle shows it in the order of later "Cycle detected" lines.
+ */
+export function removeFromCircularList<T>(list: T[], item: T): T[] {
+  const i = list.indexOf(item);
+  if (i < 0) return list;
+  const rest = [...list.slice(0, i), ...list.slice(i + 1)];
+  if (rest.length === 0) return rest;
+  const head = i % rest.length;
+  return [...rest.slice(head), ...rest.slice(0, head)];
+}
+
+/**
  * depmod_report_cycles + depmod_report_cycles_from_root + depmod_report_one_cycle, step for step:
  * roots are the unsorted modules in array order; from each, a depth-first walk with an explicit stack
  * (deps pushed in resolution order, so the last is explored first) reports a cycle whenever it pops
  * the root's module again, printing the path from the root; `visited` is never reset between roots,
  * so a root already visited reports itself alone ("Cycle detected: x"). Modules without deps and
- * modules on a reported path leave the root list.
+ * modules on a reported path leave the root list (removeFromCircularList). The stack holds as many
+ * vertices as there are unsorted modules; kmod asserts before each push, so a walk that needs more
+ * aborts depmod (SIGABRT, no "Found N modules" line): `aborted` says so.
  */
-export function reportCycles(arr: Mod[], unsorted: Mod[]): CycleReport {
-  const roots = [...unsorted];
+export function reportCycles(unsorted: Mod[]): CycleReport {
+  let roots = [...unsorted];
   const loopSet = new Set<string>();
   const cycles: string[] = [];
-  const stackLimit = unsorted.length;
+  const stackSize = unsorted.length;
+  let aborted = false;
   let truncated = false;
-  const removeRoot = (m: Mod): void => {
-    const i = roots.indexOf(m);
-    if (i >= 0) roots.splice(i, 1);
-  };
   interface Vertex {
     parent: Vertex | null;
     mod: Mod;
   }
-  let budget = 1_000_000;
-  while (roots.length > 0) {
-    const rootMod = roots.shift()!;
-    const root: Vertex = { parent: null, mod: rootMod };
-    const stack: Vertex[] = [root];
+  // kmod can loop forever here, printing ever longer paths (the oracle shows it on a cycle reachable
+  // from another cycle); stop after enough to compare with what it printed.
+  let budget = 200_000;
+  const maxCycles = 500;
+  outer: while (roots.length > 0) {
+    const rootMod = roots[0]!;
+    roots = roots.slice(1);
+    const stack: Vertex[] = [{ parent: null, mod: rootMod }];
     while (stack.length > 0) {
-      if (--budget < 0 || stack.length > stackLimit) {
+      if (--budget < 0) {
         truncated = true;
-        break;
+        break outer;
       }
       const v = stack.pop()!;
       const m = v.mod;
@@ -230,23 +251,31 @@ export function reportCycles(arr: Mod[], unsorted: Mod[]): CycleReport {
           loopSet.add(p.mod.name);
         }
         chain.reverse();
-        for (const c of chain) removeRoot(c);
+        for (const c of chain) roots = removeFromCircularList(roots, c);
         cycles.push([...chain.map((c) => c.name), m.name].join(' -> '));
+        if (cycles.length >= maxCycles) {
+          truncated = true;
+          break outer;
+        }
         continue;
       }
       m.visited = true;
       if (m.deps.length === 0) {
-        removeRoot(m);
+        roots = removeFromCircularList(roots, m);
         continue;
       }
-      for (const d of m.deps) stack.push({ parent: v, mod: d });
+      for (const d of m.deps) {
+        if (stack.length >= stackSize) {
+          aborted = true;
+          break outer;
+        }
+        stack.push({ parent: v, mod: d });
+      }
     }
-    if (truncated) break;
   }
   const messages = cycles.map((c) => `Cycle detected: ${c}`);
-  messages.push(`Found ${loopSet.size} modules in dependency cycles!`);
-  void arr;
-  return { cycles, modulesInCycles: loopSet.size, messages, truncated };
+  if (!aborted && !truncated) messages.push(`Found ${loopSet.size} modules in dependency cycles!`);
+  return { cycles, modulesInCycles: loopSet.size, messages, aborted, truncated };
 }
 
 /** mod_get_all_sorted_dependencies: the transitive closure, sorted by dep_sort_idx. */
@@ -333,7 +362,7 @@ export function buildDatabase(input: BuildInput): Database {
   const unsorted = topologicalSort(arr);
   let cycles: CycleReport | null = null;
   if (unsorted.length > 0) {
-    cycles = reportCycles(arr, unsorted);
+    cycles = reportCycles(unsorted);
     for (const m of unsorted) m.depSortIdx = -1;
   } else {
     for (const m of arr) if (m.deps.length > 1) m.deps.sort((a, b) => a.depSortIdx - b.depSortIdx);
