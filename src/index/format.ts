@@ -35,11 +35,13 @@ export interface IndexValue {
  * unit per byte, all < 256) so that slicing and comparing follow kmod's byte-wise logic; for
  * ASCII text, which is all a real kernel produces, the byte string is the string itself.
  */
-const NON_ASCII = /[^\x00-\x7f]/;
+const NUL_OR_NON_ASCII = /[^\x01-\x7f]/;
 const utf8Encoder = new TextEncoder();
 
-export function toByteString(s: string): string {
-  if (!NON_ASCII.test(s)) return s;
+/** The byte string of `s`, or undefined when it contains NUL (kmod's strings are C strings). */
+export function toByteString(s: string): string | undefined {
+  if (!NUL_OR_NON_ASCII.test(s)) return s;
+  if (s.includes('\0')) return undefined;
   const bytes = utf8Encoder.encode(s);
   let out = '';
   for (let i = 0; i < bytes.length; i += 4096) {

@@ -51,14 +51,25 @@ interface NodeTable {
  * it, add a row with a pre-order walk of the table and check it against a kmod 34 oracle.
  */
 const LAYOUTS = {
-  kmod30: (t: NodeTable): Int32Array => Int32Array.from({ length: t.count }, (_, i) => i),
+  kmod30: (t: NodeTable): Int32Array => {
+    const order = new Int32Array(t.count);
+    for (let i = 0; i < t.count; i++) order[i] = i;
+    return order;
+  },
 } satisfies Record<string, (t: NodeTable) => Int32Array>;
 
 export type IndexLayout = keyof typeof LAYOUTS;
 
 export class IndexTrie {
-  /** Byte-string key (see toByteString) → values sorted by priority (index_add_value order). */
-  readonly #entries = new Map<string, IndexValue[]>();
+  // Most keys get one value, so a key's first value lives in flat arrays and a list is made
+  // only for a second one: a real alias index then costs one Map entry per key, not three
+  // objects (which showed up as garbage-collection time in a cold process).
+  /** Byte-string key (see toByteString) → slot. */
+  readonly #slots = new Map<string, number>();
+  readonly #oneValue: string[] = [];
+  readonly #onePriority: number[] = [];
+  /** The values of a key with more than one, sorted by priority (index_add_value order). */
+  readonly #lists: (IndexValue[] | undefined)[] = [];
   readonly #name: string;
 
   /** `name` (the output file, e.g. "modules.alias.bin") prefixes error messages. */
@@ -78,13 +89,21 @@ export class IndexTrie {
     }
     const k = toByteString(key);
     const v = toByteString(value);
-    if (k.includes('\0') || v.includes('\0')) {
+    if (k === undefined || v === undefined) {
       throw new FormatError(this.#name, `key "${key}" or its value contains a NUL character`);
     }
-    const values = this.#entries.get(k);
-    if (values === undefined) {
-      this.#entries.set(k, [{ priority, value: v }]);
+    const slot = this.#slots.get(k);
+    if (slot === undefined) {
+      this.#slots.set(k, this.#oneValue.length);
+      this.#oneValue.push(v);
+      this.#onePriority.push(priority);
+      this.#lists.push(undefined);
       return false;
+    }
+    let values = this.#lists[slot];
+    if (values === undefined) {
+      values = [{ priority: this.#onePriority[slot]!, value: this.#oneValue[slot]! }];
+      this.#lists[slot] = values;
     }
     let duplicate = false;
     for (const old of values) if (old.value === v) duplicate = true;
@@ -103,35 +122,55 @@ export class IndexTrie {
    */
   serialize(layout: IndexLayout = 'kmod30'): Uint8Array {
     // Default sort compares UTF-16 units; on byte strings that is byte order, as kmod's edges.
-    const keys = [...this.#entries.keys()].sort();
+    const keys = [...this.#slots.keys()].sort();
     const table = buildTable(keys, this.#name);
     const order = LAYOUTS[layout](table);
 
-    const values = keys.map((k) => this.#entries.get(k)!);
-    const offset = new Int32Array(table.count);
+    const slotOf = new Int32Array(keys.length);
+    for (let i = 0; i < keys.length; i++) slotOf[i] = this.#slots.get(keys[i]!)!;
+    const lists = this.#lists;
+    const oneValue = this.#oneValue;
+    const onePriority = this.#onePriority;
+    // Node references (offset | flags) are known once every node is placed.
+    const refs = new Uint32Array(table.count);
     let cursor = INDEX_HEADER_SIZE;
-    for (const id of order) {
-      offset[id] = cursor;
-      cursor += nodeSize(table, values, id);
+    for (let n = 0; n < order.length; n++) {
+      const id = order[n]!;
+      let ref = cursor;
+      const plen = table.prefixEnd[id]! - table.prefixStart[id]!;
+      if (plen > 0) {
+        cursor += plen + 1;
+        ref |= NODE_PREFIX;
+      }
+      if (table.hasChildren[id]) {
+        cursor += 2 + 4 * (table.last[id]! - table.first[id]! + 1);
+        ref |= NODE_CHILDS;
+      }
+      const vk = table.valuesKey[id]!;
+      if (vk >= 0) {
+        const slot = slotOf[vk]!;
+        const list = lists[slot];
+        if (list === undefined) cursor += 4 + 4 + oneValue[slot]!.length + 1;
+        else {
+          cursor += 4;
+          for (const v of list) cursor += 4 + v.value.length + 1;
+        }
+        ref |= NODE_VALUES;
+      }
+      refs[id] = ref >>> 0;
     }
     if (cursor - 1 > NODE_OFFSET_MASK) {
       throw new FormatError(this.#name, `index of ${cursor} bytes does not fit 28-bit node offsets`);
     }
 
-    const ref = (id: number): number => {
-      let r = offset[id]!;
-      if (table.prefixEnd[id]! > table.prefixStart[id]!) r |= NODE_PREFIX;
-      if (table.hasChildren[id]) r |= NODE_CHILDS;
-      if (table.valuesKey[id]! >= 0) r |= NODE_VALUES;
-      return r >>> 0;
-    };
     const out = new Uint8Array(cursor);
     const view = new DataView(out.buffer);
     view.setUint32(0, INDEX_MAGIC);
     view.setUint32(4, INDEX_VERSION);
-    view.setUint32(8, ref(table.count - 1));
-    for (const id of order) {
-      let pos = offset[id]!;
+    view.setUint32(8, refs[table.count - 1]!);
+    for (let n = 0; n < order.length; n++) {
+      const id = order[n]!;
+      let pos = refs[id]! & NODE_OFFSET_MASK;
       const pStart = table.prefixStart[id]!;
       const pEnd = table.prefixEnd[id]!;
       if (pEnd > pStart) {
@@ -147,20 +186,24 @@ export class IndexTrie {
         const base = table.childStart[id]!;
         for (let i = 0; i <= last - first; i++, pos += 4) {
           const child = table.children[base + i]!;
-          view.setUint32(pos, child < 0 ? 0 : ref(child));
+          view.setUint32(pos, child < 0 ? 0 : refs[child]!);
         }
       }
       const vk = table.valuesKey[id]!;
       if (vk >= 0) {
-        const list = values[vk]!;
-        view.setUint32(pos, list.length);
-        pos += 4;
-        for (const v of list) {
-          view.setUint32(pos, v.priority);
+        const slot = slotOf[vk]!;
+        const list = lists[slot];
+        if (list === undefined) {
+          view.setUint32(pos, 1);
+          view.setUint32(pos + 4, onePriority[slot]!);
+          pos = putByteString(out, pos + 8, oneValue[slot]!);
+        } else {
+          view.setUint32(pos, list.length);
           pos += 4;
-          const s = v.value;
-          for (let i = 0; i < s.length; i++) out[pos++] = s.charCodeAt(i);
-          out[pos++] = 0;
+          for (const v of list) {
+            view.setUint32(pos, v.priority);
+            pos = putByteString(out, pos + 4, v.value);
+          }
         }
       }
     }
@@ -201,20 +244,22 @@ function buildTable(keys: string[], name: string): NodeTable {
     let valuesKey = -1;
     if (next < hi && head.length === end) valuesKey = next++;
 
-    let kids: number[] | undefined;
+    // Sorted keys that share keys[lo].slice(0, end) have nondecreasing bytes at `end`: the
+    // first and last key give the child range, and each child's keys are one run.
     let first = 0;
+    let base = -1;
+    if (next < hi) {
+      first = keys[next]!.charCodeAt(end);
+      const last = keys[hi - 1]!.charCodeAt(end);
+      if (last >= INDEX_CHILDMAX) throw edgeError(name, keys[hi - 1]!, last);
+      base = t.children.length;
+      for (let c = first; c <= last; c++) t.children.push(-1);
+    }
     while (next < hi) {
       const ch = keys[next]!.charCodeAt(end);
-      if (ch >= INDEX_CHILDMAX) throw edgeError(name, keys[next]!, ch);
       let stop = next + 1;
       while (stop < hi && keys[stop]!.charCodeAt(end) === ch) stop++;
-      const child = build(next, stop, end + 1, false);
-      if (kids === undefined) {
-        kids = [];
-        first = ch;
-      }
-      while (first + kids.length < ch) kids.push(-1);
-      kids.push(child);
+      t.children[base + ch - first] = build(next, stop, end + 1, false);
       next = stop;
     }
 
@@ -223,12 +268,11 @@ function buildTable(keys: string[], name: string): NodeTable {
     t.prefixStart[id] = d;
     t.prefixEnd[id] = end;
     t.valuesKey[id] = valuesKey;
-    if (kids !== undefined) {
+    if (base >= 0) {
       t.hasChildren[id] = 1;
       t.first[id] = first;
-      t.last[id] = first + kids.length - 1;
-      t.childStart[id] = t.children.length;
-      for (const k of kids) t.children.push(k);
+      t.last[id] = keys[hi - 1]!.charCodeAt(end);
+      t.childStart[id] = base;
     }
     return id;
   };
@@ -242,17 +286,11 @@ function buildTable(keys: string[], name: string): NodeTable {
   return t;
 }
 
-function nodeSize(t: NodeTable, values: IndexValue[][], id: number): number {
-  let size = 0;
-  const plen = t.prefixEnd[id]! - t.prefixStart[id]!;
-  if (plen > 0) size += plen + 1;
-  if (t.hasChildren[id]) size += 2 + 4 * (t.last[id]! - t.first[id]! + 1);
-  const vk = t.valuesKey[id]!;
-  if (vk >= 0) {
-    size += 4;
-    for (const v of values[vk]!) size += 4 + v.value.length + 1;
-  }
-  return size;
+/** Writes a byte string and its NUL terminator; returns the position after the NUL. */
+function putByteString(out: Uint8Array, pos: number, s: string): number {
+  for (let i = 0; i < s.length; i++) out[pos + i] = s.charCodeAt(i);
+  out[pos + s.length] = 0;
+  return pos + s.length + 1;
 }
 
 /**

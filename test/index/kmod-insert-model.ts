@@ -92,7 +92,7 @@ export class KmodInsertModel {
     }
     const k = toByteString(key);
     const v = toByteString(value);
-    if (k.includes('\0') || v.includes('\0')) {
+    if (k === undefined || v === undefined) {
       throw new FormatError(this.#name, `key "${key}" or its value contains a NUL character`);
     }
     let node = this.#root;
