@@ -16,7 +16,10 @@ const ALIAS_MAX = 4096 - 1;
 export function normalizeAlias(alias: string): string | null {
   const nul = alias.indexOf('\0');
   const s = nul >= 0 ? alias.slice(0, nul) : alias;
-  if (s.indexOf('-') < 0 && s.indexOf('[') < 0 && s.indexOf(']') < 0 && s.length <= ALIAS_MAX) return s;
+  if (s.indexOf('[') < 0 && s.indexOf(']') < 0) {
+    // Without brackets the loop below is a plain replacement (the common case: 26,000 calls).
+    return (s.length > ALIAS_MAX ? s.slice(0, ALIAS_MAX) : s).replaceAll('-', '_');
+  }
 
   let out = '';
   let i = 0;
