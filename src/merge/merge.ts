@@ -75,6 +75,20 @@ function keyOf(tree: ModuleTree, abspath: string): string {
   return abspath.startsWith(tree.moddir + '/') ? abspath.slice(tree.moddir.length + 1) : abspath;
 }
 
+/**
+ * A touched path as the package manager names it (/lib/modules/KVER/x.ko, /usr/lib/modules/KVER/x.ko,
+ * with or without the root prefix, or relative to the module directory) → the cache key.
+ */
+export function hintKey(tree: ModuleTree, p: string): string {
+  if (!p.startsWith('/')) return p;
+  for (const base of [tree.moddir, `/lib/modules/${tree.kver}`, `/usr/lib/modules/${tree.kver}`]) {
+    if (p.startsWith(`${base}/`)) return p.slice(base.length + 1);
+  }
+  const rootedUsr = `${tree.root.replace(/\/+$/, '')}/usr/lib/modules/${tree.kver}/`;
+  if (p.startsWith(rootedUsr)) return p.slice(rootedUsr.length);
+  return p;
+}
+
 function mtimeNs(path: string): string | undefined {
   try {
     return String(statSync(path, { bigint: true }).mtimeNs);
@@ -128,7 +142,7 @@ export async function merge(opts: MergeOptions): Promise<MergeResult> {
     dirs[key] = { mtimeNs: m, entries };
     return entries;
   };
-  const hintKeys = new Set((opts.hints ?? []).map((p) => keyOf(tree, p.startsWith('/') ? p : `${tree.moddir}/${p}`)));
+  const hintKeys = new Set((opts.hints ?? []).map((p) => hintKey(tree, p)));
 
   // No-op fast path: same inputs, no directory changed, no hinted file, outputs as we left them.
   const plan = planRebuild({
