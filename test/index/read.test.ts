@@ -53,6 +53,33 @@ describe('readIndex rejects corrupt files with FormatError', () => {
   it('child range beyond ASCII', () => formatError(bytes(HEADER, be32(0x20000000 | 12), [0x80, 0x80], be32(0)), /beyond 7-bit ASCII/));
   it('unterminated prefix', () => formatError(bytes(HEADER, be32(0xc0000000 | 12), [0x61, 0x62]), /not NUL-terminated/));
   it('unterminated value', () => formatError(bytes(HEADER, be32(0x40000000 | 12), be32(1), be32(0), [0x61]), /not NUL-terminated/));
+  it('a long chain whose keys would expand far beyond the file', () => {
+    // 4,000 nodes in a chain, each a 15-byte prefix, one child and one value: a 128 KB file whose
+    // keys add up to 128 MB. Within the depth and key-length limits, stopped by the key budget.
+    const n = 4000;
+    const size = 32;
+    const file = new Uint8Array(12 + n * size);
+    const view = new DataView(file.buffer);
+    view.setUint32(0, 0xb007f457);
+    view.setUint32(4, 0x00020001);
+    view.setUint32(8, (0xe0000000 | 12) >>> 0);
+    for (let i = 0; i < n; i++) {
+      let pos = 12 + i * size;
+      file.fill(0x78, pos, pos + 15);
+      pos += 16;
+      if (i < n - 1) {
+        file[pos] = 0x78;
+        file[pos + 1] = 0x78;
+        view.setUint32(pos + 2, (0xe0000000 | (12 + (i + 1) * size)) >>> 0);
+      }
+      pos += 6;
+      view.setUint32(pos, 1);
+      view.setUint32(pos + 4, i);
+      file[pos + 8] = 0x76;
+    }
+    view.setUint32(12 + (n - 2) * size + 18, (0xc0000000 | (12 + (n - 1) * size)) >>> 0);
+    formatError(file, /more key text/);
+  });
   it('value count larger than the file', () => formatError(bytes(HEADER, be32(0x40000000 | 12), be32(0xffffffff), be32(0), [0]), /cannot fit/));
 });
 
