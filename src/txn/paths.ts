@@ -1,0 +1,126 @@
+// Which recorded paths are kernel modules, and of which kernel. A path is recorded as the package
+// manager names it: absolute in the target system's namespace (`/lib/modules/KVER/kernel/x.ko.xz`,
+// also `/usr/lib/modules/...` on merged-/usr systems), never prefixed with --root.
+//
+// Two layers: `classifyModulePath` is pure (string in, verdict out) and refuses anything that is
+// lexically suspicious; `checkContainment` does the I/O half: it resolves symlinks under --root and
+// refuses a path whose real location leaves its kernel's module directory (or a module directory
+// that leaves the root). A path that is not a module under a module directory is ignored silently,
+// as rpm and dpkg hand us every file of a package.
+import { realpathSync } from 'node:fs';
+import { dirname, join, sep } from 'node:path';
+import { UsageError } from '../errors.ts';
+import { isModulePath } from '../module/decompress.ts';
+
+/** A recorded path that must not be acted on; the message starts with the path. */
+export class PathRefusedError extends UsageError {
+  readonly path: string;
+  readonly reason: string;
+  constructor(path: string, reason: string) {
+    super(`${JSON.stringify(path)}: refused: ${reason}`);
+    this.path = path;
+    this.reason = reason;
+  }
+}
+
+export interface ModulePath {
+  kver: string;
+  /** The kernel's module directory in the system namespace: `/lib/modules/KVER` or `/usr/lib/modules/KVER`. */
+  moddir: string;
+  /** Path relative to moddir, e.g. `kernel/drivers/net/foo.ko.xz`. */
+  rel: string;
+  /** The normalised absolute path (`moddir/rel`). */
+  path: string;
+}
+
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** Throws unless `kver` can safely name a directory, a cache file and a lock file. */
+export function validateKver(kver: string, path = kver): void {
+  if (kver.length === 0) throw new PathRefusedError(path, 'empty kernel version');
+  if (kver.includes('/')) throw new PathRefusedError(path, `kernel version ${JSON.stringify(kver)} contains '/'`);
+  if (kver === '.' || kver === '..' || kver.includes('..')) throw new PathRefusedError(path, `kernel version ${JSON.stringify(kver)} contains '..'`);
+  if (CONTROL.test(kver)) throw new PathRefusedError(path, `kernel version ${JSON.stringify(kver)} contains control characters`);
+}
+
+/**
+ * Pure verdict on one recorded path: a ModulePath, `undefined` for "not a module, ignore", or a
+ * PathRefusedError thrown for an escape attempt or a bad kernel version. `..` is refused anywhere in
+ * the path, not only under the module root: a package has no business naming one, and resolving
+ * it lexically would let `/lib/modules/../../etc/x.ko` pass as something it is not.
+ */
+export function classifyModulePath(path: string): ModulePath | undefined {
+  if (path.includes('\0')) throw new PathRefusedError(path, 'contains a NUL byte');
+  if (!path.startsWith('/')) throw new PathRefusedError(path, 'not an absolute path');
+  const segs: string[] = [];
+  for (const s of path.split('/')) {
+    if (s === '' || s === '.') continue;
+    if (s === '..') throw new PathRefusedError(path, "contains a '..' segment");
+    segs.push(s);
+  }
+  let base: number;
+  if (segs[0] === 'lib' && segs[1] === 'modules') base = 2;
+  else if (segs[0] === 'usr' && segs[1] === 'lib' && segs[2] === 'modules') base = 3;
+  else return undefined;
+  const kver = segs[base];
+  // `/lib/modules/KVER` itself or a file directly in /lib/modules: not a module of any kernel.
+  if (kver === undefined || segs.length < base + 2) return undefined;
+  validateKver(kver, path);
+  const rel = segs.slice(base + 1).join('/');
+  if (!isModulePath(rel)) return undefined;
+  const moddir = '/' + segs.slice(0, base + 1).join('/');
+  return { kver, moddir, rel, path: `${moddir}/${rel}` };
+}
+
+function isWithin(child: string, parent: string): boolean {
+  return child === parent || child.startsWith(parent.endsWith(sep) ? parent : parent + sep);
+}
+
+/**
+ * Real location of `p`, following every symlink that exists; the missing tail (a file not yet
+ * unpacked, or already removed) is appended as is, since what does not exist cannot be a symlink.
+ */
+function resolveExisting(p: string): string {
+  const tail: string[] = [];
+  let cur = p;
+  for (;;) {
+    try {
+      const real = realpathSync(cur);
+      return tail.length === 0 ? real : join(real, ...tail.reverse());
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+      const up = dirname(cur);
+      if (up === cur) return p;
+      tail.push(cur.slice(up.length + (up.endsWith(sep) ? 0 : 1)));
+      cur = up;
+    }
+  }
+}
+
+/**
+ * I/O half of the check: under `root`, the module directory must resolve inside the root and the
+ * module file inside the module directory. Throws PathRefusedError otherwise (ELOOP included).
+ */
+export function checkContainment(root: string, mp: ModulePath): void {
+  let rootReal: string, moddirReal: string, fileReal: string;
+  try {
+    rootReal = realpathSync(root);
+    moddirReal = resolveExisting(join(root, mp.moddir));
+    fileReal = resolveExisting(join(root, mp.path));
+  } catch (err) {
+    throw new PathRefusedError(mp.path, `cannot resolve under ${root}: ${(err as Error).message}`);
+  }
+  if (!isWithin(moddirReal, rootReal)) throw new PathRefusedError(mp.path, `${mp.moddir} resolves to ${moddirReal}, outside the root ${rootReal}`);
+  if (!isWithin(fileReal, moddirReal) || fileReal === moddirReal) {
+    throw new PathRefusedError(mp.path, `resolves to ${fileReal}, outside the module directory ${moddirReal}`);
+  }
+}
+
+/** Both halves: the verdict for `path` as seen under `root`. */
+export function classifyUnderRoot(root: string, path: string): ModulePath | undefined {
+  const mp = classifyModulePath(path);
+  if (mp !== undefined) checkContainment(root, mp);
+  return mp;
+}
