@@ -32,7 +32,8 @@ function mergeOptions<T>(y: Argv<T>) {
     .option('outdir', { alias: 'o', type: 'string', describe: 'write modules.* here; the tree and cache stay untouched' })
     .option('symvers', { alias: 'E', type: 'string', describe: 'Module.symvers (plain/.gz/.xz) for the KABI check' })
     .option('system-map', { alias: 'F', type: 'string', describe: 'System.map for the KABI check (names only)' })
-    .option('config', { alias: 'C', type: 'string', array: true, describe: 'depmod.d directories or files instead of the defaults' })
+    // Repeatable, not a yargs array: an array option would swallow the KVER after it.
+    .option('config', { alias: 'C', type: 'string', describe: 'depmod.d directory or file instead of the defaults (repeatable)' })
     .option('check', { type: 'boolean', default: false, describe: 'KABI check of every module' })
     .option('strict', { type: 'boolean', default: false, describe: 'exit 3 when the KABI check finds problems' })
     .option('json', { type: 'boolean', default: false, describe: 'machine-readable summary and KABI report on stdout' })
@@ -47,7 +48,7 @@ function mergeArgs(a: Record<string, unknown>) {
     outdir: a.outdir as string | undefined,
     symvers: a.symvers as string | undefined,
     systemMap: a['system-map'] as string | undefined,
-    config: a.config as string[] | undefined,
+    config: a.config === undefined ? undefined : ([] as string[]).concat(a.config as string | string[]),
     check: a.check as boolean,
     strict: a.strict as boolean,
     json: a.json as boolean,
@@ -100,6 +101,79 @@ export async function main(argv: string[]): Promise<void> {
         run(async () => {
           const { runUpdate } = await import('./rebuild.ts');
           return runUpdate({ ...mergeArgs(a), paths: (a.paths as string[] | undefined) ?? [], fullScan: a['full-scan'] as boolean }, io);
+        }),
+    )
+    .command(
+      'record [paths..]',
+      'Append module paths a transaction touched to the journal (paths as arguments, or - / none for stdin)',
+      (y) =>
+        y
+          .positional('paths', { type: 'string', array: true })
+          .option('op', { choices: ['add', 'remove'] as const, demandOption: true })
+          .option('package', { type: 'string' })
+          .option('txn', { type: 'string', describe: 'transaction id (names the journal file)' })
+          .option('root', { alias: 'b', type: 'string', default: '/' })
+          .option('json', { type: 'boolean', default: false })
+          .option('verbose', { alias: 'v', type: 'boolean', default: false }),
+      (a) =>
+        run(async () => {
+          const { runRecord } = await import('./txn.ts');
+          return runRecord({ root: a.root, json: a.json, verbose: a.verbose, op: a.op, package: a.package, txn: a.txn, paths: (a.paths as string[] | undefined) ?? [] }, io);
+        }),
+    )
+    .command(
+      'commit',
+      'Merge every kernel with pending journal events (one merge per kernel, kernels in parallel)',
+      (y) =>
+        y
+          .option('root', { alias: 'b', type: 'string', default: '/' })
+          .option('scan', { type: 'boolean', default: false, describe: 'also merge kernels whose trees changed without a journal entry (plain dpkg -i)' })
+          .option('kernel', { type: 'string', describe: 'only this kernel (repeatable)' })
+          .option('source', { type: 'string', describe: 'who called (for logs)' })
+          .option('json', { type: 'boolean', default: false })
+          .option('verbose', { alias: 'v', type: 'boolean', default: false }),
+      (a) =>
+        run(async () => {
+          const { runCommit } = await import('./txn.ts');
+          return runCommit({ root: a.root, json: a.json, verbose: a.verbose, scan: a.scan, kernels: a.kernel === undefined ? undefined : ([] as string[]).concat(a.kernel as string | string[]), source: a.source }, io);
+        }),
+    )
+    .command(
+      'replay <files..>',
+      'Record and commit a saved journal file or a plain list of paths (as rpm hands to file triggers)',
+      (y) =>
+        y
+          .positional('files', { type: 'string', array: true, demandOption: true })
+          .option('root', { alias: 'b', type: 'string', default: '/' })
+          .option('json', { type: 'boolean', default: false }),
+      (a) =>
+        run(async () => {
+          const { runReplay } = await import('./txn.ts');
+          return runReplay({ root: a.root, json: a.json, files: a.files as string[] }, io);
+        }),
+    )
+    .command(
+      'status',
+      'Show pending journal events and the last result per kernel',
+      (y) => y.option('root', { alias: 'b', type: 'string', default: '/' }).option('json', { type: 'boolean', default: false }),
+      (a) =>
+        run(async () => {
+          const { runStatus } = await import('./txn.ts');
+          return runStatus({ root: a.root, json: a.json }, io);
+        }),
+    )
+    .command(
+      'apt-hook',
+      "apt DPkg::Pre-Install-Pkgs hook (protocol version 3 on stdin): record the transaction's module paths",
+      (y) =>
+        y
+          .option('root', { alias: 'b', type: 'string', default: '/' })
+          .option('input', { type: 'string', describe: 'read the protocol text from this file instead of stdin' })
+          .option('verbose', { alias: 'v', type: 'boolean', default: false }),
+      (a) =>
+        run(async () => {
+          const { runAptHook } = await import('./txn.ts');
+          return runAptHook({ root: a.root, json: false, verbose: a.verbose, input: a.input }, io);
         }),
     )
     .demandCommand(1, 'name a command')

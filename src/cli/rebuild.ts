@@ -36,12 +36,18 @@ async function runMerge(command: 'rebuild' | 'update', a: MergeCommandArgs, io: 
     workers: a.workers,
     onProgress: bar.update,
   };
+  // The same per-kernel lock commit takes: a manual update never races a package transaction.
+  const { assertSafeKernelVersion } = await import('../io/tree.ts');
+  assertSafeKernelVersion(a.kver);
+  const { acquireLock, kernelLockFile } = await import('../txn/lock.ts');
+  const lock = a.outdir === undefined ? await acquireLock(kernelLockFile(a.root, a.kver), 300_000) : undefined;
   try {
     const r = await merge(opts);
     bar.done();
     return reportMerge(r, { json: a.json, strict: a.strict, verbose: a.verbose ?? false, command }, io);
   } finally {
     bar.done();
+    await lock?.release();
   }
 }
 

@@ -29,7 +29,8 @@ export interface MergeResult {
   changed: boolean;
   files: string[];
   ms: number;
-  kabi: { unknown: number; mismatched: number };
+  /** Undefined when the kernel's symbol versions could not be found (KABI not checked). */
+  kabi: { unknown: number; mismatched: number } | undefined;
 }
 
 /** The incremental update of one kernel (issue 4), injected so this layer is testable alone. */
@@ -114,7 +115,7 @@ export function formatKernelResult(r: KernelResult): string {
   switch (r.status) {
     case 'merged': {
       const what = r.changed ? `changed ${r.files?.length ?? 0} file(s)${r.files && r.files.length > 0 ? ` (${r.files.join(', ')})` : ''}` : 'unchanged';
-      const kabi = r.kabi ? `KABI: ${r.kabi.unknown} unknown, ${r.kabi.mismatched} mismatched` : 'KABI: n/a';
+      const kabi = r.kabi ? `KABI: ${r.kabi.unknown} unknown, ${r.kabi.mismatched} mismatched` : 'KABI: not checked (no symvers found)';
       return `${r.kver}: ${what}, ${r.events} event(s), ${Math.round(r.ms ?? 0)} ms merge (${wall} total), ${kabi}`;
     }
     case 'dropped':

@@ -3,7 +3,15 @@
 import { merge } from '../merge/merge.ts';
 import type { KernelMerge } from './commit.ts';
 
-export function updateMerge(opts: { symvers?: string | 'auto'; workers?: number; kabiScope?: 'all' | 'affected' } = {}): KernelMerge {
+export interface UpdateMergeOptions {
+  symvers?: string | 'auto';
+  workers?: number;
+  kabiScope?: 'all' | 'affected';
+  /** Told every KABI finding and warning of each kernel's merge (the CLI prints them on stderr). */
+  onFinding?: (kver: string, message: string) => void;
+}
+
+export function updateMerge(opts: UpdateMergeOptions = {}): KernelMerge {
   return async (req) => {
     const r = await merge({
       root: req.root,
@@ -13,11 +21,13 @@ export function updateMerge(opts: { symvers?: string | 'auto'; workers?: number;
       kabiScope: opts.kabiScope ?? 'affected',
       ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
     });
+    for (const w of r.warnings) opts.onFinding?.(req.kver, w);
+    for (const f of r.kabi) opts.onFinding?.(req.kver, f.message);
     return {
       changed: r.written.length > 0,
       files: r.written,
       ms: r.ms,
-      kabi: {
+      kabi: r.symversFile === undefined ? undefined : {
         unknown: r.kabi.filter((k) => k.kind === 'unknown').length,
         mismatched: r.kabi.filter((k) => k.kind === 'crc-mismatch').length,
       },

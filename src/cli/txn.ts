@@ -1,0 +1,168 @@
+// The transaction commands: record, commit, replay, status, apt-hook. They are thin: the work is in
+// src/txn (journal, locks, collectors) and src/merge (one merge per kernel).
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { EXIT } from './exit-codes.ts';
+import type { ReportIo } from './merge-report.ts';
+import type { KernelResult } from '../txn/commit.ts';
+
+export interface TxnArgs {
+  root: string;
+  json: boolean;
+  verbose?: boolean;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export async function runRecord(a: TxnArgs & { op: 'add' | 'remove'; package?: string; txn?: string; paths: string[] }, io: ReportIo): Promise<number> {
+  const { recordEvents } = await import('../txn/record.ts');
+  const { parsePathList } = await import('../txn/collect-rpm.ts');
+  const paths = a.paths.length === 0 || (a.paths.length === 1 && a.paths[0] === '-') ? parsePathList(await readStdin()) : a.paths;
+  const r = await recordEvents({ root: a.root, op: a.op, package: a.package ?? null, ...(a.txn ? { txn: a.txn } : {}), paths });
+  for (const e of r.refused) io.stderr(`depmod-tx: refused: ${e.message}\n`);
+  if (a.json) io.stdout(`${JSON.stringify({ txn: r.txn, journal: r.journal ?? null, recorded: r.recorded, ignored: r.ignored, refused: r.refused.map((e) => e.message) })}\n`);
+  else if (a.verbose) io.stderr(`recorded ${r.recorded} event(s) in ${r.journal ?? '(nothing)'}; ${r.ignored} path(s) not modules; ${r.refused.length} refused\n`);
+  return r.refused.length > 0 ? EXIT.usage : EXIT.ok;
+}
+
+/**
+ * Kernels to look at when dpkg ran without apt (plain `dpkg -i`): nothing was recorded, so every
+ * kernel whose tree changed since its database was written is merged. With a cache this is the
+ * cheap directory-mtime check of `update`; without one, a tree newer than its modules.dep.bin.
+ */
+function kernelsToScan(root: string): string[] {
+  const out = new Set<string>();
+  for (const base of ['lib/modules', 'usr/lib/modules']) {
+    let names: string[];
+    try {
+      names = readdirSync(join(root, base));
+    } catch {
+      continue;
+    }
+    for (const kver of names) {
+      const moddir = join(root, base, kver);
+      if (!statSync(moddir, { throwIfNoEntry: false })?.isDirectory()) continue;
+      if (existsSync(join(root, 'var', 'cache', 'depmod-tx', `${kver}.cache`)) || treeNewerThanDatabase(moddir)) out.add(kver);
+    }
+  }
+  return [...out];
+}
+
+function treeNewerThanDatabase(moddir: string): boolean {
+  const db = statSync(join(moddir, 'modules.dep.bin'), { throwIfNoEntry: false });
+  if (!db) return readdirSync(moddir).some((n) => n === 'kernel' || n === 'updates' || n === 'extra');
+  const stack = [moddir];
+  while (stack.length > 0) {
+    const d = stack.pop()!;
+    const st = statSync(d, { throwIfNoEntry: false });
+    if (!st) continue;
+    if (st.mtimeMs > db.mtimeMs) return true;
+    for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) stack.push(join(d, e.name));
+  }
+  return false;
+}
+
+async function finishKernels(root: string, results: KernelResult[], io: ReportIo, json: boolean): Promise<Array<{ kver: string; action: string; detail: string }>> {
+  const changed = results.filter((r) => r.status === 'merged' && r.changed);
+  if (changed.length === 0) return [];
+  const { readInitrdPolicy, refreshInitrd } = await import('../txn/initrd.ts');
+  const { execa } = await import('execa');
+  const policy = readInitrdPolicy(root, (w) => io.stderr(`depmod-tx: WARNING: ${w}\n`));
+  const which = (cmd: string): string | undefined =>
+    ['/usr/sbin', '/sbin', '/usr/bin', '/bin', ...(process.env.PATH ?? '').split(':')].map((d) => join(d, cmd)).find((p) => existsSync(p));
+  const actions = [];
+  for (const r of changed) {
+    const a = await refreshInitrd(r.kver, policy, {
+      root,
+      which,
+      exec: async (cmd, args) => {
+        const p = await execa(cmd, args, { reject: false, stdio: ['ignore', 'inherit', 'pipe'] });
+        return { code: p.exitCode ?? 1, stderr: String(p.stderr ?? '') };
+      },
+    });
+    actions.push(a);
+    if (!json) io.stderr(`${r.kver}: initrd ${a.action}: ${a.detail}\n`);
+  }
+  return actions;
+}
+
+export async function runCommit(a: TxnArgs & { scan: boolean; kernels?: string[]; source?: string }, io: ReportIo): Promise<number> {
+  const { commit, formatKernelResult } = await import('../txn/commit.ts');
+  const { updateMerge } = await import('../txn/merge-adapter.ts');
+  const merge = updateMerge({ onFinding: (kver, m) => io.stderr(`depmod-tx: WARNING: ${kver}: ${m}\n`) });
+  const summary = await commit({ root: a.root, merge, ...(a.kernels && a.kernels.length ? { kernels: a.kernels } : {}) });
+  if (a.scan) {
+    const done = new Set(summary.kernels.map((k) => k.kver));
+    const extra = kernelsToScan(a.root).filter((k) => !done.has(k) && (!a.kernels?.length || a.kernels.includes(k)));
+    if (extra.length > 0) {
+      const { acquireLock, kernelLockFile } = await import('../txn/lock.ts');
+      const { findModuleDir, DEFAULT_KERNEL_LOCK_MS } = await import('../txn/commit.ts');
+      for (const kver of extra) {
+        const t0 = performance.now();
+        const lock = await acquireLock(kernelLockFile(a.root, kver), DEFAULT_KERNEL_LOCK_MS);
+        try {
+          const moddir = findModuleDir(a.root, kver) ?? `/lib/modules/${kver}`;
+          const r = await merge({ root: a.root, kver, moddir, paths: [] });
+          summary.kernels.push({ kver, status: 'merged', events: 0, moddir, changed: r.changed, files: r.files, ms: r.ms, kabi: r.kabi, wallMs: performance.now() - t0 });
+        } catch (err) {
+          summary.kernels.push({ kver, status: 'failed', events: 0, wallMs: performance.now() - t0, error: (err as Error).message });
+        } finally {
+          await lock.release();
+        }
+      }
+    }
+  }
+  for (const w of summary.warnings) io.stderr(`depmod-tx: WARNING: ${w.message}\n`);
+  const initrd = await finishKernels(a.root, summary.kernels, io, a.json);
+  if (a.json) io.stdout(`${JSON.stringify({ source: a.source ?? null, kernels: summary.kernels, initrd, warnings: summary.warnings.map((w) => w.message) }, null, 2)}\n`);
+  else {
+    if (summary.kernels.length === 0 && a.verbose) io.stderr('depmod-tx: nothing pending\n');
+    for (const k of summary.kernels) io.stdout(`${formatKernelResult(k)}\n`);
+  }
+  return summary.kernels.some((k) => k.status === 'failed') ? EXIT.state : EXIT.ok;
+}
+
+export async function runReplay(a: TxnArgs & { files: string[] }, io: ReportIo): Promise<number> {
+  const { replay } = await import('../txn/replay.ts');
+  const { formatKernelResult } = await import('../txn/commit.ts');
+  const { updateMerge } = await import('../txn/merge-adapter.ts');
+  const r = await replay({ root: a.root, files: a.files, merge: updateMerge({ onFinding: (kver, m) => io.stderr(`depmod-tx: WARNING: ${kver}: ${m}\n`) }) });
+  for (const e of r.refused) io.stderr(`depmod-tx: refused: ${e.message}\n`);
+  for (const w of [...r.warnings, ...r.commit.warnings]) io.stderr(`depmod-tx: WARNING: ${w.message}\n`);
+  const initrd = await finishKernels(a.root, r.commit.kernels, io, a.json);
+  if (a.json) io.stdout(`${JSON.stringify({ recorded: r.recorded, ignored: r.ignored, kernels: r.commit.kernels, initrd }, null, 2)}\n`);
+  else {
+    io.stdout(`replayed ${r.recorded} event(s) (${r.ignored} non-module path(s) ignored, ${r.refused.length} refused)\n`);
+    for (const k of r.commit.kernels) io.stdout(`${formatKernelResult(k)}\n`);
+  }
+  return r.commit.kernels.some((k) => k.status === 'failed') ? EXIT.state : r.refused.length > 0 ? EXIT.usage : EXIT.ok;
+}
+
+export async function runStatus(a: TxnArgs, io: ReportIo): Promise<number> {
+  const { status } = await import('../txn/status.ts');
+  const s = await status({ root: a.root });
+  if (a.json) {
+    io.stdout(`${JSON.stringify(s, null, 2)}\n`);
+    return EXIT.ok;
+  }
+  if (s.pending.length === 0) io.stdout('pending: nothing\n');
+  for (const p of s.pending) io.stdout(`pending: ${p.kver}: ${p.events} event(s) (${p.add} add, ${p.remove} remove) from ${p.packages.join(', ') || 'unknown packages'}\n`);
+  for (const [kver, l] of Object.entries(s.last)) io.stdout(`last: ${kver} at ${l.at}: ${l.status}${l.changed ? ', database changed' : ''}${l.error ? `: ${l.error}` : ''}${l.kabi ? `, KABI ${l.kabi.unknown} unknown / ${l.kabi.mismatched} mismatched` : ''}\n`);
+  for (const w of s.warnings) io.stderr(`depmod-tx: WARNING: ${w.message}\n`);
+  return EXIT.ok;
+}
+
+/** apt DPkg::Pre-Install-Pkgs with protocol version 3: the transaction's plan on stdin. */
+export async function runAptHook(a: TxnArgs & { input?: string }, io: ReportIo): Promise<number> {
+  const { collectAptHook } = await import('../txn/collect-apt.ts');
+  const text = a.input ? readFileSync(a.input, 'utf8') : await readStdin();
+  const txn = `apt-${process.pid}-${Date.now()}`;
+  const r = await collectAptHook({ root: a.root, text, txn });
+  for (const e of [...r.refused, ...r.errors]) io.stderr(`depmod-tx: ${e.message}\n`);
+  if (a.verbose) io.stderr(`apt hook: recorded ${r.recorded} event(s), ${r.ignored} non-module path(s)\n`);
+  return r.errors.length > 0 ? EXIT.format : EXIT.ok;
+}

@@ -1,0 +1,101 @@
+// The CLI as package managers and admins use it: record (stdin) → commit, replay twice, status,
+// refused paths and kernel versions, exit codes. Results compared with Debian's depmod.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { test } from 'node:test';
+import { writeFixtureTree, type FixtureTreeModule } from '../support/fixture-tree.ts';
+import { realKernelSkipReason } from '../support/kernels.ts';
+import { diffFileSets, oracleFiles, outputFiles } from '../merge/oracle-dir.ts';
+
+const bin = resolve(import.meta.dirname, '..', '..', 'src', 'cli', 'bin.ts');
+const skip = realKernelSkipReason();
+
+function cli(args: string[], input?: string) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', bin, ...args], { encoding: 'utf8', input });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const base: FixtureTreeModule[] = [
+  { path: 'kernel/lib/core.ko', module: { exports: [{ name: 'core_fn', crc: 0x10 }] } },
+  { path: 'kernel/drivers/a.ko', module: { modinfo: [['alias', 'pci:v1d2*']], imports: [{ name: 'core_fn', crc: 0x10 }] } },
+];
+const kmp: FixtureTreeModule[] = [{ path: 'updates/kmp-x.ko', module: { modinfo: [['alias', 'usb:vABCD*']], imports: [{ name: 'core_fn', crc: 0x10 }] } }];
+
+function makeRoot(): { root: string; kvers: string[]; cfg: string } {
+  const root = mkdtempSync(join(tmpdir(), 'dtx-cli-'));
+  const kvers = ['6.1.0-1-test', '6.12.0-1-test'];
+  const cfg = join(root, 'etc', 'depmod.d');
+  mkdirSync(cfg, { recursive: true });
+  for (const k of kvers) writeFixtureTree(root, k, base, { order: base.map((m) => m.path) });
+  return { root, kvers, cfg };
+}
+
+test('record from stdin then commit: one merge per kernel, databases equal depmod -a', { skip }, () => {
+  const { root, kvers, cfg } = makeRoot();
+  try {
+    for (const k of kvers) assert.equal(cli(['rebuild', '--root', root, '-C', cfg, k]).code, 0);
+    for (const k of kvers) writeFixtureTree(root, k, kmp, { order: base.map((m) => m.path) });
+    const list = kvers.map((k) => `/lib/modules/${k}/updates/kmp-x.ko`).join('\n') + '\n/usr/share/doc/kmp-x/README\n';
+    const rec = cli(['record', '--root', root, '--op', 'add', '--package', 'kmp-x', '--json', '-'], list);
+    assert.equal(rec.code, 0, rec.stderr);
+    assert.deepEqual(JSON.parse(rec.stdout).recorded, 2);
+    assert.equal(JSON.parse(rec.stdout).ignored, 1);
+    const st = cli(['status', '--root', root, '--json']);
+    assert.equal(JSON.parse(st.stdout).pending.length, 2);
+    const c = cli(['commit', '--root', root, '--json']);
+    assert.equal(c.code, 0, c.stderr);
+    const summary = JSON.parse(c.stdout);
+    assert.deepEqual(summary.kernels.map((k: { kver: string; status: string }) => [k.kver, k.status]).sort(), kvers.map((k) => [k, 'merged']));
+    for (const k of kvers) {
+      assert.deepEqual(diffFileSets(outputFiles(join(root, 'lib', 'modules', k)), oracleFiles(root, k, ['-C', cfg])), []);
+    }
+    // Nothing pending: commit is a cheap no-op.
+    const again = cli(['commit', '--root', root, '--json']);
+    assert.deepEqual(JSON.parse(again.stdout).kernels, []);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('replay of a saved log is idempotent; a path escape is refused with exit 64', { skip }, () => {
+  const { root, kvers, cfg } = makeRoot();
+  try {
+    for (const k of kvers) writeFixtureTree(root, k, kmp, { order: base.map((m) => m.path) });
+    const log = join(root, 'txn.log');
+    writeFileSync(log, kvers.map((k) => `/lib/modules/${k}/updates/kmp-x.ko`).join('\n') + '\n');
+    const first = cli(['replay', '--root', root, '--json', log]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.ok(JSON.parse(first.stdout).kernels.every((k: { changed: boolean }) => k.changed));
+    for (const k of kvers) assert.deepEqual(diffFileSets(outputFiles(join(root, 'lib', 'modules', k)), oracleFiles(root, k, ['-C', cfg])), []);
+    const second = cli(['replay', '--root', root, '--json', log]);
+    assert.ok(JSON.parse(second.stdout).kernels.every((k: { changed: boolean }) => !k.changed));
+
+    const bad = cli(['record', '--root', root, '--op', 'add', `/lib/modules/${kvers[0]}/../../../etc/passwd.ko`]);
+    assert.equal(bad.code, 64);
+    assert.match(bad.stderr, /refused/);
+    const badKver = cli(['update', '--root', root, '../../etc']);
+    assert.equal(badKver.code, 64);
+    assert.match(badKver.stderr, /invalid kernel version/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a broken module: exit 65, message names the file, database left as it was', { skip }, () => {
+  const { root, kvers, cfg } = makeRoot();
+  try {
+    const k = kvers[0]!;
+    assert.equal(cli(['rebuild', '--root', root, '-C', cfg, k]).code, 0);
+    const before = outputFiles(join(root, 'lib', 'modules', k));
+    writeFileSync(join(root, 'lib', 'modules', k, 'kernel', 'drivers', 'broken.ko'), Buffer.from('\x7fELF\x02\x01\x01garbage'));
+    const r = cli(['update', '--root', root, '-C', cfg, k, `/lib/modules/${k}/kernel/drivers/broken.ko`]);
+    assert.equal(r.code, 65);
+    assert.match(r.stderr, /kernel\/drivers\/broken\.ko: /);
+    assert.deepEqual(diffFileSets(outputFiles(join(root, 'lib', 'modules', k)), before), []);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
