@@ -1,0 +1,182 @@
+// npm run package: builds dist-pkg/depmod-tx_VERSION_amd64.deb (dpkg-deb --build of a staged tree)
+// and dist-pkg/depmod-tx-VERSION-1.x86_64.rpm (rpmbuild of rpm/depmod-tx.spec over the same tree).
+//
+// Both packages carry one staged payload, so what rpm and dpkg install is the same bytes:
+//   /usr/bin/depmod-tx                       sh wrapper: node + the bundle next to it
+//   /usr/lib/depmod-tx/depmod-tx.mjs         esbuild bundle (scripts/build.mjs), parse-worker.mjs beside it
+//   /usr/lib/depmod-tx/node_modules/...      lzma-native (N-API prebuilt for linux-x64) and its run-time
+//                                            dependency closure: the one part esbuild cannot inline
+//   /usr/lib/depmod-tx/hooks/depmod-tx-hook  the entry point rpm, dpkg and apt call
+// The native addon is why the packages are amd64/x86_64 and not all/noarch: only the linux-x64
+// prebuilt is shipped, and a noarch label would let an arm64 system install a CLI that cannot
+// open .ko.xz modules.
+//
+// Options: --out DIR (default dist-pkg), --only deb|rpm, --no-build (reuse dist/ as it is).
+// Needs dpkg-deb (dpkg) and rpmbuild (Debian: apt-get install rpm).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8'));
+const version = pkg.version;
+
+function arg(name) {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+const out = resolve(arg('--out') ?? join(repo, 'dist-pkg'));
+const only = arg('--only');
+const noBuild = process.argv.includes('--no-build');
+
+// Reproducible file times: the last commit's time, as SOURCE_DATE_EPOCH tools expect.
+const epoch = Number(process.env.SOURCE_DATE_EPOCH ?? (() => {
+  try {
+    return execFileSync('git', ['-C', repo, 'log', '-1', '--format=%ct'], { encoding: 'utf8' }).trim();
+  } catch {
+    return '0';
+  }
+})()) || 0;
+
+if (!noBuild) execFileSync(process.execPath, [join(repo, 'scripts', 'build.mjs')], { cwd: repo, stdio: 'inherit' });
+for (const f of ['depmod-tx.mjs', 'parse-worker.mjs']) {
+  if (!existsSync(join(repo, 'dist', f))) throw new Error(`dist/${f} is missing: run npm run build`);
+}
+
+/** Package directories the bundle needs at run time, following package.json dependencies. */
+function runtimeClosure(roots) {
+  const seen = new Map();
+  // node-addon-api is headers for compiling the addon; the shipped prebuilt does not load it.
+  const buildOnly = new Set(['node-addon-api']);
+  const visit = (name, fromDir) => {
+    if (buildOnly.has(name)) return;
+    const req = createRequire(join(fromDir, 'package.json'));
+    let dir;
+    try {
+      dir = dirname(req.resolve(`${name}/package.json`));
+    } catch {
+      throw new Error(`cannot resolve ${name} from ${fromDir}: run npm ci`);
+    }
+    if (seen.has(dir)) return;
+    seen.set(dir, name);
+    const j = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+    for (const d of Object.keys(j.dependencies ?? {})) visit(d, dir);
+  };
+  for (const r of roots) visit(r, repo);
+  return seen;
+}
+
+const stage = join(out, 'stage');
+const libdir = join(stage, 'usr', 'lib', 'depmod-tx');
+rmSync(stage, { recursive: true, force: true });
+mkdirSync(join(libdir, 'hooks'), { recursive: true });
+mkdirSync(join(stage, 'usr', 'bin'), { recursive: true });
+for (const f of ['depmod-tx.mjs', 'parse-worker.mjs']) copyFileSync(join(repo, 'dist', f), join(libdir, f));
+for (const [dir, name] of runtimeClosure(['lzma-native'])) {
+  const dst = join(libdir, 'node_modules', name);
+  cpSync(dir, dst, {
+    recursive: true,
+    // Only what loads at run time: sources, the bundled liblzma tarball and other platforms' prebuilts stay out.
+    filter: (src) => {
+      const rel = src.slice(dir.length);
+      if (name !== 'lzma-native') return !rel.startsWith('/node_modules');
+      if (rel === '' || rel === '/prebuilds') return true;
+      if (rel.startsWith('/prebuilds/')) return rel.startsWith('/prebuilds/linux-x64') && !rel.includes('electron');
+      return ['/index.js', '/package.json', '/LICENSE', '/README.md'].includes(rel);
+    },
+  });
+}
+copyFileSync(join(repo, 'hooks', 'depmod-tx-hook'), join(libdir, 'hooks', 'depmod-tx-hook'));
+chmodSync(join(libdir, 'hooks', 'depmod-tx-hook'), 0o755);
+// The wrapper finds the bundle from its own location, so it also works where the tree is not at /
+// (dpkg --root with --force-script-chrootless runs scripts outside the root).
+writeFileSync(
+  join(stage, 'usr', 'bin', 'depmod-tx'),
+  `#!/bin/sh
+# depmod-tx ${version}: runs the bundled CLI with the system's Node.js (>= 18).
+here=$(dirname "$(readlink -f "$0")")
+exec "\${DEPMOD_TX_NODE:-node}" "$here/../lib/depmod-tx/depmod-tx.mjs" "$@"
+`,
+  { mode: 0o755 },
+);
+chmodSync(join(stage, 'usr', 'bin', 'depmod-tx'), 0o755);
+const docdir = join(stage, 'usr', 'share', 'doc', 'depmod-tx');
+mkdirSync(docdir, { recursive: true });
+copyFileSync(join(repo, 'docs', 'packagers.md'), join(docdir, 'packagers.md'));
+
+function walk(dir, f) {
+  f(dir);
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) walk(p, f);
+    else f(p);
+  }
+}
+function normalise(tree) {
+  walk(tree, (p) => {
+    const st = statSync(p);
+    if (!st.isDirectory()) chmodSync(p, st.mode & 0o111 ? 0o755 : 0o644);
+    else chmodSync(p, 0o755);
+  });
+  walk(tree, (p) => utimesSync(p, epoch, epoch));
+}
+normalise(stage);
+mkdirSync(out, { recursive: true });
+
+function sizeKiB(tree) {
+  let n = 0;
+  walk(tree, (p) => {
+    n += Math.ceil(statSync(p).size / 1024);
+  });
+  return n;
+}
+
+function buildDeb() {
+  const tree = join(out, 'deb-root');
+  rmSync(tree, { recursive: true, force: true });
+  cpSync(stage, tree, { recursive: true });
+  for (const f of readdirSync(join(repo, 'debian'))) {
+    if (f === 'README.md') continue;
+    if (f === '50depmod-tx') {
+      mkdirSync(join(tree, 'etc', 'apt', 'apt.conf.d'), { recursive: true });
+      copyFileSync(join(repo, 'debian', f), join(tree, 'etc', 'apt', 'apt.conf.d', f));
+      continue;
+    }
+    mkdirSync(join(tree, 'DEBIAN'), { recursive: true });
+    const text = readFileSync(join(repo, 'debian', f), 'utf8').replaceAll('@VERSION@', version).replaceAll('@INSTALLED_SIZE@', String(sizeKiB(stage)));
+    writeFileSync(join(tree, 'DEBIAN', f), text, { mode: ['postinst', 'postrm'].includes(f) ? 0o755 : 0o644 });
+  }
+  normalise(tree);
+  const deb = join(out, `depmod-tx_${version}_amd64.deb`);
+  execFileSync('dpkg-deb', ['--root-owner-group', '-Zxz', '--build', tree, deb], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, SOURCE_DATE_EPOCH: String(epoch) } });
+  rmSync(tree, { recursive: true, force: true });
+  return deb;
+}
+
+function buildRpm() {
+  const top = join(out, 'rpmbuild');
+  rmSync(top, { recursive: true, force: true });
+  for (const d of ['SOURCES', 'SPECS', 'BUILD', 'RPMS', 'SRPMS', 'BUILDROOT']) mkdirSync(join(top, d), { recursive: true });
+  execFileSync('tar', ['--sort=name', `--mtime=@${epoch}`, '--owner=0', '--group=0', '--numeric-owner', '-cf', join(top, 'SOURCES', `depmod-tx-${version}-stage.tar`), '-C', stage, '.']);
+  // rpmbuild traces every %install line on stderr: shown only when it fails.
+  const r = spawnSync(
+    'rpmbuild',
+    ['-bb', '--nodeps', '--target', 'x86_64', '--define', `_topdir ${top}`, '--define', `dtx_version ${version}`, join(repo, 'rpm', 'depmod-tx.spec')],
+    { encoding: 'utf8', env: { ...process.env, SOURCE_DATE_EPOCH: String(epoch) } },
+  );
+  if (r.status !== 0) throw new Error(`rpmbuild failed (${r.error?.message ?? r.status}):\n${r.stdout}${r.stderr}`);
+  const name = `depmod-tx-${version}-1.x86_64.rpm`;
+  const built = join(top, 'RPMS', 'x86_64', name);
+  const rpm = join(out, name);
+  copyFileSync(built, rpm);
+  rmSync(top, { recursive: true, force: true });
+  return rpm;
+}
+
+const made = [];
+if (only !== 'rpm') made.push(buildDeb());
+if (only !== 'deb') made.push(buildRpm());
+rmSync(stage, { recursive: true, force: true });
+for (const m of made) console.log(m);
