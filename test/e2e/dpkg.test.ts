@@ -1,0 +1,131 @@
+// End to end with the real dpkg: the depmod-tx .deb from scripts/package.mjs is installed into a
+// throwaway root (dpkg --root with --force-script-chrootless: maintainer scripts run on the host
+// with DPKG_ROOT set, no chroot needed), then a fake kernel package and a KMP are installed,
+// upgraded and removed with plain `dpkg -i`/`-r`. The dpkg file trigger runs depmod-tx's postinst,
+// which commits with --scan. After every step the database must equal Debian's `depmod -a` of the
+// tree, and the trigger must have merged the kernel exactly once.
+// The apt path (Pre-Install-Pkgs hook → journal → trigger) is exercised with real apt-get too.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FixtureModule } from '../support/fixture-elf.ts';
+import { buildPackage, commitLines, databaseDiff, debianNode18, have, yargsBlocksNode18, kernelModules, kmpModules, KVER, stageModules } from './support.ts';
+
+const missing = ['dpkg', 'dpkg-deb', 'depmod', 'flock', 'xz'].filter((c) => !have(c));
+const skip = missing.length > 0 ? `needs ${missing.join(', ')}` : false;
+if (skip && process.env.CI === 'true') throw new Error(`e2e dpkg: ${skip}`);
+
+function deb(dir: string, name: string, version: string, mods: Array<[string, FixtureModule]>, opts: { order?: boolean; kver?: string } = {}): string {
+  const stage = join(dir, `${name}_${version}`);
+  rmSync(stage, { recursive: true, force: true });
+  mkdirSync(join(stage, 'DEBIAN'), { recursive: true });
+  stageModules(stage, opts.kver ?? KVER, mods, opts);
+  writeFileSync(join(stage, 'DEBIAN', 'control'), `Package: ${name}\nVersion: ${version}\nArchitecture: all\nMaintainer: T <t@example.org>\nDescription: e2e test package\n`);
+  const file = join(dir, `${name}_${version}_all.deb`);
+  const r = spawnSync('dpkg-deb', ['--root-owner-group', '-Zgzip', '--build', stage, file], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return file;
+}
+
+interface Env {
+  root: string;
+  env: NodeJS.ProcessEnv;
+}
+
+function dpkg(e: Env, args: string[]): string {
+  const r = spawnSync('dpkg', [`--root=${e.root}`, '--force-script-chrootless', '--force-not-root', '--log=/dev/null', ...args], { encoding: 'utf8', env: e.env });
+  assert.equal(r.status, 0, `dpkg ${args.join(' ')} failed:\n${r.stdout}${r.stderr}`);
+  return r.stdout + r.stderr;
+}
+
+function dpkgRoot(dir: string): string {
+  const root = join(dir, 'root');
+  for (const d of ['var/lib/dpkg/info', 'var/lib/dpkg/updates', 'var/lib/dpkg/triggers', 'etc/depmod.d']) mkdirSync(join(root, d), { recursive: true });
+  // depmod-tx's Depends are met by the host (the scripts run chrootless, with the host's node and
+  // flock); dpkg must know that, because it defers the trigger of a package whose dependencies are
+  // unsatisfied, even with --force-depends.
+  const host = (p: string, v: string) =>
+    `Package: ${p}\nStatus: install ok installed\nPriority: optional\nSection: misc\nMaintainer: host <host@example.org>\nArchitecture: amd64\nVersion: ${v}\nDescription: provided by the host\n\n`;
+  writeFileSync(join(root, 'var/lib/dpkg/status'), host('nodejs', '18.20.4+dfsg-1~deb12u3') + host('util-linux', '2.38.1-5+deb12u3'));
+  for (const p of ['nodejs', 'util-linux']) writeFileSync(join(root, 'var/lib/dpkg/info', `${p}.list`), '');
+  writeFileSync(join(root, 'var/lib/dpkg/available'), '');
+  return root;
+}
+
+function environment(root: string): Env {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.DEPMOD_TX;
+  delete env.DEPMOD_TX_ROOT;
+  return { root, env };
+}
+
+function assertStep(e: Env, out: string, step: string): void {
+  const lines = commitLines(out, KVER);
+  assert.equal(lines.length, 1, `${step}: the trigger merged ${KVER} exactly once; dpkg printed:\n${out}`);
+  assert.match(lines[0]!, /changed \d+ file/, `${step}: ${lines[0]}`);
+  assert.deepEqual(databaseDiff(e.root, KVER), [], `${step}: database equals depmod -a`);
+}
+
+test('dpkg: install depmod-tx, fake kernel, KMP install/upgrade/remove, purge', { skip, timeout: 120_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dtx-e2e-dpkg-'));
+  try {
+    const pkg = buildPackage(join(dir, 'pkg'), 'deb');
+    const e = environment(dpkgRoot(dir));
+    const R = e.root;
+
+    dpkg(e, ['-i', pkg]);
+    assert.ok(existsSync(join(R, 'usr/lib/depmod-tx/hooks/depmod-tx-hook')));
+    assert.match(readFileSync(join(R, 'etc/apt/apt.conf.d/50depmod-tx'), 'utf8'), /DPkg::Tools::Options::\/usr\/lib\/depmod-tx\/hooks\/depmod-tx-hook::Version "3";/);
+    const help = spawnSync(join(R, 'usr/bin/depmod-tx'), ['--help'], { encoding: 'utf8', env: e.env });
+    assert.equal(help.status, 0, help.stderr);
+    assert.match(help.stdout, /commit/);
+
+    const kernel = deb(dir, 'linux-image-9.9.9-test', '9.9.9-1', kernelModules(), { order: true });
+    assertStep(e, dpkg(e, ['-i', kernel]), 'kernel install');
+
+    assertStep(e, dpkg(e, ['-i', deb(dir, 'tkmp-modules', '1.0', kmpModules(1))]), 'KMP install');
+    assert.ok(existsSync(join(R, `lib/modules/${KVER}/updates/kmpb.ko.xz`)));
+    const dep1 = readFileSync(join(R, `lib/modules/${KVER}/modules.dep`), 'utf8');
+    assert.match(dep1, /^updates\/kmpb\.ko\.xz: updates\/kmpa\.ko kernel\/drivers\/net\/tnet\.ko kernel\/lib\/tcore\.ko$/m);
+
+    assertStep(e, dpkg(e, ['-i', deb(dir, 'tkmp-modules', '2.0', kmpModules(2))]), 'KMP upgrade');
+    assert.ok(!existsSync(join(R, `lib/modules/${KVER}/updates/kmpb.ko.xz`)), 'dropped module is gone');
+    assert.doesNotMatch(readFileSync(join(R, `lib/modules/${KVER}/modules.dep`), 'utf8'), /kmpb/);
+
+    assertStep(e, dpkg(e, ['-r', 'tkmp-modules']), 'KMP removal');
+    assert.doesNotMatch(readFileSync(join(R, `lib/modules/${KVER}/modules.alias`), 'utf8'), /TST000/);
+
+    const st = spawnSync(join(R, 'usr/bin/depmod-tx'), ['status', '--root', R, '--json'], { encoding: 'utf8', env: e.env });
+    assert.equal(st.status, 0, st.stderr);
+    assert.deepEqual(JSON.parse(st.stdout).pending, [], 'nothing left in the journal');
+
+    assert.ok(existsSync(join(R, 'var/cache/depmod-tx')), 'a cache was written');
+    dpkg(e, ['--purge', 'depmod-tx']);
+    assert.ok(!existsSync(join(R, 'var/cache/depmod-tx')), 'purge removes the cache');
+    assert.ok(!existsSync(join(R, 'var/lib/depmod-tx')), 'purge removes journal and state');
+    assert.ok(!existsSync(join(R, 'usr/lib/depmod-tx')));
+    assert.ok(existsSync(join(R, `lib/modules/${KVER}/modules.dep.bin`)), 'the database stays: it is depmod\'s');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// Debian 12 ships nodejs 18.19/18.20: the installed CLI must start there, not only on the host's node.
+const n18 = debianNode18();
+test('the packaged CLI runs on Debian 12\'s nodejs 18', { skip: skip || ('reason' in n18 ? n18.reason : false), todo: yargsBlocksNode18() }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dtx-e2e-node18-'));
+  try {
+    const pkg = buildPackage(join(dir, 'pkg'), 'deb');
+    const tree = join(dir, 'x');
+    assert.equal(spawnSync('dpkg-deb', ['-x', pkg, tree]).status, 0);
+    const env = { ...process.env, PATH: `${(n18 as { dir: string }).dir}:${process.env.PATH}` };
+    const v = spawnSync(join(tree, 'usr/bin/depmod-tx'), ['status', '--root', join(dir, 'empty'), '--json'], { encoding: 'utf8', env });
+    assert.equal(v.status, 0, v.stderr);
+    assert.deepEqual(JSON.parse(v.stdout).pending, []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
