@@ -3,7 +3,7 @@
 // load returns the reason and the caller does a full parse (it only costs time).
 import { mkdirSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { crashPoint, fsyncDir, writeDurable } from '../io/atomic.ts';
+import { crashPoint, fsyncDir, sweepStaleTemps, writeDurable } from '../io/atomic.ts';
 import { IoError } from '../errors.ts';
 import { decodeCache, decodeCacheHeader, encodeCache, type CacheContents, type CacheHeader, type FileFingerprint } from './format.ts';
 
@@ -66,10 +66,12 @@ export function saveCache(file: string, contents: CacheContents): void {
   const tmp = `${file}.${process.pid}.tmp`;
   try {
     mkdirSync(dir, { recursive: true, mode: 0o755 });
+    sweepStaleTemps(dir, /^.+\.cache\.(\d+)\.tmp$/);
     crashPoint('before-cache-temp');
     writeDurable(tmp, bytes);
     crashPoint('before-cache-rename');
     renameSync(tmp, file);
+    crashPoint('cache:before-dir-fsync');
     fsyncDir(dir);
   } catch (err) {
     try {

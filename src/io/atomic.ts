@@ -3,7 +3,7 @@
 // only when all of them are safely on disk are they renamed over the old ones, and the directory is
 // fsync'ed. A failure before the renames (ENOSPC, EROFS, EACCES) removes the temporaries and leaves
 // the old files untouched.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { IoError } from '../errors.ts';
 
@@ -14,10 +14,55 @@ export interface AtomicWriteResult {
   unchanged: string[];
 }
 
-/** Test hook: DEPMOD_TX_CRASH_AT=<step> kills the process at that step (see test/reliability). */
+const crashCounts = new Map<string, number>();
+
+/**
+ * Test hook: DEPMOD_TX_CRASH_AT=<step> kills the process the first time it reaches that step,
+ * `<step>#<n>` the n-th time (a step such as a lock taken several times per run). See test/reliability.
+ */
 export function crashPoint(step: string): void {
-  if (process.env.DEPMOD_TX_CRASH_AT === step) process.kill(process.pid, 'SIGKILL');
+  const at = process.env.DEPMOD_TX_CRASH_AT;
+  if (at === undefined || !at.startsWith(step)) return;
+  const n = (crashCounts.get(step) ?? 0) + 1;
+  crashCounts.set(step, n);
+  if (at === step || at === `${step}#${n}`) process.kill(process.pid, 'SIGKILL');
 }
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes temporaries a killed process left in `dir`: names matching `pattern`, whose first capture
+ * group is the writer's pid, when that pid no longer runs. A live writer's temporaries are its own.
+ */
+export function sweepStaleTemps(dir: string, pattern: RegExp): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = pattern.exec(n);
+    if (m === null || m[1] === undefined) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid || pidAlive(pid)) continue;
+    try {
+      unlinkSync(join(dir, n));
+    } catch {
+      /* raced with another sweeper */
+    }
+  }
+}
+
+/** Temporaries of writeFilesAtomically: `.NAME.depmod-tx-PID.tmp`. */
+export const OUTPUT_TEMP_RE = /^\..+\.depmod-tx-(\d+)\.tmp$/;
 
 function sameContent(path: string, bytes: Uint8Array): boolean {
   try {
@@ -59,6 +104,7 @@ export function writeFilesAtomically(dir: string, files: Map<string, Uint8Array>
   const written: string[] = [];
   const unchanged: string[] = [];
   const temps: Array<[tmp: string, final: string]> = [];
+  sweepStaleTemps(dir, OUTPUT_TEMP_RE);
   try {
     for (const [name, bytes] of files) {
       const final = join(dir, name);
@@ -99,6 +145,7 @@ export function writeFilesAtomically(dir: string, files: Map<string, Uint8Array>
     } catch (err) {
       throw ioError(final, 'cannot rename new version into place', err);
     }
+    crashPoint(`after-rename:${final.slice(dir.length + 1)}`);
   }
   if (temps.length > 0) {
     crashPoint('before-dir-fsync');

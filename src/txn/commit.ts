@@ -15,6 +15,7 @@ import { acquireLock, kernelLockFile, type Lock } from './lock.ts';
 import { DEFAULT_JOURNAL_LOCK_MS, readJournal, removeEvents, type JournalWarning, type PendingEvent } from './journal.ts';
 import { checkContainment, PathRefusedError } from './paths.ts';
 import { writeLastResults } from './status.ts';
+import { crashPoint } from '../io/atomic.ts';
 
 export interface MergeRequest {
   root: string;
@@ -177,7 +178,9 @@ async function commitKernel(opts: CommitOptions, kver: string, jl: number, addWa
       }
     }
     const res = usable.length > 0 ? await opts.merge({ root, kver, moddir, paths: uniquePaths(usable) }) : { changed: false, files: [], ms: 0, kabi: { unknown: 0, mismatched: 0 } };
+    crashPoint(`commit:after-merge:${kver}`);
     await removeEvents(root, events, jl);
+    crashPoint(`commit:after-remove:${kver}`);
     return { kver, status: 'merged', events: usable.length, moddir, changed: res.changed, files: res.files, ms: res.ms, wallMs: performance.now() - t0, kabi: res.kabi, error: refused.length > 0 ? `${refused.length} refused path(s) dropped` : undefined };
   } catch (err) {
     return { kver, status: 'failed', events: events.length, wallMs: performance.now() - t0, error: err instanceof Error ? err.message : String(err) };

@@ -17,7 +17,7 @@ import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, read
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { IoError, UsageError } from '../errors.ts';
-import { fsyncDir, writeDurable } from '../io/atomic.ts';
+import { crashPoint, fsyncDir, sweepStaleTemps, writeDurable } from '../io/atomic.ts';
 import { stateDirs } from '../cache/store.ts';
 import { journalLockFile, withLock } from './lock.ts';
 import { classifyModulePath, PathRefusedError, type ModulePath } from './paths.ts';
@@ -152,6 +152,7 @@ function appendLocked(file: string, text: string): void {
     }
     let off = 0;
     while (off < data.length) off += writeSync(fd, data, off, data.length - off);
+    crashPoint('journal:before-append-fsync');
     fsyncSync(fd);
   } finally {
     closeSync(fd);
@@ -169,6 +170,7 @@ export async function appendEvents(root: string, txn: string, events: readonly J
   await withLock(journalLockFile(root), lockTimeoutMs, () => {
     try {
       appendLocked(file, text);
+      crashPoint('journal:before-append-dir-fsync');
       fsyncDir(dir);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
@@ -222,7 +224,9 @@ export async function removeEvents(root: string, processed: readonly PendingEven
   }
   const dir = journalDir(root);
   await withLock(journalLockFile(root), lockTimeoutMs, () => {
+    sweepStaleTemps(dir, /^\..+\.jsonl\.(\d+)\.tmp$/);
     for (const [file, keys] of byFile) {
+      const base = file.slice(dir.length + 1);
       let text: string;
       try {
         text = readFileSync(file, 'utf8');
@@ -235,10 +239,12 @@ export async function removeEvents(root: string, processed: readonly PendingEven
       try {
         if (parsed.malformed.length > 0) {
           const rej = join(dir, 'rejected');
+          crashPoint(`journal:before-reject:${base}`);
           ensureDir(rej);
           appendLocked(join(rej, file.slice(dir.length + 1)), parsed.malformed.map((l) => l + '\n').join(''));
         }
         if (keep.length === 0) {
+          crashPoint(`journal:before-unlink:${base}`);
           unlinkSync(file);
         } else {
           const tmp = join(dir, `.${file.slice(dir.length + 1)}.${process.pid}.tmp`);
@@ -247,7 +253,9 @@ export async function removeEvents(root: string, processed: readonly PendingEven
           } catch {
             /* left over from a killed commit of this pid number, or absent */
           }
+          crashPoint(`journal:before-rewrite-temp:${base}`);
           writeDurable(tmp, Buffer.from(keep.map((e) => e.raw + '\n').join(''), 'utf8'));
+          crashPoint(`journal:before-rewrite-rename:${base}`);
           renameSync(tmp, file);
         }
       } catch (err) {
@@ -255,6 +263,7 @@ export async function removeEvents(root: string, processed: readonly PendingEven
         throw new IoError(file, `cannot rewrite journal: ${e.message}`, e.code, { cause: err });
       }
     }
+    crashPoint('journal:before-dir-fsync');
     fsyncDir(dir);
   });
 }

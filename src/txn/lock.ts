@@ -14,8 +14,9 @@
 // If our process is killed, the pipe closes, `cat` sees EOF and the lock goes with it.
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { StateError } from '../errors.ts';
+import { crashPoint } from '../io/atomic.ts';
 import { stateDirs } from '../cache/store.ts';
 import { validateKver } from './paths.ts';
 
@@ -64,6 +65,7 @@ export function acquireLock(file: string, timeoutMs: number): Promise<Lock> {
       out += d;
       if (settled || !out.includes('locked\n')) return;
       settled = true;
+      crashPoint(`lock:acquired:${basename(file)}`);
       let released: Promise<void> | undefined;
       resolve({
         file,

@@ -6,7 +6,7 @@
 import { mkdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { stateDirs } from '../cache/store.ts';
-import { fsyncDir, writeDurable } from '../io/atomic.ts';
+import { crashPoint, fsyncDir, sweepStaleTemps, writeDurable } from '../io/atomic.ts';
 import { journalLockFile, withLock } from './lock.ts';
 import { DEFAULT_JOURNAL_LOCK_MS, readJournal, type JournalWarning } from './journal.ts';
 import type { KernelResult } from './commit.ts';
@@ -60,14 +60,18 @@ export async function writeLastResults(root: string, results: readonly KernelRes
       if (r.status === 'nothing' && state.kernels[r.kver] !== undefined) continue;
       state.kernels[r.kver] = { ...r, at: at.toISOString() };
     }
+    sweepStaleTemps(dir, /^\.status\.json\.(\d+)\.tmp$/);
     const tmp = join(dir, `.status.json.${process.pid}.tmp`);
     try {
       unlinkSync(tmp);
     } catch {
       /* absent */
     }
+    crashPoint('status:before-temp');
     writeDurable(tmp, Buffer.from(JSON.stringify(state, null, 2) + '\n', 'utf8'));
+    crashPoint('status:before-rename');
     renameSync(tmp, file);
+    crashPoint('status:before-dir-fsync');
     fsyncDir(dir);
   });
 }
