@@ -404,7 +404,7 @@ export function signatureOf(err: unknown): string {
 const MEMORY_LIMIT = 512 * 1024 * 1024;
 
 /** Runs one input: undefined when it is fine, else a crasher. */
-export async function execute(t: Target, input: Uint8Array): Promise<{ crash?: Crasher; sig: string; typed: boolean }> {
+export async function execute(t: Target, input: Uint8Array): Promise<{ crash?: Crasher; sig: string; typed?: boolean }> {
   const rss0 = process.memoryUsage.rss();
   const t0 = performance.now();
   let sig: string;

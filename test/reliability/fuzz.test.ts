@@ -1,0 +1,65 @@
+// The CI fuzz campaign (issue 7): a fixed seed, >= 20,000 mutated inputs over the seven parsers that
+// read outside input; only typed errors, no hang, bounded memory. Saved crashers are replayed first.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, rmSync } from 'node:fs';
+import { CI_BUDGET, execute, fuzzTarget, makeTargets, mutate, newWorkDir, rng, savedCrashers, type Crasher } from '../../scripts/fuzz.ts';
+import { FormatError } from '../../src/errors.ts';
+
+const work = newWorkDir();
+const targets = makeTargets(work);
+test.after(() => rmSync(work, { recursive: true, force: true }));
+
+test('every target has seeds, and the seeds parse without crashing', async () => {
+  for (const t of targets) {
+    assert.ok(t.seeds.length > 0, `${t.name}: no seeds (dpkg-deb missing?)`);
+    for (const s of t.seeds) assert.equal((await execute(t, s)).crash, undefined, t.name);
+  }
+});
+
+test('the oracle itself: an untyped exception, a hang and a typed error are told apart', async () => {
+  const base = targets[0]!;
+  const boom = await execute({ ...base, run: () => { throw new RangeError('offset out of bounds'); } }, new Uint8Array(1));
+  assert.equal(boom.crash?.kind, 'exception');
+  const typed = await execute({ ...base, run: () => { throw new FormatError('x', 'bad'); } }, new Uint8Array(1));
+  assert.equal(typed.crash, undefined);
+  assert.equal(typed.typed, true);
+  const slow = await execute({ ...base, run: () => { const t0 = Date.now(); while (Date.now() - t0 < 2100); return 'ok'; } }, new Uint8Array(1));
+  assert.equal(slow.crash?.kind, 'hang');
+});
+
+test('mutation is deterministic for a seed and changes the input', () => {
+  const t = targets.find((x) => x.name === 'elf')!;
+  const a = mutate(t.seeds[0]!, t, t.seeds, rng(7));
+  const b = mutate(t.seeds[0]!, t, t.seeds, rng(7));
+  assert.deepEqual(a, b);
+  let differ = 0;
+  const r = rng(8);
+  for (let i = 0; i < 50; i++) if (Buffer.compare(Buffer.from(mutate(t.seeds[0]!, t, t.seeds, r)), Buffer.from(t.seeds[0]!)) !== 0) differ++;
+  assert.ok(differ >= 45, `only ${differ}/50 mutants differ`);
+});
+
+test('saved crashers replay without crashing', async () => {
+  for (const c of savedCrashers()) {
+    const t = targets.find((x) => x.name === c.target)!;
+    const res = await execute(t, new Uint8Array(readFileSync(c.file)));
+    assert.equal(res.crash, undefined, `${c.file}: ${res.crash?.message}`);
+  }
+});
+
+test('fixed-seed campaign: >= 20,000 inputs, only typed errors, no hang, bounded memory', { timeout: 120_000 }, async (t) => {
+  const crashes: Crasher[] = [];
+  let total = 0;
+  const heap0 = process.memoryUsage().heapUsed;
+  for (const target of targets) {
+    const st = await fuzzTarget(target, { seed: 20261125, inputs: CI_BUDGET[target.name], onCrash: (c) => crashes.push(c) });
+    total += st.executed;
+    t.diagnostic(`${target.name}: ${st.executed} inputs, ${st.typedErrors} typed errors, ${st.ok} ok, ${st.signatures} signatures, ${Math.round(st.ms)} ms`);
+    // A campaign that never gets past the first check would prove nothing.
+    assert.ok(st.signatures >= 5, `${target.name}: only ${st.signatures} distinct outcomes`);
+  }
+  const grown = process.memoryUsage().heapUsed - heap0;
+  assert.ok(grown < 256 * 1024 * 1024, `heap grew by ${grown >> 20} MiB over the campaign`);
+  assert.ok(total >= 20_000, `${total} inputs`);
+  assert.deepEqual(crashes.map((c) => `${c.target} ${c.kind}: ${c.message.split('\n')[0]}`), [], 'run `npm run fuzz` to save them under test/fixtures/crashers');
+});
