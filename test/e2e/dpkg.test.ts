@@ -113,6 +113,53 @@ test('dpkg: install depmod-tx, fake kernel, KMP install/upgrade/remove, purge', 
   }
 });
 
+test('apt-get: the Pre-Install-Pkgs v3 hook journals the KMP, the trigger merges it once', { skip: skip || (have('apt-get') ? false : 'needs apt-get'), timeout: 120_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dtx-e2e-apt-'));
+  try {
+    const pkg = buildPackage(join(dir, 'pkg'), 'deb');
+    const e = environment(dpkgRoot(dir));
+    const R = e.root;
+    dpkg(e, ['-i', pkg]);
+    assertStep(e, dpkg(e, ['-i', deb(dir, 'linux-image-9.9.9-test', '9.9.9-1', kernelModules(), { order: true })]), 'kernel install');
+    for (const d of ['state/lists/partial', 'cache/archives/partial', 'etc/apt.conf.d', 'etc/preferences.d', 'etc/sources.list.d']) mkdirSync(join(dir, 'apt', d), { recursive: true });
+    writeFileSync(join(dir, 'apt/etc/sources.list'), '');
+    // The packaged snippet names the hook at its installed path; in this root it lives under R.
+    const hook = join(R, 'usr/lib/depmod-tx/hooks/depmod-tx-hook');
+    const snippet = readFileSync(join(R, 'etc/apt/apt.conf.d/50depmod-tx'), 'utf8').replaceAll('/usr/lib/depmod-tx/hooks/depmod-tx-hook', hook);
+    // APT_CONFIG is read before anything else (a -o Dir::Etc comes too late for apt.conf.d parts).
+    writeFileSync(join(dir, 'apt/apt.conf'), snippet);
+    const apt = (args: string[]): string => {
+      const r = spawnSync('apt-get', [
+        '-y', '-q',
+        '-o', `Dir::Etc=${join(dir, 'apt/etc')}`,
+        '-o', `Dir::State=${join(dir, 'apt/state')}`,
+        '-o', `Dir::State::status=${join(R, 'var/lib/dpkg/status')}`,
+        '-o', `Dir::Cache=${join(dir, 'apt/cache')}`,
+        '-o', 'Debug::NoLocking=1',
+        '-o', `DPkg::Options::=--root=${R}`,
+        '-o', 'DPkg::Options::=--force-script-chrootless',
+        '-o', 'DPkg::Options::=--force-not-root',
+        '-o', 'DPkg::Options::=--log=/dev/null',
+        '-o', 'DPkg::Use-Pty=0',
+        ...args,
+      ], { encoding: 'utf8', env: { ...e.env, APT_CONFIG: join(dir, 'apt/apt.conf'), DEPMOD_TX_ROOT: R, DEPMOD_TX: join(R, 'usr/bin/depmod-tx') }, cwd: dir });
+      assert.equal(r.status, 0, `apt-get ${args.join(' ')}:\n${r.stdout}${r.stderr}`);
+      assert.doesNotMatch(r.stderr, /depmod-tx hook .* failed/, r.stderr);
+      return r.stdout + r.stderr;
+    };
+    const out1 = apt(['install', deb(dir, 'tkmp-modules', '1.0', kmpModules(1))]);
+    assertStep(e, out1, 'apt KMP install');
+    assert.match(commitLines(out1, KVER)[0]!, / 3 event\(s\)/, 'the three modules came from the apt hook\'s journal, not a scan');
+    const out2 = apt(['install', deb(dir, 'tkmp-modules', '2.0', kmpModules(2))]);
+    assertStep(e, out2, 'apt KMP upgrade');
+    assert.doesNotMatch(commitLines(out2, KVER)[0]!, / 0 event\(s\)/, 'upgrade recorded by the apt hook');
+    const out3 = apt(['remove', 'tkmp-modules']);
+    assertStep(e, out3, 'apt KMP removal');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 // Debian 12 ships nodejs 18.19/18.20: the installed CLI must start there, not only on the host's node.
 const n18 = debianNode18();
 test('the packaged CLI runs on Debian 12\'s nodejs 18', { skip: skip || ('reason' in n18 ? n18.reason : false), todo: yargsBlocksNode18() }, () => {
