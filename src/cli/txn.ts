@@ -123,7 +123,14 @@ export async function runCommit(a: TxnArgs & { scan: boolean; kernels?: string[]
     if (summary.kernels.length === 0 && a.verbose) io.stderr('depmod-tx: nothing pending\n');
     for (const k of summary.kernels) io.stdout(`${formatKernelResult(k)}\n`);
   }
-  return summary.kernels.some((k) => k.status === 'failed') ? EXIT.state : EXIT.ok;
+  return failureExit(summary.kernels) ?? EXIT.ok;
+}
+
+/** A kernel whose database could not be written (disk full, read-only, permission) → 74; any other failure → 75. */
+function failureExit(kernels: readonly KernelResult[]): number | undefined {
+  const failed = kernels.filter((k) => k.status === 'failed');
+  if (failed.length === 0) return undefined;
+  return failed.some((k) => k.errorKind === 'io') ? EXIT.io : EXIT.state;
 }
 
 export async function runReplay(a: TxnArgs & { files: string[] }, io: ReportIo): Promise<number> {
@@ -139,7 +146,7 @@ export async function runReplay(a: TxnArgs & { files: string[] }, io: ReportIo):
     io.stdout(`replayed ${r.recorded} event(s) (${r.ignored} non-module path(s) ignored, ${r.refused.length} refused)\n`);
     for (const k of r.commit.kernels) io.stdout(`${formatKernelResult(k)}\n`);
   }
-  return r.commit.kernels.some((k) => k.status === 'failed') ? EXIT.state : r.refused.length > 0 ? EXIT.usage : EXIT.ok;
+  return failureExit(r.commit.kernels) ?? (r.refused.length > 0 ? EXIT.usage : EXIT.ok);
 }
 
 export async function runStatus(a: TxnArgs, io: ReportIo): Promise<number> {

@@ -16,6 +16,7 @@ import { DEFAULT_JOURNAL_LOCK_MS, readJournal, removeEvents, type JournalWarning
 import { checkContainment, PathRefusedError } from './paths.ts';
 import { writeLastResults } from './status.ts';
 import { crashPoint } from '../io/atomic.ts';
+import { DepmodTxError, type ErrorKind } from '../errors.ts';
 
 export interface MergeRequest {
   root: string;
@@ -55,6 +56,8 @@ export interface KernelResult {
   wallMs: number;
   kabi?: { unknown: number; mismatched: number };
   error?: string;
+  /** Kind of the DepmodTxError that failed the kernel ('io' for ENOSPC/EROFS/EACCES), for the exit code. */
+  errorKind?: ErrorKind;
 }
 
 export interface CommitOptions {
@@ -183,7 +186,10 @@ async function commitKernel(opts: CommitOptions, kver: string, jl: number, addWa
     crashPoint(`commit:after-remove:${kver}`);
     return { kver, status: 'merged', events: usable.length, moddir, changed: res.changed, files: res.files, ms: res.ms, wallMs: performance.now() - t0, kabi: res.kabi, error: refused.length > 0 ? `${refused.length} refused path(s) dropped` : undefined };
   } catch (err) {
-    return { kver, status: 'failed', events: events.length, wallMs: performance.now() - t0, error: err instanceof Error ? err.message : String(err) };
+    return {
+      kver, status: 'failed', events: events.length, wallMs: performance.now() - t0, error: err instanceof Error ? err.message : String(err),
+      ...(err instanceof DepmodTxError ? { errorKind: err.kind } : {}),
+    };
   } finally {
     await lock?.release();
   }

@@ -3,6 +3,7 @@ import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '../support/kernels.ts';
+import type { FixtureTreeModule } from '../support/fixture-tree.ts';
 
 export const BIN = join(repoRoot, 'src', 'cli', 'bin.ts');
 
@@ -38,4 +39,19 @@ export function tempFiles(dir: string): string[] {
   };
   walk(dir, '');
   return out;
+}
+
+/** A synthetic kernel's modules: a dependency chain with exports/imports, aliases padding the database. */
+export function syntheticModules(n: number, tag: string, aliasesEach = 4): FixtureTreeModule[] {
+  return Array.from({ length: n }, (_, i) => ({
+    path: `kernel/drivers/${tag}/${tag}_${i}.ko`,
+    module: {
+      modinfo: [
+        ...Array.from({ length: aliasesEach }, (_, a) => ['alias', `platform:${tag}-device-number-${i}-variant-${a}-with-a-long-name`] as [string, string]),
+        ['depends', i > 0 ? `${tag}_${i - 1}` : ''],
+      ],
+      exports: [{ name: `${tag}_sym_${i}`, crc: 0x1000 + i }],
+      imports: i > 0 ? [{ name: `${tag}_sym_${i - 1}`, crc: 0x1000 + i - 1 }] : [],
+    },
+  }));
 }
