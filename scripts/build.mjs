@@ -11,7 +11,20 @@ const common = {
   external: ['lzma-native'],
   sourcemap: 'linked',
   logLevel: 'warning',
-  // esbuild's ESM output needs a require() for the few CommonJS dependencies (yargs helpers).
-  banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+  // esbuild's ESM output needs require(), __filename and __dirname for the CommonJS parts of yargs 17
+  // (yargs 18 is ESM-only but needs Node 20; Debian 12 ships nodejs 18).
+  banner: {
+    js: [
+      "import { createRequire as __cr } from 'node:module';",
+      "import { fileURLToPath as __fu } from 'node:url';",
+      "import { dirname as __dn } from 'node:path';",
+      'const require = __cr(import.meta.url);',
+      'const __dtx_filename = __fu(import.meta.url);',
+      'const __dtx_dirname = __dn(__dtx_filename);',
+    ].join(' '),
+  },
+  // Free uses of __filename/__dirname in CommonJS code point at the bundle itself; modules that
+  // declare their own keep them (esbuild's define only replaces unbound identifiers).
+  define: { __filename: '__dtx_filename', __dirname: '__dtx_dirname' },
 };
-await build({ ...common, entryPoints: { 'depmod-tx': 'src/cli/bin.ts', 'parse-worker': 'src/io/parse-worker.ts' }, outdir: 'dist', outExtension: { '.js': '.mjs' }, splitting: false });
+await build({ ...common, entryPoints: { 'depmod-tx': 'src/cli/bin.ts', 'parse-worker': 'src/io/parse-worker.ts' }, outdir: 'dist', outExtension: { '.js': '.mjs' }, splitting: true, chunkNames: "[name]-[hash]" });

@@ -73,7 +73,13 @@ const libdir = join(stage, 'usr', 'lib', 'depmod-tx');
 rmSync(stage, { recursive: true, force: true });
 mkdirSync(join(libdir, 'hooks'), { recursive: true });
 mkdirSync(join(stage, 'usr', 'bin'), { recursive: true });
-for (const f of ['depmod-tx.mjs', 'parse-worker.mjs']) copyFileSync(join(repo, 'dist', f), join(libdir, f));
+// The bundle: entry points plus the chunks esbuild splits out (commands load theirs on demand).
+for (const f of readdirSync(join(repo, 'dist'), { recursive: true })) {
+  const name = String(f);
+  if (!name.endsWith('.mjs')) continue;
+  mkdirSync(dirname(join(libdir, name)), { recursive: true });
+  copyFileSync(join(repo, 'dist', name), join(libdir, name));
+}
 for (const [dir, name] of runtimeClosure(['lzma-native'])) {
   const dst = join(libdir, 'node_modules', name);
   cpSync(dir, dst, {

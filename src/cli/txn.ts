@@ -95,6 +95,8 @@ export async function runCommit(a: TxnArgs & { scan: boolean; kernels?: string[]
   const { updateMerge } = await import('../txn/merge-adapter.ts');
   const merge = updateMerge({ onFinding: (kver, m) => io.stderr(`depmod-tx: WARNING: ${kver}: ${m}\n`) });
   const summary = await commit({ root: a.root, merge, ...(a.kernels && a.kernels.length ? { kernels: a.kernels } : {}) });
+  // commit() records its own results in status.json; kernels merged by the scan are added below.
+  const extraStart = summary.kernels.length;
   if (a.scan) {
     const done = new Set(summary.kernels.map((k) => k.kver));
     const extra = kernelsToScan(a.root).filter((k) => !done.has(k) && (!a.kernels?.length || a.kernels.includes(k)));
@@ -115,6 +117,10 @@ export async function runCommit(a: TxnArgs & { scan: boolean; kernels?: string[]
         }
       }
     }
+  }
+  if (summary.kernels.length > extraStart) {
+    const { writeLastResults } = await import('../txn/status.ts');
+    await writeLastResults(a.root, summary.kernels.slice(extraStart), new Date());
   }
   for (const w of summary.warnings) io.stderr(`depmod-tx: WARNING: ${w.message}\n`);
   const initrd = await finishKernels(a.root, summary.kernels, io, a.json);
