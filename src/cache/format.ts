@@ -270,3 +270,76 @@ export function decodeCache(bytes: Uint8Array, file: string): CacheContents {
   if (r.o !== bodyEnd) r.fail('trailing bytes after the last entry');
   return { header, entries };
 }
+
+export interface CachedExports {
+  path: string;
+  name: string;
+  exports: Array<{ name: string; crc: number }>;
+}
+
+/**
+ * Only what a symbol lookup needs (module name and exports), for `depmod-tx check`: modinfo and
+ * imports are skipped without building their strings, and only the strings used are decoded.
+ * Several times faster than decodeCache on a 4,000-module cache; same checks on the bytes.
+ */
+export function decodeCacheExports(bytes: Uint8Array, file: string): { header: CacheHeader; modules: CachedExports[] } {
+  const { header, bodyStart, bodyEnd } = decodeCacheHeader(bytes, file);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const r = new Reader(bytes, dv, file, bodyStart, bodyEnd);
+  const nStrings = r.varint();
+  const blobLen = r.varint();
+  if (r.o + blobLen > bodyEnd) r.fail('string table out of range');
+  const blobStart = r.o;
+  const starts = new Int32Array(nStrings + 1);
+  let k = 0;
+  starts[0] = blobStart;
+  for (let i = blobStart, end = blobStart + blobLen; i < end; i++) {
+    if (bytes[i] === 0) {
+      if (k >= nStrings) r.fail('string count mismatch');
+      starts[++k] = i + 1;
+    }
+  }
+  if (k !== nStrings) r.fail('string count mismatch');
+  r.o += blobLen;
+  const memo: Array<string | undefined> = new Array(nStrings);
+  const str = (): string => {
+    const id = r.varint();
+    if (id >= nStrings) r.fail(`string index ${id} out of range`);
+    let s = memo[id];
+    if (s === undefined) {
+      s = dec.decode(bytes.subarray(starts[id]!, starts[id + 1]! - 1));
+      memo[id] = s;
+    }
+    return s;
+  };
+  const skipStr = (): void => {
+    if (r.varint() >= nStrings) r.fail('string index out of range');
+  };
+  const count = (): number => {
+    const n = r.varint();
+    if (n > bodyEnd - r.o) r.fail('count larger than the data');
+    return n;
+  };
+  const n = count();
+  const modules: CachedExports[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const path = str();
+    if (r.o + 32 > bodyEnd) r.fail('truncated fingerprint');
+    r.o += 32;
+    const name = str();
+    for (let j = count(); j > 0; j--) {
+      skipStr();
+      skipStr();
+    }
+    const exports = new Array<{ name: string; crc: number }>(count());
+    for (let j = 0; j < exports.length; j++) exports[j] = { name: str(), crc: r.f64() };
+    for (let j = count(); j > 0; j--) {
+      skipStr();
+      if (r.o + 9 > bodyEnd) r.fail('truncated CRC');
+      r.o += 9;
+    }
+    modules[i] = { path, name, exports };
+  }
+  if (r.o !== bodyEnd) r.fail('trailing bytes after the last entry');
+  return { header, modules };
+}
