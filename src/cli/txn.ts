@@ -93,6 +93,8 @@ async function finishKernels(root: string, results: KernelResult[], io: ReportIo
 export async function runCommit(a: TxnArgs & { scan: boolean; kernels?: string[]; source?: string }, io: ReportIo): Promise<number> {
   const { commit, formatKernelResult } = await import('../txn/commit.ts');
   const { updateMerge } = await import('../txn/merge-adapter.ts');
+  const { validateKver } = await import('../txn/paths.ts');
+  for (const k of a.kernels ?? []) validateKver(k);
   const merge = updateMerge({ onFinding: (kver, m) => io.stderr(`depmod-tx: WARNING: ${kver}: ${m}\n`) });
   const summary = await commit({ root: a.root, merge, ...(a.kernels && a.kernels.length ? { kernels: a.kernels } : {}) });
   // commit() records its own results in status.json; kernels merged by the scan are added below.
