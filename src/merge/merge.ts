@@ -255,6 +255,7 @@ export async function merge(opts: MergeOptions): Promise<MergeResult> {
   // 5. Write what changed, then remember what we left behind.
   const w = writeFilesAtomically(outDir, out.files);
   crashPoint('after-outputs');
+  if (outDir === tree.moddir && w.written.length > 0) refreshModdirListing(tree, dirs);
   newCache.header.outputs = outputFingerprints(outDir, [...out.files.keys()]);
   if (opts.outdir === undefined) saveCacheIfAllowed(opts, cachePath, newCache);
   return {
@@ -267,6 +268,27 @@ export async function merge(opts: MergeOptions): Promise<MergeResult> {
 function saveCacheIfAllowed(opts: MergeOptions, path: string, c: CacheContents): void {
   if (opts.outdir !== undefined) return;
   saveCache(path, c);
+}
+
+/**
+ * Writing modules.* into the module directory changes its mtime, so the listing taken before the
+ * write would make the next run relist it and miss the no-op path once. Keep the new mtime only
+ * when nothing but our own output files changed there (listed twice around an unchanged mtime).
+ */
+function refreshModdirListing(tree: ModuleTree, dirs: Record<string, CachedDir>): void {
+  const used = dirs[''];
+  if (used === undefined) return;
+  const m = mtimeNs(tree.moddir);
+  let entries: ListEntry[];
+  try {
+    entries = listDirInReaddirOrder(tree.moddir);
+  } catch {
+    return;
+  }
+  if (m === undefined || mtimeNs(tree.moddir) !== m) return;
+  const ours = (e: ListEntry): boolean => e.name.startsWith('modules.') && !MODULE_SUFFIXES.some((s) => e.name.endsWith(s));
+  const rest = (es: ListEntry[]): string => es.filter((e) => !ours(e)).map((e) => `${e.type}:${e.name}`).join('\n');
+  if (rest(entries) === rest(used.entries)) dirs[''] = { mtimeNs: m, entries };
 }
 
 function dirKey(tree: ModuleTree, abspath: string): string {
