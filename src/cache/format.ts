@@ -72,10 +72,55 @@ function varintSize(n: number): number {
 }
 
 
+/**
+ * Where a decoded entry's bytes are in the cache it came from. An update reuses almost every entry
+ * as decoded, so the encoder copies those bytes instead of re-interning ~300,000 strings: it keeps
+ * the old string table as the prefix of the new one (ids unchanged) and appends new strings.
+ * The record and fingerprint objects are remembered too: an entry whose objects were replaced is
+ * encoded afresh.
+ */
+interface DecodedTable {
+  bytes: Uint8Array;
+  strings: string[];
+  blobStart: number;
+  blobEnd: number;
+}
+interface EntryOrigin {
+  table: DecodedTable;
+  start: number;
+  end: number;
+  record: ModuleRecord;
+  fp: FileFingerprint;
+}
+const origins = new WeakMap<CacheEntry, EntryOrigin>();
+
+function originOf(e: CacheEntry): EntryOrigin | undefined {
+  const o = origins.get(e);
+  return o !== undefined && o.record === e.record && o.fp === e.fp ? o : undefined;
+}
+
+/** The table most entries came from, when copying them is worth it (at least half the entries). */
+function spliceTable(entries: readonly CacheEntry[]): DecodedTable | undefined {
+  const first = entries.length > 0 ? originOf(entries[0]!) ?? originOf(entries[entries.length - 1]!) : undefined;
+  if (first === undefined) return undefined;
+  let same = 0;
+  for (const e of entries) if (originOf(e)?.table === first.table) same++;
+  return same * 2 >= entries.length ? first.table : undefined;
+}
+
 export function encodeCache(c: CacheContents): Uint8Array {
+  const base = spliceTable(c.entries);
   // Pass 1: intern strings and size everything.
   const ids = new Map<string, number>();
   const strings: string[] = [];
+  if (base !== undefined) {
+    // Every old string keeps its index, duplicates included, so copied entries stay valid.
+    for (const s of base.strings) {
+      if (!ids.has(s)) ids.set(s, strings.length);
+      strings.push(s);
+    }
+  }
+  const baseCount = strings.length;
   const intern = (s: string): number => {
     let id = ids.get(s);
     if (id === undefined) {
@@ -85,8 +130,16 @@ export function encodeCache(c: CacheContents): Uint8Array {
     }
     return id;
   };
+  const copied: Array<EntryOrigin | undefined> = new Array(c.entries.length);
   let bodyVar = varintSize(c.entries.length);
-  for (const e of c.entries) {
+  for (let i = 0; i < c.entries.length; i++) {
+    const e = c.entries[i]!;
+    const from = base !== undefined ? originOf(e) : undefined;
+    if (from !== undefined && from.table === base) {
+      copied[i] = from;
+      bodyVar += from.end - from.start;
+      continue;
+    }
     const r = e.record;
     bodyVar += varintSize(intern(e.path)) + 32 + varintSize(intern(r.name));
     bodyVar += varintSize(r.modinfo.length);
@@ -96,10 +149,13 @@ export function encodeCache(c: CacheContents): Uint8Array {
     bodyVar += varintSize(r.imports.length);
     for (const x of r.imports) bodyVar += varintSize(intern(x.name)) + 9;
   }
-  for (const s of strings) if (s.includes('\0')) throw new RangeError('cache: string contains NUL');
-  const blob = enc.encode(strings.length ? strings.join('\0') + '\0' : '');
+  for (let i = baseCount; i < strings.length; i++) if (strings[i]!.includes('\0')) throw new RangeError('cache: string contains NUL');
+  const fresh = strings.slice(baseCount);
+  const freshBlob = enc.encode(fresh.length ? fresh.join('\0') + '\0' : '');
+  const baseBlob = base !== undefined ? base.bytes.subarray(base.blobStart, base.blobEnd) : new Uint8Array(0);
+  const blobLength = baseBlob.length + freshBlob.length;
   const header = enc.encode(JSON.stringify(c.header));
-  const bodyLen = varintSize(strings.length) + varintSize(blob.length) + blob.length + bodyVar;
+  const bodyLen = varintSize(strings.length) + varintSize(blobLength) + blobLength + bodyVar;
   const total = 16 + header.length + 4 + bodyLen + 32;
 
   // Pass 2: fill one buffer.
@@ -122,11 +178,20 @@ export function encodeCache(c: CacheContents): Uint8Array {
     out[o++] = n;
   };
   putVar(strings.length);
-  putVar(blob.length);
-  out.set(blob, o);
-  o += blob.length;
+  putVar(blobLength);
+  out.set(baseBlob, o);
+  o += baseBlob.length;
+  out.set(freshBlob, o);
+  o += freshBlob.length;
   putVar(c.entries.length);
-  for (const e of c.entries) {
+  for (let i = 0; i < c.entries.length; i++) {
+    const from = copied[i];
+    if (from !== undefined) {
+      out.set(from.table.bytes.subarray(from.start, from.end), o);
+      o += from.end - from.start;
+      continue;
+    }
+    const e = c.entries[i]!;
     const r = e.record;
     putVar(ids.get(e.path)!);
     dv.setBigUint64(o, e.fp.size, true);
@@ -241,6 +306,7 @@ export function decodeCache(bytes: Uint8Array, file: string): CacheContents {
   const blobLen = r.varint();
   if (r.o + blobLen > bodyEnd) r.fail('string table out of range');
   const strings = blobLen ? dec.decode(bytes.subarray(r.o, r.o + blobLen - 1)).split('\0') : [];
+  const table: DecodedTable = { bytes, strings, blobStart: r.o, blobEnd: r.o + blobLen };
   r.o += blobLen;
   if (strings.length !== nStrings) r.fail('string count mismatch');
   const str = (): string => {
@@ -256,6 +322,7 @@ export function decodeCache(bytes: Uint8Array, file: string): CacheContents {
   const n = count();
   const entries: CacheEntry[] = new Array(n);
   for (let i = 0; i < n; i++) {
+    const start = r.o;
     const path = str();
     const fp = { size: r.u64(), mtimeNs: r.u64(), ctimeNs: r.u64(), ino: r.u64() };
     const name = str();
@@ -265,7 +332,10 @@ export function decodeCache(bytes: Uint8Array, file: string): CacheContents {
     for (let j = 0; j < exports.length; j++) exports[j] = { name: str(), crc: r.f64() };
     const imports = new Array(count());
     for (let j = 0; j < imports.length; j++) imports[j] = { name: str(), crc: r.f64(), weak: r.byte() === 1 };
-    entries[i] = { path, fp, record: { name, modinfo, exports, imports } };
+    const record = { name, modinfo, exports, imports };
+    const entry = { path, fp, record };
+    entries[i] = entry;
+    origins.set(entry, { table, start, end: r.o, record, fp });
   }
   if (r.o !== bodyEnd) r.fail('trailing bytes after the last entry');
   return { header, entries };
