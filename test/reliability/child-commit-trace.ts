@@ -1,6 +1,6 @@
 // Child for the concurrency test: `commit` with the real update merge, each merge held for HOLD_MS
 // and reported as a JSON line {kver, pid, start, end} (wall-clock ms) so the parent can check that
-// merges of one kernel never overlap. Last line: the commit summary.  argv: ROOT HOLD_MS
+// merges of one kernel never overlap; a {started} line when each merge begins. Last line: the summary.  argv: ROOT HOLD_MS
 import { commit } from '../../src/txn/commit.ts';
 import { updateMerge } from '../../src/txn/merge-adapter.ts';
 
@@ -12,6 +12,7 @@ const s = await commit({
   lockTimeoutMs: 120_000,
   merge: async (req) => {
     const start = Date.now();
+    process.stdout.write(`${JSON.stringify({ started: true, kver: req.kver, pid: process.pid, start })}\n`);
     const r = await real(req);
     await new Promise((res) => setTimeout(res, Number(hold ?? 0)));
     process.stdout.write(`${JSON.stringify({ trace: true, kver: req.kver, pid: process.pid, start, end: Date.now() })}\n`);
