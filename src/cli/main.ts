@@ -58,6 +58,11 @@ function mergeArgs(a: Record<string, unknown>) {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // `depmod-tx ... | head`: a closed pipe ends the output, it is not a crash.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
   await yargs(argv)
     .scriptName('depmod-tx')
     .usage('$0 <command> [options]\n\nIncremental kernel module database (depmod) for package transactions.')
@@ -101,6 +106,35 @@ export async function main(argv: string[]): Promise<void> {
         run(async () => {
           const { runUpdate } = await import('./rebuild.ts');
           return runUpdate({ ...mergeArgs(a), paths: (a.paths as string[] | undefined) ?? [], fullScan: a['full-scan'] as boolean }, io);
+        }),
+    )
+    .command(
+      'check <operands..>',
+      'KABI dry run: would these module files load on these kernels (KVER... or --all)? Writes nothing',
+      (y) =>
+        y
+          .positional('operands', { type: 'string', array: true, demandOption: true, describe: 'kernel versions and module files' })
+          .option('root', { alias: 'b', type: 'string', default: '/' })
+          .option('all', { type: 'boolean', default: false, describe: 'every installed kernel' })
+          .option('symvers', { alias: 'E', type: 'string', describe: 'Module.symvers to check against (default: discovered per kernel)' })
+          .option('config', { alias: 'C', type: 'string', describe: 'depmod.d directory (repeatable)' })
+          .option('json', { type: 'boolean', default: false })
+          .option('verbose', { alias: 'v', type: 'boolean', default: false }),
+      (a) =>
+        run(async () => {
+          const { runCheck } = await import('./check.ts');
+          return runCheck(
+            {
+              root: a.root,
+              all: a.all,
+              json: a.json,
+              verbose: a.verbose,
+              symvers: a.symvers,
+              config: a.config === undefined ? undefined : ([] as string[]).concat(a.config as string | string[]),
+              operands: a.operands as string[],
+            },
+            io,
+          );
         }),
     )
     .command(
