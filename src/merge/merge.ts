@@ -121,6 +121,15 @@ export async function merge(opts: MergeOptions): Promise<MergeResult> {
   }
 
   // 2. List the tree: a directory whose mtime is unchanged has the same entries in the same order.
+  // A directory changed twice within one timestamp tick keeps its mtime; the directories of touched
+  // paths (and their parents, for new subdirectories) are therefore listed again whatever it says.
+  const hintKeys = new Set((opts.hints ?? []).map((p) => hintKey(tree, p)));
+  const hintDirs = new Set<string>();
+  for (const k of hintKeys) {
+    if (k.startsWith('/')) continue;
+    for (let i = k.lastIndexOf('/'); i > 0; i = k.lastIndexOf('/', i - 1)) hintDirs.add(k.slice(0, i));
+    hintDirs.add('');
+  }
   const dirs: Record<string, CachedDir> = {};
   const changedDirs = new Set<string>();
   const listDir = (absDir: string): ListEntry[] | undefined => {
@@ -128,7 +137,7 @@ export async function merge(opts: MergeOptions): Promise<MergeResult> {
     const m = mtimeNs(absDir);
     if (m === undefined) return undefined;
     const cached = cachedDirs[key];
-    if (cached && cached.mtimeNs === m && !opts.fullScan) {
+    if (cached && cached.mtimeNs === m && !opts.fullScan && !hintDirs.has(key)) {
       dirs[key] = cached;
       return cached.entries;
     }
@@ -142,7 +151,6 @@ export async function merge(opts: MergeOptions): Promise<MergeResult> {
     dirs[key] = { mtimeNs: m, entries };
     return entries;
   };
-  const hintKeys = new Set((opts.hints ?? []).map((p) => hintKey(tree, p)));
 
   // No-op fast path: same inputs, no directory changed, no hinted file, outputs as we left them.
   const plan = planRebuild({
