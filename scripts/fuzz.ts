@@ -12,6 +12,10 @@
 // checks. Mutations aim at the format's structure: header fields and section headers of ELF, node
 // offsets of indexes, line boundaries and keywords of text formats.
 //
+// Hangs: the campaign runs in a worker thread that copies each input into shared memory before
+// running it; the main thread's watchdog terminates a worker that makes no progress for a while
+// (a synchronous endless loop cannot be interrupted otherwise) and saves the input it was on.
+//
 //   npm run fuzz -- [--minutes M] [--seed S] [--target NAME]...   (default: the CI campaign)
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -19,8 +23,9 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { DepmodTxError } from '../src/errors.ts';
-import { parseModule } from '../src/module/parse.ts';
+import { parseModule, parseModuleFile } from '../src/module/parse.ts';
 import { readIndex } from '../src/index/read.ts';
 import { IndexTrie } from '../src/index/trie.ts';
 import { parseDepmodConfig, configLogicalLines } from '../src/depmod/config.ts';
@@ -33,8 +38,8 @@ import { buildModuleElf, type FixtureModule } from '../test/support/fixture-elf.
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const CRASHER_DIR = join(REPO, 'test', 'fixtures', 'crashers');
 
-export type TargetName = 'elf' | 'index' | 'depmod.d' | 'symvers' | 'journal' | 'apt-hook' | 'deb';
-export const TARGETS: readonly TargetName[] = ['elf', 'index', 'depmod.d', 'symvers', 'journal', 'apt-hook', 'deb'];
+export type TargetName = 'elf' | 'module-file' | 'index' | 'depmod.d' | 'symvers' | 'journal' | 'apt-hook' | 'deb' | 'selftest-hang';
+export const TARGETS: readonly TargetName[] = ['elf', 'module-file', 'index', 'depmod.d', 'symvers', 'journal', 'apt-hook', 'deb'];
 
 export interface Target {
   name: TargetName;
@@ -209,10 +214,33 @@ function shapeOfRecord(r: ReturnType<typeof parseModule>): string {
   return `ok:${bucket(r.modinfo.length)}:${bucket(r.exports.length)}:${bucket(r.imports.length)}`;
 }
 
-export function makeTargets(work: string): Target[] {
+/** The fixture ELFs compressed as the kernel does (.ko.xz, .ko.zst, .ko.gz), for the decompressing reader. */
+function compressedSeeds(): Uint8Array[] {
+  const elf = elfSeeds().slice(0, 2);
+  const out: Uint8Array[] = [];
+  for (const e of elf) {
+    for (const cmd of [['xz', '--check=crc32', '-c'], ['zstd', '-q', '-c'], ['gzip', '-9', '-c']]) {
+      try {
+        out.push(new Uint8Array(execFileSync(cmd[0]!, cmd.slice(1), { input: e })));
+      } catch {
+        /* compressor missing */
+      }
+    }
+  }
+  return out;
+}
+
+export function makeTargets(work: string, opts: { selfTest?: boolean } = {}): Target[] {
   let debN = 0;
-  return [
+  const targets: Target[] = [
     { name: 'elf', seeds: elfSeeds(), hot: elfHot, dict: [], run: (b) => shapeOfRecord(parseModule(b, 'fuzz.ko')) },
+    {
+      name: 'module-file',
+      seeds: compressedSeeds(),
+      hot: (b) => [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, b.length - 8, b.length - 4, b.length - 1].filter((o) => o >= 0),
+      dict: [],
+      run: async (b) => shapeOfRecord(await parseModuleFile(b, 'fuzz.ko.xz')),
+    },
     {
       name: 'index',
       seeds: indexSeeds(),
@@ -290,6 +318,9 @@ export function makeTargets(work: string): Target[] {
       },
     },
   ];
+  // Proves the watchdog: every input spins forever.
+  if (opts.selfTest) targets.push({ name: 'selftest-hang', seeds: [new Uint8Array([1])], hot: () => [], dict: [], run: () => { for (;;); } });
+  return targets;
 }
 
 class HangError extends Error {}
@@ -405,6 +436,12 @@ const MEMORY_LIMIT = 512 * 1024 * 1024;
 
 /** Runs one input: undefined when it is fine, else a crasher. */
 export async function execute(t: Target, input: Uint8Array): Promise<{ crash?: Crasher; sig: string; typed?: boolean }> {
+  if (watch !== undefined) {
+    const n = Math.min(input.length, WATCH_INPUT);
+    watch.u8.set(input.subarray(0, n), WATCH_HEADER);
+    Atomics.store(watch.i32, 1, n);
+    Atomics.add(watch.i32, 0, 1);
+  }
   const rss0 = process.memoryUsage.rss();
   const t0 = performance.now();
   let sig: string;
@@ -491,7 +528,117 @@ export function savedCrashers(dir = CRASHER_DIR): Array<{ target: TargetName; fi
 }
 
 /** Inputs per target of the CI campaign (>= 20,000 in total). */
-export const CI_BUDGET: Record<TargetName, number> = { elf: 20000, index: 12000, 'depmod.d': 6000, symvers: 4000, journal: 6000, 'apt-hook': 6000, deb: 1500 };
+export const CI_BUDGET: Record<TargetName, number> = { elf: 20000, 'module-file': 2000, index: 12000, 'depmod.d': 6000, symvers: 4000, journal: 6000, 'apt-hook': 6000, deb: 1500, 'selftest-hang': 10 };
+
+// ---------------------------------------------------------------- watchdog (worker thread)
+
+const WATCH_HEADER = 16; // int32: [progress counter, input length, target index, unused]
+const WATCH_INPUT = 1 << 20;
+let watch: { i32: Int32Array; u8: Uint8Array } | undefined;
+
+interface WorkerJob {
+  fuzz: true;
+  work: string;
+  seed: number;
+  targets: TargetName[];
+  budget?: Record<TargetName, number>;
+  msPerTarget?: number;
+  selfTest: boolean;
+  sab: SharedArrayBuffer;
+}
+
+type WorkerMsg = { type: 'stats'; target: TargetName; stats: TargetStats } | { type: 'crash'; crash: Crasher } | { type: 'done' };
+
+async function workerMain(job: WorkerJob): Promise<void> {
+  watch = { i32: new Int32Array(job.sab, 0, 4), u8: new Uint8Array(job.sab) };
+  const post = (m: WorkerMsg) => parentPort!.postMessage(m);
+  const all = makeTargets(job.work, { selfTest: job.selfTest });
+  for (const name of job.targets) {
+    const t = all.find((x) => x.name === name);
+    if (t === undefined) continue;
+    Atomics.store(watch.i32, 2, job.targets.indexOf(name));
+    const stats = await fuzzTarget(t, {
+      seed: job.seed,
+      ...(job.msPerTarget !== undefined ? { untilMs: performance.now() + job.msPerTarget } : { inputs: job.budget?.[name] ?? CI_BUDGET[name] }),
+      onCrash: (crash) => post({ type: 'crash', crash }),
+    });
+    post({ type: 'stats', target: name, stats });
+  }
+  post({ type: 'done' });
+}
+
+export interface CampaignOptions {
+  seed: number;
+  targets?: readonly TargetName[];
+  budget?: Record<TargetName, number>;
+  minutes?: number;
+  /** No progress for this long = a hang (default 10 s). */
+  stallMs?: number;
+  selfTest?: boolean;
+  onStats?: (target: TargetName, s: TargetStats) => void;
+  onCrash?: (c: Crasher) => void;
+}
+
+/** The whole campaign in a watched worker thread; a hung target is reported and the rest go on. */
+export async function runCampaign(opts: CampaignOptions): Promise<{ stats: Map<TargetName, TargetStats>; crashers: Crasher[] }> {
+  const stats = new Map<TargetName, TargetStats>();
+  const crashers: Crasher[] = [];
+  let pending = [...(opts.targets ?? TARGETS)];
+  const msPerTarget = opts.minutes !== undefined ? (opts.minutes * 60_000) / pending.length : undefined;
+  const stallMs = opts.stallMs ?? 10_000;
+  const work = newWorkDir();
+  try {
+    while (pending.length > 0) {
+      const sab = new SharedArrayBuffer(WATCH_HEADER + WATCH_INPUT);
+      const i32 = new Int32Array(sab, 0, 4);
+      const job: WorkerJob = { fuzz: true, work, seed: opts.seed, targets: pending, selfTest: opts.selfTest ?? false, sab, ...(opts.budget ? { budget: opts.budget } : {}), ...(msPerTarget !== undefined ? { msPerTarget } : {}) };
+      const w = new Worker(new URL('../src/io/tsx-worker-bootstrap.mjs', import.meta.url), { workerData: { entry: import.meta.url, job } });
+      const hung = await new Promise<TargetName | undefined>((resolve, reject) => {
+        let last = -1;
+        let lastChange = performance.now();
+        const timer = setInterval(() => {
+          const n = Atomics.load(i32, 0);
+          if (n !== last) {
+            last = n;
+            lastChange = performance.now();
+          } else if (n > 0 && performance.now() - lastChange > stallMs) {
+            clearInterval(timer);
+            const name = pending[Atomics.load(i32, 2)]!;
+            const len = Atomics.load(i32, 1);
+            const c: Crasher = { target: name, kind: 'hang', message: `no progress for ${stallMs} ms`, input: new Uint8Array(sab, WATCH_HEADER, len).slice() };
+            crashers.push(c);
+            opts.onCrash?.(c);
+            void w.terminate().then(() => resolve(name));
+          }
+        }, 100);
+        w.on('message', (m: WorkerMsg) => {
+          if (m.type === 'crash') {
+            crashers.push(m.crash);
+            opts.onCrash?.(m.crash);
+          } else if (m.type === 'stats') {
+            stats.set(m.target, m.stats);
+            opts.onStats?.(m.target, m.stats);
+          } else {
+            clearInterval(timer);
+            resolve(undefined);
+          }
+        });
+        w.on('error', (err) => {
+          clearInterval(timer);
+          reject(err);
+        });
+      });
+      if (hung === undefined) {
+        await w.terminate();
+        break;
+      }
+      pending = pending.slice(pending.indexOf(hung) + 1);
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  return { stats, crashers };
+}
 
 export function newWorkDir(): string {
   return mkdtempSync(join(tmpdir(), 'dtx-fuzz-'));
@@ -511,29 +658,25 @@ async function cliMain(argv: string[]): Promise<number> {
       return 64;
     }
   }
-  const work = newWorkDir();
   let crashes = 0;
-  try {
-    const targets = makeTargets(work).filter((t) => only.length === 0 || only.includes(t.name));
-    const share = minutes !== undefined ? (minutes * 60_000) / targets.length : undefined;
-    for (const t of targets) {
-      const st = await fuzzTarget(t, {
-        seed,
-        ...(share !== undefined ? { untilMs: performance.now() + share } : { inputs: CI_BUDGET[t.name] }),
-        onCrash: (c) => {
-          crashes++;
-          process.stderr.write(`CRASH ${c.target} ${c.kind}: ${c.message.split('\n')[0]} → ${saveCrasher(c)}\n`);
-        },
-      });
-      process.stdout.write(`${t.name.padEnd(9)} ${String(st.executed).padStart(8)} inputs  ${st.typedErrors} typed errors  ${st.ok} ok  ${st.signatures} signatures  corpus ${st.corpus}  ${Math.round(st.ms)} ms${t.seeds.length === 0 ? '  (no seeds: skipped)' : ''}\n`);
-    }
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-  }
+  await runCampaign({
+    seed,
+    ...(only.length > 0 ? { targets: only } : {}),
+    ...(minutes !== undefined ? { minutes } : {}),
+    onCrash: (c) => {
+      crashes++;
+      process.stderr.write(`CRASH ${c.target} ${c.kind}: ${c.message.split('\n')[0]} → ${saveCrasher(c)}\n`);
+    },
+    onStats: (name, st) => {
+      process.stdout.write(`${name.padEnd(11)} ${String(st.executed).padStart(8)} inputs  ${st.typedErrors} typed errors  ${st.ok} ok  ${st.signatures} signatures  corpus ${st.corpus}  ${Math.round(st.ms)} ms${st.corpus === 0 ? '  (no seeds: skipped)' : ''}\n`);
+    },
+  });
   process.stdout.write(`${crashes} crasher(s)\n`);
   return crashes > 0 ? 1 : 0;
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+if (!isMainThread && (workerData as { job?: WorkerJob } | null)?.job?.fuzz === true) {
+  await workerMain((workerData as { job: WorkerJob }).job);
+} else if (isMainThread && process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   process.exitCode = await cliMain(process.argv.slice(2));
 }
