@@ -1,11 +1,10 @@
 // Parses many module files across all cores with worker_threads. Small jobs (an incremental
 // update touching a handful of modules) are parsed in the calling thread: starting workers costs
 // more than it saves below a few dozen files.
-import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { ModuleRecord } from '../module/record.ts';
-import { outcomeError, toParseOutcome, type ParseFile, type ParseOutcome } from './parse-outcome.ts';
+import { outcomeError, type ParseFile, type ParseOutcome } from './parse-outcome.ts';
 
 export interface ParseJob {
   id: number;
@@ -24,7 +23,9 @@ export interface ParseOptions {
 }
 
 const INLINE_BELOW = 48;
-const BATCH = 24;
+// Large enough that a batch of .xz files costs one xz(1) run of a few MB (see xz-batch.ts), small
+// enough that ~4,000 modules still spread evenly over the workers.
+const BATCH = 64;
 
 /** Where the worker code lives: the bundled build ships parse-worker.mjs next to the CLI bundle; under tsx we boot the .ts source. */
 function workerEntry(): { url: URL; workerData?: unknown } {
@@ -62,12 +63,9 @@ export async function parseModulesSettled(files: ParseFile[], opts: ParseOptions
 }
 
 async function parseInline(files: ParseFile[], opts: ParseOptions): Promise<ParseOutcome[]> {
-  const { parseModuleFile } = await import('../module/parse.ts');
-  const out: ParseOutcome[] = [];
-  for (const f of files) {
-    out.push(await toParseOutcome(f, async () => parseModuleFile(await readFile(f.abs), f.display)));
-    opts.onProgress?.(out.length, files.length);
-  }
+  const { parseBatch } = await import('./parse-batch.ts');
+  const out = await parseBatch(files);
+  opts.onProgress?.(out.length, files.length);
   return out;
 }
 
