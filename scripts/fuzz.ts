@@ -33,13 +33,14 @@ import { parseSymvers, parseSystemMap } from '../src/depmod/kernel-symbols.ts';
 import { parseJournalText, formatEvent } from '../src/txn/journal.ts';
 import { parseAptHookInfo } from '../src/txn/collect-apt.ts';
 import { listDebPayload } from '../src/txn/collect-deb.ts';
+import { readModuleForParse } from '../src/io/module-read.ts';
 import { buildModuleElf, type FixtureModule } from '../test/support/fixture-elf.ts';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const CRASHER_DIR = join(REPO, 'test', 'fixtures', 'crashers');
 
-export type TargetName = 'elf' | 'module-file' | 'index' | 'depmod.d' | 'symvers' | 'journal' | 'apt-hook' | 'deb' | 'selftest-hang';
-export const TARGETS: readonly TargetName[] = ['elf', 'module-file', 'index', 'depmod.d', 'symvers', 'journal', 'apt-hook', 'deb'];
+export type TargetName = 'elf' | 'module-file' | 'module-sparse' | 'index' | 'depmod.d' | 'symvers' | 'journal' | 'apt-hook' | 'deb' | 'selftest-hang';
+export const TARGETS: readonly TargetName[] = ['elf', 'module-file', 'module-sparse', 'index', 'depmod.d', 'symvers', 'journal', 'apt-hook', 'deb'];
 
 export interface Target {
   name: TargetName;
@@ -230,6 +231,30 @@ function compressedSeeds(): Uint8Array[] {
   return out;
 }
 
+/** Modules above the sparse reader's whole-file threshold: fixtures padded with zeros, and real ones. */
+function largeElfSeeds(): Uint8Array[] {
+  const out = elfSeeds().slice(0, 4).map((e) => {
+    const b = new Uint8Array(64 * 1024);
+    b.set(e);
+    return b;
+  });
+  const real = join(REPO, '.cache', 'kernels', '6.1.0-56-cloud-amd64', 'root', 'lib', 'modules', '6.1.0-56-cloud-amd64', 'kernel', 'lib');
+  if (existsSync(real)) {
+    const mid = readdirSync(real).filter((f) => f.endsWith('.ko')).map((f) => join(real, f)).filter((p) => statSync(p).size > 60_000 && statSync(p).size < 200_000).sort().slice(0, 2);
+    for (const p of mid) out.push(new Uint8Array(readFileSync(p)));
+  }
+  return out;
+}
+
+/** What a parse produced, exactly: for comparing two ways of reading the same file. */
+function outcomeText(f: () => unknown): string {
+  try {
+    return JSON.stringify(f(), (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+  } catch (err) {
+    return `${(err as Error).constructor.name}: ${(err as Error).message}`;
+  }
+}
+
 export function makeTargets(work: string, opts: { selfTest?: boolean } = {}): Target[] {
   let debN = 0;
   const targets: Target[] = [
@@ -240,6 +265,21 @@ export function makeTargets(work: string, opts: { selfTest?: boolean } = {}): Ta
       hot: (b) => [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, b.length - 8, b.length - 4, b.length - 1].filter((o) => o >= 0),
       dict: [],
       run: async (b) => shapeOfRecord(await parseModuleFile(b, 'fuzz.ko.xz')),
+    },
+    {
+      // The worker's sparse file reader must give the parser exactly what a whole read gives it.
+      name: 'module-sparse',
+      seeds: largeElfSeeds(),
+      hot: elfHot,
+      dict: [],
+      run: (b) => {
+        const file = join(work, 'sparse.ko');
+        writeFileSync(file, b);
+        const sparse = outcomeText(() => parseModule(readModuleForParse(file), 'fuzz.ko'));
+        const whole = outcomeText(() => parseModule(b, 'fuzz.ko'));
+        if (sparse !== whole) throw new Error(`sparse read differs from whole read:\n  sparse: ${sparse.slice(0, 300)}\n  whole:  ${whole.slice(0, 300)}`);
+        return shapeOfRecord(parseModule(b, 'fuzz.ko'));
+      },
     },
     {
       name: 'index',
@@ -528,7 +568,7 @@ export function savedCrashers(dir = CRASHER_DIR): Array<{ target: TargetName; fi
 }
 
 /** Inputs per target of the CI campaign (>= 20,000 in total). */
-export const CI_BUDGET: Record<TargetName, number> = { elf: 20000, 'module-file': 2000, index: 12000, 'depmod.d': 6000, symvers: 4000, journal: 6000, 'apt-hook': 6000, deb: 1500, 'selftest-hang': 10 };
+export const CI_BUDGET: Record<TargetName, number> = { elf: 20000, 'module-file': 2000, 'module-sparse': 2000, index: 12000, 'depmod.d': 6000, symvers: 4000, journal: 6000, 'apt-hook': 6000, deb: 1500, 'selftest-hang': 10 };
 
 // ---------------------------------------------------------------- watchdog (worker thread)
 
