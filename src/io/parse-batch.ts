@@ -3,7 +3,7 @@
 import { parseModuleFile } from '../module/parse.ts';
 import { readModuleForParse } from './module-read.ts';
 import { toParseOutcome, type ParseFile, type ParseOutcome } from './parse-outcome.ts';
-import { unxzBatch } from './xz-batch.ts';
+import { decompressBatch } from './batch-decompress.ts';
 
 export async function parseBatch(files: readonly ParseFile[]): Promise<ParseOutcome[]> {
   const raw = files.map((f) => {
@@ -13,8 +13,8 @@ export async function parseBatch(files: readonly ParseFile[]): Promise<ParseOutc
       return undefined; // read again below, where the error becomes this file's outcome
     }
   });
-  const unxz = unxzBatch(raw);
+  const unpacked = decompressBatch(raw);
   return Promise.all(
-    files.map((f, i) => toParseOutcome(f, async () => parseModuleFile(unxz[i] ?? raw[i] ?? readModuleForParse(f.abs), f.display))),
+    files.map((f, i) => toParseOutcome(f, async () => parseModuleFile(unpacked[i] ?? raw[i] ?? readModuleForParse(f.abs), f.display))),
   );
 }

@@ -23,7 +23,7 @@ export interface ParseOptions {
 }
 
 const INLINE_BELOW = 48;
-// Large enough that a batch of .xz files costs one xz(1) run of a few MB (see xz-batch.ts), small
+// Large enough that a batch of .xz or .zst files costs one xz(1) or zstd(1) run of a few MB (see batch-decompress.ts), small
 // enough that ~4,000 modules still spread evenly over the workers.
 const BATCH = 64;
 
