@@ -134,11 +134,15 @@ export async function runCommit(a: TxnArgs & { scan: boolean; kernels?: string[]
   return failureExit(summary.kernels) ?? EXIT.ok;
 }
 
-/** A kernel whose database could not be written (disk full, read-only, permission) → 74; any other failure → 75. */
+/**
+ * The exit code of the worst failed kernel: its database could not be written (disk full, read-only,
+ * permission) → 74; a malformed module or config in its tree → 65 / 78; anything else (lock) → 75.
+ */
 function failureExit(kernels: readonly KernelResult[]): number | undefined {
   const failed = kernels.filter((k) => k.status === 'failed');
   if (failed.length === 0) return undefined;
-  return failed.some((k) => k.errorKind === 'io') ? EXIT.io : EXIT.state;
+  for (const kind of ['io', 'format', 'config'] as const) if (failed.some((k) => k.errorKind === kind)) return EXIT[kind];
+  return EXIT.state;
 }
 
 export async function runReplay(a: TxnArgs & { files: string[] }, io: ReportIo): Promise<number> {
