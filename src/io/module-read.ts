@@ -141,8 +141,11 @@ function readSparse(fd: number, size: number): Uint8Array | undefined {
       const shndx = u16(e + (is64 ? 6 : 14));
       if (shndx === 0 || shndx >= shnum || loaded[shndx]) continue;
       loaded[shndx] = 1;
-      if (inFile(offs[shndx]!, sizes[shndx]!)) {
-        if (!readAt(fd, buf, offs[shndx]!, sizes[shndx]!)) return undefined;
+      // kmod only checks that a CRC's offset lies inside its section, then reads a whole word: for
+      // a section shorter than that word the CRC's bytes lie past it, so read a word's slack too.
+      if (inFile(offs[shndx]!, 0) && offs[shndx]! < size) {
+        const len = Math.min(sizes[shndx]! + 8, size - offs[shndx]!);
+        if (!readAt(fd, buf, offs[shndx]!, len)) return undefined;
       }
     }
   }

@@ -43,10 +43,7 @@ test('mutation is deterministic for a seed and changes the input', () => {
  * Crashers whose bug is known and not yet fixed in src: replayed and reported as TODO (they do not
  * fail the suite) so the regression test is in place the moment the fix lands. Remove the entry then.
  */
-const KNOWN_OPEN: Partial<Record<string, string>> = {
-  'module-sparse':
-    "src/io/module-read.ts: a __crc_ symbol in a section smaller than 4 bytes (here __kcrctab of size 0 or 1) is read past that section, as kmod's wrapped bound check allows; the sparse read left those bytes zero, so export CRCs differ from a whole read",
-};
+const KNOWN_OPEN: Partial<Record<string, string>> = {};
 
 for (const target of new Set(savedCrashers().map((c) => c.target))) {
   test(`saved ${target} crashers replay without crashing`, { todo: KNOWN_OPEN[target] ?? false }, async () => {
