@@ -130,6 +130,13 @@ export function encodeCache(c: CacheContents): Uint8Array {
     }
     return id;
   };
+  // String ids in the order pass 2 writes them: one hash lookup per string, not two.
+  const refs: number[] = [];
+  const ref = (s: string): number => {
+    const id = intern(s);
+    refs.push(id);
+    return id;
+  };
   const copied: Array<EntryOrigin | undefined> = new Array(c.entries.length);
   let bodyVar = varintSize(c.entries.length);
   for (let i = 0; i < c.entries.length; i++) {
@@ -141,13 +148,13 @@ export function encodeCache(c: CacheContents): Uint8Array {
       continue;
     }
     const r = e.record;
-    bodyVar += varintSize(intern(e.path)) + 32 + varintSize(intern(r.name));
+    bodyVar += varintSize(ref(e.path)) + 32 + varintSize(ref(r.name));
     bodyVar += varintSize(r.modinfo.length);
-    for (const [k, v] of r.modinfo) bodyVar += varintSize(intern(k)) + varintSize(intern(v));
+    for (const [k, v] of r.modinfo) bodyVar += varintSize(ref(k)) + varintSize(ref(v));
     bodyVar += varintSize(r.exports.length);
-    for (const x of r.exports) bodyVar += varintSize(intern(x.name)) + 8;
+    for (const x of r.exports) bodyVar += varintSize(ref(x.name)) + 8;
     bodyVar += varintSize(r.imports.length);
-    for (const x of r.imports) bodyVar += varintSize(intern(x.name)) + 9;
+    for (const x of r.imports) bodyVar += varintSize(ref(x.name)) + 9;
   }
   for (let i = baseCount; i < strings.length; i++) if (strings[i]!.includes('\0')) throw new RangeError('cache: string contains NUL');
   const fresh = strings.slice(baseCount);
@@ -184,6 +191,7 @@ export function encodeCache(c: CacheContents): Uint8Array {
   out.set(freshBlob, o);
   o += freshBlob.length;
   putVar(c.entries.length);
+  let ri = 0;
   for (let i = 0; i < c.entries.length; i++) {
     const from = copied[i];
     if (from !== undefined) {
@@ -193,27 +201,27 @@ export function encodeCache(c: CacheContents): Uint8Array {
     }
     const e = c.entries[i]!;
     const r = e.record;
-    putVar(ids.get(e.path)!);
+    putVar(refs[ri++]!);
     dv.setBigUint64(o, e.fp.size, true);
     dv.setBigUint64(o + 8, e.fp.mtimeNs, true);
     dv.setBigUint64(o + 16, e.fp.ctimeNs, true);
     dv.setBigUint64(o + 24, e.fp.ino, true);
     o += 32;
-    putVar(ids.get(r.name)!);
+    putVar(refs[ri++]!);
     putVar(r.modinfo.length);
-    for (const [k, v] of r.modinfo) {
-      putVar(ids.get(k)!);
-      putVar(ids.get(v)!);
+    for (let j = 0; j < r.modinfo.length; j++) {
+      putVar(refs[ri++]!);
+      putVar(refs[ri++]!);
     }
     putVar(r.exports.length);
     for (const x of r.exports) {
-      putVar(ids.get(x.name)!);
+      putVar(refs[ri++]!);
       dv.setFloat64(o, x.crc, true);
       o += 8;
     }
     putVar(r.imports.length);
     for (const x of r.imports) {
-      putVar(ids.get(x.name)!);
+      putVar(refs[ri++]!);
       dv.setFloat64(o, x.crc, true);
       o += 8;
       out[o++] = x.weak ? 1 : 0;
