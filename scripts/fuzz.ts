@@ -17,6 +17,7 @@
 // (a synchronous endless loop cannot be interrupted otherwise) and saves the input it was on.
 //
 //   npm run fuzz -- [--minutes M] [--seed S] [--target NAME]...   (default: the CI campaign)
+import { mulberry32 } from '../test/support/random-tree.ts';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -55,16 +56,8 @@ export interface Target {
 
 // ---------------------------------------------------------------- random numbers
 
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The same seeded generator the random trees use (test/support/random-tree.ts). */
+export const rng = mulberry32;
 
 const bucket = (n: number): number => (n <= 0 ? 0 : 1 + Math.floor(Math.log2(n)));
 const text = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');

@@ -29,6 +29,25 @@ export function listDirInReaddirOrder(dir: string): DirEntry[] {
   return out;
 }
 
+/** listDirInReaddirOrder, or undefined when the directory cannot be opened (kmod skips it then). */
+export function listDirIfPossible(dir: string): DirEntry[] | undefined {
+  try {
+    return listDirInReaddirOrder(dir);
+  } catch {
+    return undefined;
+  }
+}
+
+/** What a path is after following symlinks (depmod's fstatat for DT_LNK/DT_UNKNOWN entries). */
+export function statTypeFollowingLinks(path: string): 'file' | 'dir' | 'other' | undefined {
+  try {
+    const st = statSync(path);
+    return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other';
+  } catch {
+    return undefined;
+  }
+}
+
 /** A kernel version names one directory: refuse anything that could walk elsewhere. */
 export function assertSafeKernelVersion(kver: string): void {
   // eslint-disable-next-line no-control-regex

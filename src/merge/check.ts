@@ -18,7 +18,7 @@ import { planRebuild } from '../depmod/rebuild.ts';
 import { symbolLookupName } from '../depmod/build.ts';
 import { IoError } from '../errors.ts';
 import { parseModules } from '../io/parse-pool.ts';
-import { listDirInReaddirOrder, locateModuleTree, type ModuleTree } from '../io/tree.ts';
+import { locateModuleTree, type ModuleTree, statTypeFollowingLinks, listDirIfPossible } from '../io/tree.ts';
 import { MODULE_SUFFIXES } from '../module/decompress.ts';
 import { parseModuleFile } from '../module/parse.ts';
 import type { ModuleRecord } from '../module/record.ts';
@@ -137,21 +137,8 @@ async function installedRecords(
     configFiles: inputs.configFiles,
     suffixes: MODULE_SUFFIXES,
     io: {
-      listDir: (d) => {
-        try {
-          return listDirInReaddirOrder(d);
-        } catch {
-          return undefined;
-        }
-      },
-      statType: (p) => {
-        try {
-          const st = statSync(p);
-          return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other';
-        } catch {
-          return undefined;
-        }
-      },
+      listDir: listDirIfPossible,
+      statType: statTypeFollowingLinks,
     },
   });
   const records = await parseModules(plan.modules.map((m) => ({ abs: m.abspath, display: m.relpath ?? m.abspath })));

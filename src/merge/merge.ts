@@ -16,7 +16,7 @@ import type { ListEntry } from '../depmod/search.ts';
 import { DepmodTxError } from '../errors.ts';
 import { writeFilesAtomically, crashPoint } from '../io/atomic.ts';
 import { parseModules } from '../io/parse-pool.ts';
-import { listDirInReaddirOrder, locateModuleTree, type ModuleTree } from '../io/tree.ts';
+import { listDirInReaddirOrder, locateModuleTree, type ModuleTree, statTypeFollowingLinks } from '../io/tree.ts';
 import { MODULE_SUFFIXES } from '../module/decompress.ts';
 import type { ModuleRecord } from '../module/record.ts';
 import { configDirs, discoverSymvers, loadKernelSymbols, readKernelInputs } from './inputs.ts';
@@ -160,14 +160,7 @@ export async function merge(opts: MergeOptions): Promise<MergeResult> {
     suffixes: MODULE_SUFFIXES,
     io: {
       listDir,
-      statType: (p) => {
-        try {
-          const st = statSync(p);
-          return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other';
-        } catch {
-          return undefined;
-        }
-      },
+      statType: statTypeFollowingLinks,
     },
   });
   const warnings = [

@@ -1,7 +1,7 @@
 // Test helper: depmod-tx's full rebuild on a tree, with the file-system side done the simplest way
 // (sequential reads, no workers). Shared by the real-tree and synthetic differential tests.
 import { readFileSync, statSync } from 'node:fs';
-import { listDirInReaddirOrder } from '../../src/io/tree.ts';
+import { listDirInReaddirOrder, statTypeFollowingLinks, listDirIfPossible } from '../../src/io/tree.ts';
 import { parseModuleFile } from '../../src/module/parse.ts';
 import type { ModuleRecord } from '../../src/module/record.ts';
 import { configFileOrder, DEFAULT_CONFIG_DIRS, type ConfigListing } from '../../src/depmod/config.ts';
@@ -50,21 +50,8 @@ export async function runOurs(
     dirname,
     configFiles,
     io: {
-      listDir: (d) => {
-        try {
-          return listDirInReaddirOrder(d);
-        } catch {
-          return undefined;
-        }
-      },
-      statType: (p) => {
-        try {
-          const st = statSync(p);
-          return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other';
-        } catch {
-          return undefined;
-        }
-      },
+      listDir: listDirIfPossible,
+      statType: statTypeFollowingLinks,
     },
   });
   const t0 = performance.now();
