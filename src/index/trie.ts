@@ -163,8 +163,8 @@ export class IndexTrie {
       throw new FormatError(this.#name, `index of ${cursor} bytes does not fit 28-bit node offsets`);
     }
 
-    const out = new Uint8Array(cursor);
-    const view = new DataView(out.buffer);
+    const out = Buffer.alloc(cursor);
+    const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
     view.setUint32(0, INDEX_MAGIC);
     view.setUint32(4, INDEX_VERSION);
     view.setUint32(8, refs[table.count - 1]!);
@@ -207,7 +207,8 @@ export class IndexTrie {
         }
       }
     }
-    return out;
+    // A plain Uint8Array view: callers get the same type whichever writer filled it.
+    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   }
 }
 
@@ -286,9 +287,12 @@ function buildTable(keys: string[], name: string): NodeTable {
   return t;
 }
 
-/** Writes a byte string and its NUL terminator; returns the position after the NUL. */
-function putByteString(out: Uint8Array, pos: number, s: string): number {
-  for (let i = 0; i < s.length; i++) out[pos + i] = s.charCodeAt(i);
+/**
+ * Writes a byte string and its NUL terminator; returns the position after the NUL. Buffer's
+ * latin1 writer copies in native code (index values add up to megabytes per rebuild).
+ */
+function putByteString(out: Buffer, pos: number, s: string): number {
+  out.write(s, pos, s.length, "latin1");
   out[pos + s.length] = 0;
   return pos + s.length + 1;
 }
