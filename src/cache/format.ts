@@ -267,6 +267,12 @@ class Reader {
     this.o += 8;
     return v;
   }
+  /** A length prefix: never more items than bytes left, so a forged count cannot allocate wildly. */
+  count(): number {
+    const n = this.varint();
+    if (n > this.end - this.o) this.fail('count larger than the data');
+    return n;
+  }
   f64(): number {
     if (this.o + 8 > this.end) this.fail('truncated CRC');
     const v = this.dv.getFloat64(this.o, true);
@@ -322,11 +328,7 @@ export function decodeCache(bytes: Uint8Array, file: string): CacheContents {
     const s = strings[id];
     return s !== undefined ? s : r.fail(`string index ${id} out of range`);
   };
-  const count = (): number => {
-    const n = r.varint();
-    if (n > bodyEnd - r.o) r.fail('count larger than the data');
-    return n;
-  };
+  const count = (): number => r.count();
   const n = count();
   const entries: CacheEntry[] = new Array(n);
   for (let i = 0; i < n; i++) {
@@ -393,11 +395,7 @@ export function decodeCacheExports(bytes: Uint8Array, file: string): { header: C
   const skipStr = (): void => {
     if (r.varint() >= nStrings) r.fail('string index out of range');
   };
-  const count = (): number => {
-    const n = r.varint();
-    if (n > bodyEnd - r.o) r.fail('count larger than the data');
-    return n;
-  };
+  const count = (): number => r.count();
   const n = count();
   const modules: CachedExports[] = new Array(n);
   for (let i = 0; i < n; i++) {
