@@ -27,50 +27,79 @@ export interface RenderResult {
   warnings: string[];
 }
 
-type Renderer = (input: RenderInput, warnings: string[]) => Uint8Array;
+/**
+ * What several renderers read from every module, computed in one pass per renderDatabase call:
+ * each module's modinfo is scanned once (not once per renderer) and its modules.dep line is built
+ * once for modules.dep and modules.dep.bin.
+ */
+interface Shared {
+  /** modules.dep line bodies, by module idx. */
+  depLines: string[];
+  /** "alias" modinfo values in modinfo order, by module idx (alias text, alias.bin, devname). */
+  aliases: readonly string[][];
+  /** "softdep" modinfo values in modinfo order, by module idx. */
+  softdeps: readonly string[][];
+}
+
+type Renderer = (input: RenderInput, warnings: string[], shared: Shared) => Uint8Array;
 
 const encoder = new TextEncoder();
 const latin1Decoder = new TextDecoder('latin1');
+// Most modules have no softdep and many no alias: they all share this (never mutated) list.
+const NONE: string[] = [];
 
 function text(s: string): Uint8Array {
   return encoder.encode(s);
 }
 
-function moduleValues(m: DbModule, key: string): string[] {
-  const out: string[] = [];
-  for (const [k, v] of m.record.modinfo) if (k === key) out.push(v);
-  return out;
+function sharedValues(db: Database): Shared {
+  const n = db.modules.length;
+  const depLines = new Array<string>(n);
+  const aliases = new Array<string[]>(n);
+  const softdeps = new Array<string[]>(n);
+  for (let i = 0; i < n; i++) {
+    const m = db.modules[i]!;
+    // The modules.dep line body (also the dep.bin value): "path:" then " dep" per dependency.
+    let line = `${m.path}:`;
+    for (const d of m.allDeps) line += ` ${db.modules[d]!.path}`;
+    depLines[i] = line;
+    let a = NONE;
+    let sd = NONE;
+    for (const [k, v] of m.record.modinfo) {
+      if (k === 'alias') {
+        if (a === NONE) a = [];
+        a.push(v);
+      } else if (k === 'softdep') {
+        if (sd === NONE) sd = [];
+        sd.push(v);
+      }
+    }
+    aliases[i] = a;
+    softdeps[i] = sd;
+  }
+  return { depLines, aliases, softdeps };
 }
 
-/** The modules.dep line body (also the dep.bin value): "path:" then " dep" per dependency. */
-function depLine(db: Database, m: DbModule): string {
-  let line = `${m.path}:`;
-  for (const d of m.allDeps) line += ` ${db.modules[d]!.path}`;
-  return line;
+function renderDep(_input: RenderInput, _warnings: string[], { depLines }: Shared): Uint8Array {
+  return text(depLines.length === 0 ? '' : `${depLines.join('\n')}\n`);
 }
 
-function renderDep({ db }: RenderInput): Uint8Array {
-  const lines: string[] = [];
-  for (const m of db.modules) lines.push(`${depLine(db, m)}\n`);
-  return text(lines.join(''));
-}
-
-function renderDepBin({ db }: RenderInput): Uint8Array {
+function renderDepBin({ db }: RenderInput, _warnings: string[], { depLines }: Shared): Uint8Array {
   const trie = new IndexTrie('modules.dep.bin');
-  for (const m of db.modules) trie.insert(m.name, depLine(db, m), m.idx);
+  for (const m of db.modules) trie.insert(m.name, depLines[m.idx]!, m.idx);
   return trie.serialize();
 }
 
-function renderAlias({ db }: RenderInput): Uint8Array {
-  const lines = ['# Aliases extracted from modules themselves.\n'];
-  for (const m of db.modules) for (const a of moduleValues(m, 'alias')) lines.push(`alias ${a} ${m.name}\n`);
-  return text(lines.join(''));
+function renderAlias({ db }: RenderInput, _warnings: string[], { aliases }: Shared): Uint8Array {
+  let out = '# Aliases extracted from modules themselves.\n';
+  for (const m of db.modules) for (const a of aliases[m.idx]!) out += `alias ${a} ${m.name}\n`;
+  return text(out);
 }
 
-function renderAliasBin({ db }: RenderInput, warnings: string[]): Uint8Array {
+function renderAliasBin({ db }: RenderInput, warnings: string[], { aliases }: Shared): Uint8Array {
   const trie = new IndexTrie('modules.alias.bin');
   for (const m of db.modules) {
-    for (const a of moduleValues(m, 'alias')) {
+    for (const a of aliases[m.idx]!) {
       const key = normalizeAlias(a);
       if (key === null) {
         warnings.push(`Unmatched bracket in ${a}`);
@@ -82,16 +111,16 @@ function renderAliasBin({ db }: RenderInput, warnings: string[]): Uint8Array {
   return trie.serialize();
 }
 
-function renderSoftdep({ db }: RenderInput): Uint8Array {
-  const lines = ['# Soft dependencies extracted from modules themselves.\n'];
-  for (const m of db.modules) for (const s of moduleValues(m, 'softdep')) lines.push(`softdep ${m.name} ${s}\n`);
-  return text(lines.join(''));
+function renderSoftdep({ db }: RenderInput, _warnings: string[], { softdeps }: Shared): Uint8Array {
+  let out = '# Soft dependencies extracted from modules themselves.\n';
+  for (const m of db.modules) for (const s of softdeps[m.idx]!) out += `softdep ${m.name} ${s}\n`;
+  return text(out);
 }
 
 function renderSymbols({ db }: RenderInput): Uint8Array {
-  const lines = ['# Aliases for symbols, used by symbol_request().\n'];
-  for (const s of db.symbols) if (s.owner !== null) lines.push(`alias symbol:${s.name} ${db.modules[s.owner]!.name}\n`);
-  return text(lines.join(''));
+  let out = '# Aliases for symbols, used by symbol_request().\n';
+  for (const s of db.symbols) if (s.owner !== null) out += `alias symbol:${s.name} ${db.modules[s.owner]!.name}\n`;
+  return text(out);
 }
 
 function renderSymbolsBin({ db }: RenderInput): Uint8Array {
@@ -218,15 +247,14 @@ export function scanMajorMinor(value: string, prefix: string): [number, number] 
  * alias were seen (a later major alias seen before the devname overwrites an earlier one). A module
  * with a devname but no major/minor is reported and skipped. The header goes before the first line only.
  */
-function renderDevname({ db }: RenderInput, warnings: string[]): Uint8Array {
-  const lines: string[] = [];
+function renderDevname({ db }: RenderInput, warnings: string[], { aliases }: Shared): Uint8Array {
+  let out = '';
   for (const m of db.modules) {
     let devname: string | null = null;
     let type = '';
     let major = 0;
     let minor = 0;
-    for (const [k, v] of m.record.modinfo) {
-      if (k !== 'alias') continue;
+    for (const v of aliases[m.idx]!) {
       let mm: [number, number] | null;
       if (v.startsWith('devname:')) devname = v.slice('devname:'.length);
       else if ((mm = scanMajorMinor(v, 'char-major-')) !== null) [type, major, minor] = ['c', ...mm];
@@ -238,10 +266,10 @@ function renderDevname({ db }: RenderInput, warnings: string[]): Uint8Array {
       warnings.push(`Module '${m.name}' has devname (${devname}) but lacks major and minor information. Ignoring.`);
       continue;
     }
-    if (lines.length === 0) lines.push('# Device nodes to trigger on-demand module loading.\n');
-    lines.push(`${m.name} ${devname} ${type}${major}:${minor}\n`);
+    if (out === '') out = '# Device nodes to trigger on-demand module loading.\n';
+    out += `${m.name} ${devname} ${type}${major}:${minor}\n`;
   }
-  return text(lines.join(''));
+  return text(out);
 }
 
 /** depmod_output's table, in its order (the order files are written and renamed). */
@@ -262,6 +290,7 @@ export function renderDatabase(input: RenderInput): RenderResult {
   const files = new Map<string, Uint8Array>();
   const warnings: string[] = [];
   if (input.db.cycles !== null) return { files, warnings };
-  for (const [name, render] of RENDERERS) files.set(name, render(input, warnings));
+  const shared = sharedValues(input.db);
+  for (const [name, render] of RENDERERS) files.set(name, render(input, warnings, shared));
   return { files, warnings };
 }
