@@ -278,17 +278,23 @@ export function reportCycles(unsorted: Mod[]): CycleReport {
   return { cycles, modulesInCycles: loopSet.size, messages, aborted, truncated };
 }
 
-/** mod_get_all_sorted_dependencies: the transitive closure, sorted by dep_sort_idx. */
-function allSortedDependencies(m: Mod): Mod[] {
-  const seen = new Set<Mod>();
-  const todo = [...m.deps];
+/**
+ * mod_get_all_sorted_dependencies: the transitive closure, sorted by dep_sort_idx (distinct when
+ * there is no cycle, so the walk order does not matter). `seenBy[idx] === stamp` marks a module
+ * seen in this walk: one array for all modules instead of a Set per module.
+ */
+function allSortedDependencies(m: Mod, seenBy: Int32Array, stamp: number): number[] {
+  const out: Mod[] = [];
+  const todo = m.deps.slice();
   while (todo.length > 0) {
     const d = todo.pop()!;
-    if (seen.has(d)) continue;
-    seen.add(d);
-    for (const dd of d.deps) if (!seen.has(dd)) todo.push(dd);
+    if (seenBy[d.idx] === stamp) continue;
+    seenBy[d.idx] = stamp;
+    out.push(d);
+    for (const dd of d.deps) if (seenBy[dd.idx] !== stamp) todo.push(dd);
   }
-  return [...seen].sort((a, b) => a.depSortIdx - b.depSortIdx);
+  if (out.length > 1) out.sort((a, b) => a.depSortIdx - b.depSortIdx);
+  return out.map((d) => d.idx);
 }
 
 export function buildDatabase(input: BuildInput): Database {
@@ -319,8 +325,9 @@ export function buildDatabase(input: BuildInput): Database {
   const kabi: KabiFinding[] = [];
   const absPath = (p: string): string => (p.startsWith('/') ? p : `${dirname}/${p}`);
 
+  // depOf[provider.idx] === user.idx + 1: provider already counted for this user (one array, not a Set per module).
+  const depOf = new Int32Array(arr.length);
   for (const m of arr) {
-    const depSet = new Set<Mod>();
     for (const imp of m.record.imports) {
       const sym = table.get(symbolLookupName(imp.name, symPrefix));
       if (sym === undefined) {
@@ -351,8 +358,8 @@ export function buildDatabase(input: BuildInput): Database {
         });
       }
       // mod_add_dependency: kernel symbols add nothing; each provider counted once per user.
-      if (sym.owner !== null && !depSet.has(sym.owner)) {
-        depSet.add(sym.owner);
+      if (sym.owner !== null && depOf[sym.owner.idx] !== m.idx + 1) {
+        depOf[sym.owner.idx] = m.idx + 1;
         m.deps.push(sym.owner);
         sym.owner.users++;
       }
@@ -374,6 +381,7 @@ export function buildDatabase(input: BuildInput): Database {
     crc: s.crc,
   }));
 
+  const seenBy = new Int32Array(arr.length);
   const modules: DbModule[] = arr.map((m) => ({
     name: m.name,
     path: m.path,
@@ -381,7 +389,7 @@ export function buildDatabase(input: BuildInput): Database {
     record: m.record,
     deps: m.deps.map((d) => d.idx),
     depSortIdx: m.depSortIdx,
-    allDeps: cycles === null ? allSortedDependencies(m).map((d) => d.idx) : [],
+    allDeps: cycles === null ? allSortedDependencies(m, seenBy, m.idx + 1) : [],
   }));
   return { modules, symbols, kabi, cycles, warnings };
 }

@@ -65,13 +65,16 @@ function sharedValues(db: Database): Shared {
     depLines[i] = line;
     let a = NONE;
     let sd = NONE;
-    for (const [k, v] of m.record.modinfo) {
+    const modinfo = m.record.modinfo;
+    for (let j = 0; j < modinfo.length; j++) {
+      const pair = modinfo[j]!;
+      const k = pair[0];
       if (k === 'alias') {
         if (a === NONE) a = [];
-        a.push(v);
+        a.push(pair[1]);
       } else if (k === 'softdep') {
         if (sd === NONE) sd = [];
-        sd.push(v);
+        sd.push(pair[1]);
       }
     }
     aliases[i] = a;
