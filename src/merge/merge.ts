@@ -11,7 +11,7 @@ import type { CacheContents, CacheEntry, CachedDir, FileFingerprint } from '../c
 import { cacheFile, decodeLoadedCache, fingerprintOf, loadCacheHeader, sameFingerprint, saveCache } from '../cache/store.ts';
 import type { Database, KabiFinding } from '../depmod/build.ts';
 import type { KernelSymbols } from '../depmod/kernel-symbols.ts';
-import { planRebuild, rebuildOutputs } from '../depmod/rebuild.ts';
+import { computeDatabase, planRebuild, renderDatabase } from '../depmod/rebuild.ts';
 import type { ListEntry } from '../depmod/search.ts';
 import { DepmodTxError } from '../errors.ts';
 import { writeFilesAtomically, crashPoint } from '../io/atomic.ts';
@@ -97,8 +97,23 @@ function mtimeNs(path: string): string | undefined {
   }
 }
 
+/**
+ * DEPMOD_TX_TRACE=1 prints how long each phase of a merge took (stderr): the first place to look
+ * when a transaction's depmod step is slower than expected.
+ */
+function phaseTracer(kver: string): (phase: string) => void {
+  if (!process.env.DEPMOD_TX_TRACE) return () => {};
+  let last = performance.now();
+  return (phase) => {
+    const now = performance.now();
+    process.stderr.write(`depmod-tx trace: ${kver}: ${phase} ${(now - last).toFixed(1)} ms\n`);
+    last = now;
+  };
+}
+
 export async function merge(opts: MergeOptions): Promise<MergeResult> {
   const t0 = performance.now();
+  const trace = phaseTracer(opts.kver);
   const tree = locateModuleTree(opts.root, opts.kver);
   const inputs = readKernelInputs(tree, configDirs(opts.root, opts.config));
   const cachePath = cacheFile(opts.root, opts.kver);
@@ -119,6 +134,8 @@ export async function merge(opts: MergeOptions): Promise<MergeResult> {
       cachedOutputs = h.value.outputs;
     }
   }
+
+  trace('inputs + cache header');
 
   // 2. List the tree: a directory whose mtime is unchanged has the same entries in the same order.
   // A directory changed twice within one timestamp tick keeps its mtime; the directories of touched
@@ -163,6 +180,7 @@ export async function merge(opts: MergeOptions): Promise<MergeResult> {
       statType: statTypeFollowingLinks,
     },
   });
+  trace('config + tree listing');
   const warnings = [
     ...[...inputs.configWarnings, ...plan.configWarnings].map((w) => `${w.file}${w.line !== undefined ? `:${w.line}` : ''}: ${w.message}`),
     ...plan.searchWarnings,
@@ -187,6 +205,7 @@ export async function merge(opts: MergeOptions): Promise<MergeResult> {
     if (body.ok) for (const e of body.value.entries) cached.set(e.path, e);
     else fullReason = body.reason;
   }
+  trace('cache decode');
   const records = new Map<string, ModuleRecord>();
   const entries: CacheEntry[] = [];
   const toParse: Array<{ abs: string; key: string; fp: FileFingerprint }> = [];
@@ -207,6 +226,7 @@ export async function merge(opts: MergeOptions): Promise<MergeResult> {
     }
     toParse.push({ abs: m.abspath, key, fp });
   }
+  trace(`fingerprints (${toParse.length} to parse)`);
   const parsedRecords = await parseModules(
     toParse.map((f) => ({ abs: f.abs, display: f.key })),
     { ...(opts.workers !== undefined ? { workers: opts.workers } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) },
@@ -218,6 +238,7 @@ export async function merge(opts: MergeOptions): Promise<MergeResult> {
     entries.push({ path: f.key, fp: f.fp, record });
     parsedNames.add(record.name);
   });
+  trace('parse');
   const liveKeys = new Set(entries.map((e) => e.path));
   const removedRecords = [...cached.values()].filter((e) => !liveKeys.has(e.path)).map((e) => e.record);
 
@@ -231,15 +252,17 @@ export async function merge(opts: MergeOptions): Promise<MergeResult> {
     symversFile = opts.systemMap;
     kernelSymbols = await loadKernelSymbols(opts.systemMap, 'system-map');
   }
-  const out = rebuildOutputs({
+  trace('kernel symbols');
+  const db = computeDatabase({
     dirname: tree.moddir,
     modules: plan.modules,
     records,
     order: inputs.order,
     kernelSymbols,
-    builtin: inputs.builtin,
-    builtinModinfo: inputs.builtinModinfo,
   });
+  trace('build');
+  const out = { db, ...renderDatabase({ db, builtin: inputs.builtin, builtinModinfo: inputs.builtinModinfo }) };
+  trace('render');
   warnings.push(...out.db.warnings, ...out.warnings);
   const kabi = opts.kabiScope === 'affected' && fullReason === undefined ? affectedFindings(out.db, parsedNames, removedRecords, parsedRecords) : out.db.kabi;
 
@@ -256,9 +279,11 @@ export async function merge(opts: MergeOptions): Promise<MergeResult> {
   // 5. Write what changed, then remember what we left behind.
   const w = writeFilesAtomically(outDir, out.files);
   crashPoint('after-outputs');
+  trace(`write (${w.written.length} changed)`);
   if (outDir === tree.moddir && w.written.length > 0) refreshModdirListing(tree, dirs);
   newCache.header.outputs = outputFingerprints(outDir, [...out.files.keys()]);
   if (opts.outdir === undefined) saveCacheIfAllowed(opts, cachePath, newCache);
+  trace('cache save');
   return {
     tree, written: w.written, unchanged: w.unchanged, fullReason, parsed: toParse.length, reused: entries.length - toParse.length,
     removed: removedRecords.length, modules: plan.modules.length, kabi, symversFile, warnings, cycles: undefined, noop: false,
