@@ -35,7 +35,14 @@ export function summaryLine(r: MergeResult): string {
   const how = r.fullReason !== undefined ? `full parse (${r.fullReason})` : `parsed ${r.parsed}, reused ${r.reused}, removed ${r.removed}`;
   const unknown = r.kabi.filter((f) => f.kind === 'unknown').length;
   const crc = r.kabi.length - unknown;
-  const kabi = r.symversFile === undefined && r.kabi.length === 0 ? 'KABI: not checked (no symvers)' : r.kabi.length === 0 ? 'KABI: ok' : `KABI: ${unknown} unknown symbol(s), ${crc} CRC mismatch(es)`;
+  const kabi =
+    r.kabiAgainst === 'none'
+      ? 'KABI: not checked'
+      : r.kabiAgainst === 'modules'
+        ? `KABI: ${r.kabi.length === 0 ? 'ok' : `${crc} CRC mismatch(es)`} between modules (no symvers found: kernel symbols not checked)`
+        : r.kabi.length === 0
+          ? 'KABI: ok'
+          : `KABI: ${unknown} unknown symbol(s), ${crc} CRC mismatch(es)`;
   return `${r.tree.kver}: ${what}; ${r.modules} modules, ${how}; ${kabi}; ${Math.round(r.ms)} ms`;
 }
 
@@ -58,6 +65,7 @@ export function reportMerge(r: MergeResult, opts: { json: boolean; strict: boole
           reused: r.reused,
           removed: r.removed,
           symvers: r.symversFile ?? null,
+          kabiAgainst: r.kabiAgainst,
           kabi: r.kabi.map(kabiJson),
           warnings: r.warnings,
           ms: Math.round(r.ms),

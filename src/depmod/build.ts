@@ -29,6 +29,14 @@ export interface BuildInput {
   dirname?: string;
   /** -P: one character stripped from symbol names. */
   symPrefix?: string;
+  /**
+   * Without kernel symbols, still report imports whose exporting module records another CRC.
+   * depmod cannot (its CRC check needs -E), but a package manager often has no Module.symvers
+   * (Debian ships it in linux-headers) and a module built against another build of its provider
+   * module is exactly what a KABI check is for. Unknown symbols stay unreported: without the
+   * kernel's list every vmlinux symbol would look unknown.
+   */
+  moduleCrcCheck?: boolean;
 }
 
 export interface DbModule {
@@ -322,6 +330,7 @@ export function buildDatabase(input: BuildInput): Database {
   const table = buildSymbolTable(arr, input.kernelSymbols, symPrefix);
   const checkCrc = input.kernelSymbols?.source === 'symvers';
   const reportKabi = input.kernelSymbols !== undefined;
+  const checkModuleCrcOnly = input.kernelSymbols === undefined && input.moduleCrcCheck === true;
   const kabi: KabiFinding[] = [];
   const absPath = (p: string): string => (p.startsWith('/') ? p : `${dirname}/${p}`);
 
@@ -344,7 +353,7 @@ export function buildDatabase(input: BuildInput): Database {
         }
         continue;
       }
-      if (checkCrc && reportKabi && sym.crc !== imp.crc && !imp.weak) {
+      if (((checkCrc && reportKabi) || (checkModuleCrcOnly && sym.owner !== null)) && sym.crc !== imp.crc && !imp.weak) {
         const modulePath = absPath(m.path);
         kabi.push({
           kind: 'crc-mismatch',

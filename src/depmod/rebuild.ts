@@ -52,6 +52,8 @@ export interface ComputeInput {
   builtin?: Uint8Array | undefined;
   builtinModinfo?: Uint8Array | undefined;
   symPrefix?: string;
+  /** See BuildInput.moduleCrcCheck. */
+  moduleCrcCheck?: boolean;
 }
 
 export function computeDatabase(input: ComputeInput): Database {
@@ -66,6 +68,7 @@ export function computeDatabase(input: ComputeInput): Database {
     kernelSymbols: input.kernelSymbols,
     dirname: input.dirname,
     ...(input.symPrefix !== undefined ? { symPrefix: input.symPrefix } : {}),
+    ...(input.moduleCrcCheck !== undefined ? { moduleCrcCheck: input.moduleCrcCheck } : {}),
   });
 }
 

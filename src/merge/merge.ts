@@ -56,6 +56,11 @@ export interface MergeResult {
   modules: number;
   kabi: KabiFinding[];
   symversFile: string | undefined;
+  /**
+   * What the KABI findings were checked against: the kernel's symbols (symvers or System.map),
+   * only the modules' own exports (a check was asked for but no symvers was found), or nothing.
+   */
+  kabiAgainst: 'symvers' | 'system-map' | 'modules' | 'none';
   warnings: string[];
   /** Dependency cycles: depmod writes nothing then, and neither do we. */
   cycles: string[] | undefined;
@@ -194,7 +199,7 @@ export async function merge(opts: MergeOptions): Promise<MergeResult> {
   ) {
     return {
       tree, written: [], unchanged: Object.keys(cachedOutputs), fullReason: undefined, parsed: 0, reused: plan.modules.length, removed: 0,
-      modules: plan.modules.length, kabi: [], symversFile: undefined, warnings, cycles: undefined, noop: true, ms: performance.now() - t0,
+      modules: plan.modules.length, kabi: [], symversFile: undefined, kabiAgainst: 'none', warnings, cycles: undefined, noop: true, ms: performance.now() - t0,
     };
   }
 
@@ -253,12 +258,14 @@ export async function merge(opts: MergeOptions): Promise<MergeResult> {
     kernelSymbols = await loadKernelSymbols(opts.systemMap, 'system-map');
   }
   trace('kernel symbols');
+  const kabiAgainst = kernelSymbols !== undefined ? kernelSymbols.source : opts.symvers !== undefined ? 'modules' : 'none';
   const db = computeDatabase({
     dirname: tree.moddir,
     modules: plan.modules,
     records,
     order: inputs.order,
     kernelSymbols,
+    moduleCrcCheck: kabiAgainst === 'modules',
   });
   trace('build');
   const out = { db, ...renderDatabase({ db, builtin: inputs.builtin, builtinModinfo: inputs.builtinModinfo }) };
@@ -286,7 +293,7 @@ export async function merge(opts: MergeOptions): Promise<MergeResult> {
   trace('cache save');
   return {
     tree, written: w.written, unchanged: w.unchanged, fullReason, parsed: toParse.length, reused: entries.length - toParse.length,
-    removed: removedRecords.length, modules: plan.modules.length, kabi, symversFile, warnings, cycles: undefined, noop: false,
+    removed: removedRecords.length, modules: plan.modules.length, kabi, symversFile, kabiAgainst, warnings, cycles: undefined, noop: false,
     ms: performance.now() - t0,
   };
 }

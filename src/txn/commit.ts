@@ -31,8 +31,15 @@ export interface MergeResult {
   changed: boolean;
   files: string[];
   ms: number;
-  /** Undefined when the kernel's symbol versions could not be found (KABI not checked). */
-  kabi: { unknown: number; mismatched: number } | undefined;
+  /** Undefined when KABI was not checked; `against` says what the imports were checked against. */
+  kabi: KabiCounts | undefined;
+}
+
+export interface KabiCounts {
+  /** 'modules': no symvers was found, so only CRCs between modules were compared. */
+  against?: 'symvers' | 'system-map' | 'modules';
+  unknown: number;
+  mismatched: number;
 }
 
 /** The incremental update of one kernel (issue 4), injected so this layer is testable alone. */
@@ -54,7 +61,7 @@ export interface KernelResult {
   ms?: number;
   /** Wall time including the lock wait. */
   wallMs: number;
-  kabi?: { unknown: number; mismatched: number };
+  kabi?: KabiCounts;
   error?: string;
   /** Kind of the DepmodTxError that failed the kernel ('io' for ENOSPC/EROFS/EACCES), for the exit code. */
   errorKind?: ErrorKind;
@@ -119,7 +126,11 @@ export function formatKernelResult(r: KernelResult): string {
   switch (r.status) {
     case 'merged': {
       const what = r.changed ? `changed ${r.files?.length ?? 0} file(s)${r.files && r.files.length > 0 ? ` (${r.files.join(', ')})` : ''}` : 'unchanged';
-      const kabi = r.kabi ? `KABI: ${r.kabi.unknown} unknown, ${r.kabi.mismatched} mismatched` : 'KABI: not checked (no symvers found)';
+      const kabi = !r.kabi
+        ? 'KABI: not checked'
+        : r.kabi.against === 'modules'
+          ? `KABI: ${r.kabi.mismatched} mismatched between modules (no symvers found: kernel symbols not checked)`
+          : `KABI: ${r.kabi.unknown} unknown, ${r.kabi.mismatched} mismatched`;
       return `${r.kver}: ${what}, ${r.events} event(s), ${Math.round(r.ms ?? 0)} ms merge (${wall} total), ${kabi}`;
     }
     case 'dropped':

@@ -27,7 +27,8 @@ export function updateMerge(opts: UpdateMergeOptions = {}): KernelMerge {
       changed: r.written.length > 0,
       files: r.written,
       ms: r.ms,
-      kabi: r.symversFile === undefined ? undefined : {
+      kabi: r.kabiAgainst === 'none' ? undefined : {
+        against: r.kabiAgainst,
         unknown: r.kabi.filter((k) => k.kind === 'unknown').length,
         mismatched: r.kabi.filter((k) => k.kind === 'crc-mismatch').length,
       },

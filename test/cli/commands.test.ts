@@ -99,3 +99,36 @@ test('a broken module: exit 65, message names the file, database left as it was'
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('no symvers anywhere: update still compares CRCs between modules (--json kabiAgainst "modules", --strict exit 3) and commit says so', { skip }, () => {
+  const { root, kvers, cfg } = makeRoot();
+  try {
+    const k = kvers[0]!;
+    assert.equal(cli(['rebuild', '--root', root, '-C', cfg, k]).code, 0);
+    // A KMP built against another build of core.ko: it expects core_fn with CRC 0x11, core.ko has 0x10.
+    writeFixtureTree(root, k, [{ path: 'updates/stale.ko', module: { imports: [{ name: 'core_fn', crc: 0x11 }, { name: 'printk', crc: 0x1 }] } }], { order: base.map((m) => m.path) });
+    const r = cli(['update', '--root', root, '-C', cfg, '--json', '--strict', k, `/lib/modules/${k}/updates/stale.ko`]);
+    assert.equal(r.code, 3, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.symvers, null);
+    assert.equal(j.kabiAgainst, 'modules');
+    // printk is vmlinux's: unknown without the kernel's list, so not reported.
+    assert.deepEqual(j.kabi.map((f: Record<string, unknown>) => [f.kind, f.module, f.symbol, f.expected, f.found, f.provider]), [
+      ['crc-mismatch', 'stale', 'core_fn', '0x00000011', '0x00000010', 'core'],
+    ]);
+    assert.match(r.stderr, /updates\/stale\.ko disagrees about version of symbol core_fn/);
+    assert.deepEqual(diffFileSets(outputFiles(join(root, 'lib', 'modules', k)), oracleFiles(root, k, ['-C', cfg])), [], 'the database is written all the same');
+
+    // The same module through a transaction: the commit summary names what was checked.
+    const k2 = kvers[1]!;
+    assert.equal(cli(['rebuild', '--root', root, '-C', cfg, k2]).code, 0);
+    writeFixtureTree(root, k2, [{ path: 'updates/stale.ko', module: { imports: [{ name: 'core_fn', crc: 0x11 }] } }], { order: base.map((m) => m.path) });
+    assert.equal(cli(['record', '--root', root, '--op', 'add', `/lib/modules/${k2}/updates/stale.ko`]).code, 0);
+    const c = cli(['commit', '--root', root, '--json']);
+    assert.equal(c.code, 0, c.stderr);
+    assert.deepEqual(JSON.parse(c.stdout).kernels.map((x: { kabi: unknown }) => x.kabi), [{ against: 'modules', unknown: 0, mismatched: 1 }]);
+    assert.match(c.stderr, /stale\.ko disagrees about version of symbol core_fn/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

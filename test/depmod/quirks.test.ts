@@ -75,6 +75,25 @@ describe('symbols and dependencies', () => {
     assert.deepEqual(buildDatabase({ modules }).kabi, [], 'without -E/-F depmod reports nothing');
   });
 
+  it('moduleCrcCheck: without kernel symbols, imports are still checked against exporting modules', () => {
+    const modules = [
+      { path: 'k/p.ko', record: rec('p', { exports: [{ name: 'p_sym', crc: 1 }, { name: 'p_other', crc: 2 }] }) },
+      { path: 'k/u.ko', record: rec('u', { imports: [
+        { name: 'p_sym', crc: 9, weak: false },
+        { name: 'p_other', crc: 2, weak: false },
+        { name: 'p_sym', crc: 8, weak: true },
+        { name: 'printk', crc: 3, weak: false },
+      ] }) },
+    ];
+    const db = buildDatabase({ modules, dirname: '/lib/modules/v', moduleCrcCheck: true });
+    assert.deepEqual(db.kabi.map((k) => [k.kind, k.symbol, k.expectedCrc, k.foundCrc, k.provider, k.message]), [
+      ['crc-mismatch', 'p_sym', 9, 1, 'p', '/lib/modules/v/k/u.ko disagrees about version of symbol p_sym'],
+    ]);
+    assert.deepEqual(buildDatabase({ modules, dirname: '/lib/modules/v' }).kabi, [], 'off unless asked for');
+    const withKernel = buildDatabase({ modules, dirname: '/lib/modules/v', moduleCrcCheck: true, kernelSymbols: parseSymvers('0x3 printk vmlinux EXPORT_SYMBOL\n', 'S') });
+    assert.deepEqual(withKernel.kabi.map((k) => k.symbol), ['p_sym'], 'with symvers the regular check applies');
+  });
+
   it('depmod_add_fake_syms: __this_module resolves once kernel symbols are loaded', () => {
     const modules = [{ path: 'k/u.ko', record: rec('u', { imports: [{ name: '__this_module', crc: 0, weak: false }] }) }];
     assert.deepEqual(buildDatabase({ modules, kernelSymbols: parseSymvers('', 'S') }).kabi, []);

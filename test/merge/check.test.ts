@@ -45,6 +45,11 @@ test('checkAgainst: kernel, installed and candidate providers; CRCs; weak import
   assert.deepEqual(checkAgainst([cand('old', []), cand('u', [{ name: 'old_sym', crc: 9 }])], installed, kernel).map((p) => p.message), ['/x/u.ko needs unknown symbol old_sym']);
   // Without any kernel symbols the answer cannot be "loads".
   assert.deepEqual(checkAgainst(good, installed, undefined).map((p) => p.kind), ['no-symvers', 'no-symvers']);
+  // ...but CRCs between modules are still compared; vmlinux's symbols are not called unknown.
+  assert.deepEqual(
+    checkAgainst(bad, installed, undefined).map((p) => [p.kind, p.symbol, p.provider, p.foundCrc]),
+    [['no-symvers', null, null, null], ['crc-mismatch', 'a_sym', 'a', 5]],
+  );
 });
 
 test('splitOperands: module files by suffix, the rest are kernel versions', () => {

@@ -2,15 +2,17 @@
 // files written), where test/depmod/real-tree.test.ts checks the pure core: on the amd64 tree with
 // the cloud kernel's Module.symvers, the (module, symbol, kind) findings of merge() equal those of
 // Debian's `depmod -e -E CLOUD_SYMVERS -a`; with amd64's own symvers both find nothing; and the
-// kernel symbols never change the files depmod -a writes.
+// kernel symbols never change the files depmod -a writes. Without any symvers, CRCs between modules
+// are still compared: none on the shipped tree, exactly one for a doctored out-of-tree copy of ext4.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { KabiFinding } from '../../src/depmod/build.ts';
 import { merge } from '../../src/merge/merge.ts';
+import { findSection, readElf } from '../../src/elf/elf.ts';
 import { cloneRoot, DEPMOD_OUTPUTS, oracleOutput, realKernel, realKernelSkipReason } from '../support/kernels.ts';
 import { diffFileSets, outputFiles } from './oracle-dir.ts';
 
@@ -61,10 +63,42 @@ test('merge KABI findings on amd64 vs the cloud symvers equal depmod -e -E; vs i
     }
 
     // Matching symvers, from the cache this time (update, every module in scope): nothing, like depmod.
-    const r2 = await merge({ root, kver: amd.kver, symvers: amd.symvers, kabiScope: 'all', config: [] });
+    // fullScan: an unchanged tree would otherwise take the no-op path, which checks nothing.
+    const r2 = await merge({ root, kver: amd.kver, symvers: amd.symvers, kabiScope: 'all', config: [], fullScan: true });
     assert.equal(r2.fullReason, undefined);
+    assert.equal(r2.noop, false);
+    assert.ok(r2.reused > 4000, `records from the cache: ${r2.reused}`);
+    assert.equal(r2.kabiAgainst, 'symvers');
     assert.deepEqual(r2.kabi, []);
     assert.deepEqual(depmodFindings(root, amd.kver, amd.symvers), []);
+
+    // No symvers to be found (Debian ships it in linux-headers): the in-tree modules agree with each other.
+    const r3 = await merge({ root, kver: amd.kver, symvers: 'auto', kabiScope: 'all', config: [], fullScan: true });
+    assert.equal(r3.symversFile, undefined);
+    assert.equal(r3.kabiAgainst, 'modules');
+    assert.deepEqual(r3.kabi, []);
+
+    // A stale out-of-tree ext4 in updates/: one jbd2 CRC in its __versions changed. Without symvers
+    // exactly that import is reported against jbd2; with symvers depmod -e -E reports the same.
+    const ext4 = readFileSync(join(moddir, 'kernel/fs/ext4/ext4.ko'));
+    const elf = readElf(ext4, 'ext4.ko');
+    const versions = findSection(elf, '__versions')!;
+    let victim = '';
+    for (let at = versions.offset; at < versions.offset + versions.size; at += 64) {
+      const name = ext4.toString('latin1', at + 8, ext4.indexOf(0, at + 8));
+      if (name.startsWith('jbd2_')) {
+        victim = name;
+        ext4.writeUInt32LE(ext4.readUInt32LE(at) ^ 0x5a5a5a5a, at);
+        break;
+      }
+    }
+    assert.ok(victim !== '', 'ext4 imports a jbd2 symbol');
+    mkdirSync(join(moddir, 'updates'), { recursive: true });
+    writeFileSync(join(moddir, 'updates/ext4.ko'), ext4);
+    const r4 = await merge({ root, kver: amd.kver, symvers: 'auto', kabiScope: 'all', config: [], hints: ['updates/ext4.ko'] });
+    assert.equal(r4.kabiAgainst, 'modules');
+    assert.deepEqual(r4.kabi.map((f) => [f.kind, f.modulePath.slice(moddir.length + 1), f.symbol, f.provider]), [['crc-mismatch', 'updates/ext4.ko', victim, 'jbd2']]);
+    assert.deepEqual(depmodFindings(root, amd.kver, amd.symvers), [`updates/ext4.ko\t${victim}\tcrc-mismatch`]);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
