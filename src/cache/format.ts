@@ -17,7 +17,7 @@
 // Interning matters: ~4,000 modules import ~300,000 symbol references drawn from ~15,000 names.
 import { createHash } from 'node:crypto';
 import { FormatError } from '../errors.ts';
-import type { ModuleRecord } from '../module/record.ts';
+import type { ImportedSymbol, ModuleRecord } from '../module/record.ts';
 
 export const CACHE_MAGIC = 'DMTXCACH';
 export const CACHE_VERSION = 1;
@@ -329,6 +329,21 @@ export function decodeCache(bytes: Uint8Array, file: string): CacheContents {
     return s !== undefined ? s : r.fail(`string index ${id} out of range`);
   };
   const count = (): number => r.count();
+  // ~190,000 imports name ~15,000 symbols, nearly always with the kernel's one CRC: modules share
+  // one (never mutated) object per name and CRC instead of each getting its own. The objects all
+  // live to the end of the merge, so every one not made is one the garbage collector need not copy.
+  const importMemo: Array<ImportedSymbol | undefined> = new Array(strings.length);
+  const symbol = (): ImportedSymbol => {
+    const id = r.varint();
+    const name = strings[id] ?? r.fail(`string index ${id} out of range`);
+    const crc = r.f64();
+    const weak = r.byte() === 1;
+    const seen = importMemo[id];
+    if (seen !== undefined && seen.crc === crc && seen.weak === weak) return seen;
+    const made = { name, crc, weak };
+    importMemo[id] = made;
+    return made;
+  };
   const n = count();
   const entries: CacheEntry[] = new Array(n);
   for (let i = 0; i < n; i++) {
@@ -340,8 +355,8 @@ export function decodeCache(bytes: Uint8Array, file: string): CacheContents {
     for (let j = 0; j < modinfo.length; j++) modinfo[j] = [str(), str()];
     const exports = new Array(count());
     for (let j = 0; j < exports.length; j++) exports[j] = { name: str(), crc: r.f64() };
-    const imports = new Array(count());
-    for (let j = 0; j < imports.length; j++) imports[j] = { name: str(), crc: r.f64(), weak: r.byte() === 1 };
+    const imports: ImportedSymbol[] = new Array(count());
+    for (let j = 0; j < imports.length; j++) imports[j] = symbol();
     const record = { name, modinfo, exports, imports };
     const entry = { path, fp, record };
     entries[i] = entry;
