@@ -285,8 +285,15 @@ class Reader {
   }
 }
 
+/** A header whose file passed the checksum, and where the body lies. */
+export interface VerifiedHeader {
+  header: CacheHeader;
+  bodyStart: number;
+  bodyEnd: number;
+}
+
 /** Reads only the header (cheap): enough to decide that nothing changed. Verifies the checksum first. */
-export function decodeCacheHeader(bytes: Uint8Array, file: string): { header: CacheHeader; bodyStart: number; bodyEnd: number } {
+export function decodeCacheHeader(bytes: Uint8Array, file: string): VerifiedHeader {
   if (bytes.length < 16 + 4 + 32) throw new FormatError(file, 'module cache too short');
   for (let i = 0; i < 8; i++) if (bytes[i] !== CACHE_MAGIC.charCodeAt(i)) throw new FormatError(file, 'not a depmod-tx module cache (bad magic)');
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -312,8 +319,9 @@ export function decodeCacheHeader(bytes: Uint8Array, file: string): { header: Ca
   return { header, bodyStart, bodyEnd: payloadEnd };
 }
 
-export function decodeCache(bytes: Uint8Array, file: string): CacheContents {
-  const { header, bodyStart, bodyEnd } = decodeCacheHeader(bytes, file);
+/** `verified`: what decodeCacheHeader returned for these bytes (the checksum is not computed twice). */
+export function decodeCache(bytes: Uint8Array, file: string, verified: VerifiedHeader = decodeCacheHeader(bytes, file)): CacheContents {
+  const { header, bodyStart, bodyEnd } = verified;
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const r = new Reader(bytes, dv, file, bodyStart, bodyEnd);
   const nStrings = r.varint();
@@ -377,8 +385,12 @@ export interface CachedExports {
  * imports are skipped without building their strings, and only the strings used are decoded.
  * Several times faster than decodeCache on a 4,000-module cache; same checks on the bytes.
  */
-export function decodeCacheExports(bytes: Uint8Array, file: string): { header: CacheHeader; modules: CachedExports[] } {
-  const { header, bodyStart, bodyEnd } = decodeCacheHeader(bytes, file);
+export function decodeCacheExports(
+  bytes: Uint8Array,
+  file: string,
+  verified: VerifiedHeader = decodeCacheHeader(bytes, file),
+): { header: CacheHeader; modules: CachedExports[] } {
+  const { header, bodyStart, bodyEnd } = verified;
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const r = new Reader(bytes, dv, file, bodyStart, bodyEnd);
   const nStrings = r.varint();

@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:
 import { dirname, join } from 'node:path';
 import { crashPoint, fsyncDir, sweepStaleTemps, writeDurable } from '../io/atomic.ts';
 import { IoError } from '../errors.ts';
-import { decodeCache, decodeCacheHeader, encodeCache, type CacheContents, type CacheHeader, type FileFingerprint } from './format.ts';
+import { decodeCache, decodeCacheHeader, encodeCache, type CacheContents, type CacheHeader, type FileFingerprint, type VerifiedHeader } from './format.ts';
 
 export function stateDirs(root: string): { cache: string; lib: string } {
   return { cache: join(root, 'var', 'cache', 'depmod-tx'), lib: join(root, 'var', 'lib', 'depmod-tx') };
@@ -36,24 +36,31 @@ function readCacheBytes(file: string): CacheLoad<Uint8Array> {
   }
 }
 
-/** Header only (checksum verified): enough for the no-op path. */
-export function loadCacheHeader(file: string, expect: { kver: string; moddir: string }): CacheLoad<CacheHeader> {
+/**
+ * Header only (checksum verified): enough for the no-op path. `verified` lets the body be decoded
+ * later without hashing the file again.
+ */
+export function loadCacheHeader(
+  file: string,
+  expect: { kver: string; moddir: string },
+): { ok: true; value: CacheHeader; bytes: Uint8Array; verified: VerifiedHeader } | { ok: false; reason: string } {
   const raw = readCacheBytes(file);
   if (!raw.ok) return raw;
   try {
-    const { header } = decodeCacheHeader(raw.value, file);
+    const verified = decodeCacheHeader(raw.value, file);
+    const { header } = verified;
     if (header.kver !== expect.kver || header.moddir !== expect.moddir) {
       return { ok: false, reason: `module cache belongs to ${header.moddir}, not ${expect.moddir}` };
     }
-    return { ok: true, value: header, bytes: raw.value };
+    return { ok: true, value: header, bytes: raw.value, verified };
   } catch (err) {
     return { ok: false, reason: (err as Error).message };
   }
 }
 
-export function decodeLoadedCache(bytes: Uint8Array, file: string): CacheLoad<CacheContents> {
+export function decodeLoadedCache(bytes: Uint8Array, file: string, verified: VerifiedHeader): CacheLoad<CacheContents> {
   try {
-    return { ok: true, value: decodeCache(bytes, file), bytes };
+    return { ok: true, value: decodeCache(bytes, file, verified), bytes };
   } catch (err) {
     return { ok: false, reason: (err as Error).message };
   }

@@ -123,7 +123,7 @@ async function installedRecords(
   if (h.ok) {
     // merge() stores exactly the search winners, so the entries are the installed modules.
     try {
-      return { records: decodeCacheExports(h.bytes, file).modules, source: 'cache', note: undefined };
+      return { records: decodeCacheExports(h.bytes, file, h.verified).modules, source: 'cache', note: undefined };
     } catch (err) {
       note = (err as Error).message;
     }

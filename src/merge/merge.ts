@@ -7,7 +7,7 @@
 //   → reuse or parse records → build + render → write changed files atomically → save cache.
 import { statSync } from 'node:fs';
 import { dirname as pathDirname } from 'node:path';
-import type { CacheContents, CacheEntry, CachedDir, FileFingerprint } from '../cache/format.ts';
+import type { CacheContents, CacheEntry, CachedDir, FileFingerprint, VerifiedHeader } from '../cache/format.ts';
 import { cacheFile, decodeLoadedCache, fingerprintOf, loadCacheHeader, sameFingerprint, saveCache } from '../cache/store.ts';
 import type { Database, KabiFinding } from '../depmod/build.ts';
 import type { KernelSymbols } from '../depmod/kernel-symbols.ts';
@@ -127,6 +127,7 @@ export async function merge(opts: MergeOptions): Promise<MergeResult> {
   // 1. The cache, if it can be trusted for this tree and these inputs.
   let fullReason: string | undefined = opts.full ? 'full rebuild requested' : opts.outdir !== undefined ? '--outdir given' : undefined;
   let cacheBytes: Uint8Array | undefined;
+  let cacheVerified: VerifiedHeader | undefined;
   let cachedDirs: Record<string, CachedDir> = {};
   let cachedOutputs: Record<string, string> = {};
   if (useCache) {
@@ -135,6 +136,7 @@ export async function merge(opts: MergeOptions): Promise<MergeResult> {
     else if (h.value.inputsDigest !== inputs.digest) fullReason = 'depmod.d, modules.order or modules.builtin changed';
     else {
       cacheBytes = h.bytes;
+      cacheVerified = h.verified;
       cachedDirs = h.value.dirs;
       cachedOutputs = h.value.outputs;
     }
@@ -205,8 +207,8 @@ export async function merge(opts: MergeOptions): Promise<MergeResult> {
 
   // 3. Records: reuse what the cache vouches for, parse the rest.
   const cached = new Map<string, CacheEntry>();
-  if (cacheBytes !== undefined) {
-    const body = decodeLoadedCache(cacheBytes, cachePath);
+  if (cacheBytes !== undefined && cacheVerified !== undefined) {
+    const body = decodeLoadedCache(cacheBytes, cachePath, cacheVerified);
     if (body.ok) for (const e of body.value.entries) cached.set(e.path, e);
     else fullReason = body.reason;
   }
