@@ -1,6 +1,6 @@
 // npm run bench: depmod-tx against Debian's depmod on real Debian kernel trees (issues 3 and 4).
 //
-//   node scripts/bench.mjs [--runs N] [--quick] [--drop-caches] [--out FILE] [--keep]
+//   node scripts/bench.mjs [--runs N] [--quick] [--drop-caches] [--out FILE] [--keep] [--node PATH]
 //
 // Full rebuild (`depmod -a` vs `depmod-tx rebuild`, no depmod-tx cache) per compression, then the
 // incremental scenarios (`depmod-tx update` after a 10-module add, after a ~770-module add of
@@ -13,6 +13,9 @@
 // Page cache: by default both tools run warm (every tree is read once before timing). With
 // --drop-caches the page cache is dropped before every timed command (needs root; slows down every
 // other process on the machine while it runs).
+//
+// --node PATH runs depmod-tx on another Node.js (e.g. .cache/node22/package/bin/node, fetched by the
+// native-zstd test: a runtime with zlib zstd decompresses .ko.zst in-process).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -21,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 function parseArgs(argv) {
-  const o = { runs: 5, quick: false, dropCaches: false, out: join(repo, 'bench-results.md'), keep: false };
+  const o = { runs: 5, quick: false, dropCaches: false, out: join(repo, 'bench-results.md'), keep: false, node: process.execPath };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--runs') o.runs = Number(argv[++i]);
@@ -29,8 +32,9 @@ function parseArgs(argv) {
     else if (a === '--drop-caches') o.dropCaches = true;
     else if (a === '--out') o.out = argv[++i];
     else if (a === '--keep') o.keep = true;
+    else if (a === '--node') o.node = argv[++i];
     else {
-      console.error(`unknown option ${a}\nusage: node scripts/bench.mjs [--runs N] [--quick] [--drop-caches] [--out FILE] [--keep]`);
+      console.error(`unknown option ${a}\nusage: node scripts/bench.mjs [--runs N] [--quick] [--drop-caches] [--out FILE] [--keep] [--node PATH]`);
       process.exit(2);
     }
   }
@@ -82,7 +86,7 @@ function timed(cmd, args) {
 }
 
 const depmod = (root, kver) => timed('depmod', ['-b', root, '-a', kver]);
-const tx = (sub, root, kver, paths = []) => timed(process.execPath, [CLI, sub, '-b', root, kver, ...paths]);
+const tx = (sub, root, kver, paths = []) => timed(opts.node, [CLI, sub, '-b', root, kver, ...paths]);
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -258,7 +262,7 @@ const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join('
 const lines = [
   `# depmod-tx bench (${kver}, ${opts.runs} run${opts.runs > 1 ? 's' : ''} each, median wall time incl. process start)`,
   '',
-  `Node ${process.version}, ${execFileSync('nproc', { encoding: 'utf8' }).trim()} cores, load average at end ${load}, page cache ${opts.dropCaches ? 'dropped before each command' : 'warm'}.`,
+  `depmod-tx on Node ${execFileSync(opts.node, ['--version'], { encoding: 'utf8' }).trim()}, ${execFileSync('nproc', { encoding: 'utf8' }).trim()} cores, load average at end ${load}, page cache ${opts.dropCaches ? 'dropped before each command' : 'warm'}.`,
   '',
   '| scenario | depmod -a | depmod-tx | ratio | peak RSS depmod / depmod-tx | target | result |',
   '| --- | ---: | ---: | ---: | ---: | --- | --- |',

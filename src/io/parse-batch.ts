@@ -14,7 +14,14 @@ export async function parseBatch(files: readonly ParseFile[]): Promise<ParseOutc
     }
   });
   const unpacked = decompressBatch(raw);
-  return Promise.all(
-    files.map((f, i) => toParseOutcome(f, async () => parseModuleFile(unpacked[i] ?? raw[i] ?? readModuleForParse(f.abs), f.display))),
-  );
+  // One file at a time: an image decompressed here (gzip, Node's own zstd, fallbacks) is parsed
+  // and dropped before the next is made, instead of a whole batch of images being alive at once.
+  const out: ParseOutcome[] = [];
+  for (let i = 0; i < files.length; i++) {
+    const f = files[i]!;
+    out.push(await toParseOutcome(f, async () => parseModuleFile(unpacked[i] ?? raw[i] ?? readModuleForParse(f.abs), f.display)));
+    unpacked[i] = undefined;
+    raw[i] = undefined;
+  }
+  return out;
 }

@@ -9,7 +9,7 @@
 // Decompression (libkmod/libkmod-file.c: kmod_file_open) is chosen by the leading magic bytes,
 // not by the suffix, as kmod does: zstd 28 b5 2f fd, xz fd '7zXZ' 00, gzip 1f 8b; anything else
 // is read as is. Output is capped at MAX_MODULE_BYTES so a crafted file cannot exhaust memory.
-import { gunzip } from 'node:zlib';
+import * as zlib from 'node:zlib';
 import { decompress as zstdDecompress } from 'fzstd';
 import { FormatError } from '../errors.ts';
 
@@ -87,7 +87,7 @@ function tooBig(file: string, max: number): FormatError {
 
 function gunzipCapped(bytes: Uint8Array, file: string, max: number): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
-    gunzip(bytes, { maxOutputLength: max }, (err, out) => {
+    zlib.gunzip(bytes, { maxOutputLength: max }, (err, out) => {
       if (err === null) return resolve(new Uint8Array(out.buffer, out.byteOffset, out.byteLength));
       const code = (err as { code?: string }).code;
       if (code === 'ERR_BUFFER_TOO_LARGE') return reject(tooBig(file, max));
@@ -193,22 +193,37 @@ function zstdOutputBound(b: Uint8Array, file: string, max: number): number {
       const type = (h >> 1) & 3;
       const size = h >>> 3;
       q += 3 + (type === 1 ? 1 : size); // RLE blocks store one byte
+      // Node's zstdDecompressSync returns what it decoded of a cut stream without an error.
+      if (q > b.length) throw corrupt('truncated block');
       blocks++;
       if (h & 1) break;
     }
     q += checksum ? 4 : 0;
+    if (q > b.length) throw corrupt('truncated frame checksum');
     total += fcs ?? blocks * 128 * 1024;
     p = q;
   }
   return total;
 }
 
+type ZstdDecompressSync = (bytes: Uint8Array, opts: { maxOutputLength: number }) => Buffer;
+
+/**
+ * The runtime's own zstd (zlib.zstdDecompressSync, Node 22.15+ and 23.8+): libzstd in-process,
+ * about 4x faster than fzstd (pure JavaScript) and with no pipe to a zstd(1) process. Undefined on
+ * older runtimes (Debian 12's nodejs 18), which use the zstd(1) batches and fzstd.
+ */
+export const nativeZstdDecompress: ZstdDecompressSync | undefined = (zlib as unknown as { zstdDecompressSync?: ZstdDecompressSync })
+  .zstdDecompressSync;
+
 function unzstdCapped(bytes: Uint8Array, file: string, max: number): Uint8Array {
+  // Also for the native decoder: refuses bombs and huge windows from the headers, before any allocation.
   if (zstdOutputBound(bytes, file, max) > max) throw tooBig(file, max);
   let out: Uint8Array;
   try {
-    out = zstdDecompress(bytes);
+    out = nativeZstdDecompress !== undefined ? nativeZstdDecompress(bytes, { maxOutputLength: max }) : zstdDecompress(bytes);
   } catch (e) {
+    if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooBig(file, max);
     throw new FormatError(file, `corrupt zstd stream: ${(e as Error).message}`, undefined, { cause: e });
   }
   if (out.byteLength > max) throw tooBig(file, max);
