@@ -120,7 +120,7 @@ test('8 commits and 15 records in parallel on 3 kernels: exactly-once, per-kerne
   assert.ok(x && y && x.kver !== y.kver, `two kernels merged: ${both.stdout}`);
   assert.ok(x.start < y.end && y.start < x.end, `merges of different kernels ran one after the other: ${JSON.stringify([x, y])}`);
 
-  // Deterministic contention: commit A is inside its merge of c1 (held 1.5 s) when an event is recorded
+  // Deterministic contention: commit A holds c1's lock (merge done, held 1.5 s) when an event is recorded
   // and commit B starts; B must wait for A's lock, then merge exactly that event.
   const k1 = KVERS[0]!;
   const md1 = join(root, 'lib', 'modules', k1);
@@ -128,7 +128,9 @@ test('8 commits and 15 records in parallel on 3 kernels: exactly-once, per-kerne
   assert.equal(cli(['record', '-b', root, '--op', 'remove', `/lib/modules/${k1}/kernel/drivers/c/c_10.ko`]).status, 0);
   let inMerge!: () => void;
   const aStarted = new Promise<void>((res) => (inMerge = res));
-  const a = run([CHILD, root, '1500'], (out) => out.includes('"started":true') && inMerge());
+  // "holding": A's merge has read the tree and the journal; unlinking a file under a running
+  // merge would make that merge fail (events kept for B), which is not what this checks.
+  const a = run([CHILD, root, '1500'], (out) => out.includes('"holding":true') && inMerge());
   await aStarted;
   unlinkSync(join(md1, 'kernel/drivers/c/c_11.ko'));
   assert.equal(cli(['record', '-b', root, '--op', 'remove', `/lib/modules/${k1}/kernel/drivers/c/c_11.ko`]).status, 0);
@@ -136,6 +138,7 @@ test('8 commits and 15 records in parallel on 3 kernels: exactly-once, per-kerne
   assert.equal(ra.code, 0, ra.stderr);
   assert.equal(rb.code, 0, rb.stderr);
   const A = parseCommit(ra.stdout), B = parseCommit(rb.stdout);
+  assert.equal(A.summary.kernels[0]?.status, 'merged', JSON.stringify(A.summary));
   assert.equal(A.summary.kernels[0]?.events, 1);
   assert.equal(B.summary.kernels[0]?.events, 1, 'B merged only the event recorded during A');
   assert.ok(B.traces[0]!.start >= A.traces[0]!.end, `B's merge started before A's ended: ${JSON.stringify([A.traces, B.traces])}`);
