@@ -13,7 +13,7 @@ import type { Database, KabiFinding } from '../depmod/build.ts';
 import type { KernelSymbols } from '../depmod/kernel-symbols.ts';
 import { computeDatabase, planRebuild, renderDatabase } from '../depmod/rebuild.ts';
 import type { ListEntry } from '../depmod/search.ts';
-import { DepmodTxError } from '../errors.ts';
+import { DepmodTxError, IoError } from '../errors.ts';
 import { writeFilesAtomically, crashPoint } from '../io/atomic.ts';
 import { parseModules } from '../io/parse-pool.ts';
 import { listDirInReaddirOrder, locateModuleTree, type ModuleTree, statTypeFollowingLinks } from '../io/tree.ts';
@@ -116,7 +116,33 @@ function phaseTracer(kver: string): (phase: string) => void {
   };
 }
 
+/** A module file listed by this merge was gone when it was read: the tree changed under us. */
+class VanishedModuleError extends IoError {}
+
+/** How many times a merge starts over after a module vanished under it (see merge). */
+const VANISHED_RETRIES = 2;
+
+/**
+ * One merge of one kernel. A module file that disappears between the listing and its read (an
+ * admin's `update` while dpkg removes a package) starts the merge over from a fresh listing, before
+ * anything was written; if the tree keeps changing, the merge fails with an I/O error naming the
+ * file, the database untouched and the journal's events kept for the next commit.
+ */
 export async function merge(opts: MergeOptions): Promise<MergeResult> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await mergeOnce(opts);
+    } catch (err) {
+      if (!(err instanceof VanishedModuleError) || attempt >= VANISHED_RETRIES) throw err;
+    }
+  }
+}
+
+function vanished(file: string, err: unknown): VanishedModuleError {
+  return new VanishedModuleError(file, 'module file vanished while merging (is another program changing the module tree?)', 'ENOENT', { cause: err });
+}
+
+async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
   const t0 = performance.now();
   const trace = phaseTracer(opts.kver);
   const tree = locateModuleTree(opts.root, opts.kver);
@@ -225,7 +251,13 @@ export async function merge(opts: MergeOptions): Promise<MergeResult> {
       entries.push(old);
       continue;
     }
-    const fp = fingerprintOf(m.abspath); // before reading: a change after this is caught next time
+    let fp: FileFingerprint;
+    try {
+      fp = fingerprintOf(m.abspath); // before reading: a change after this is caught next time
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw vanished(key, err);
+      throw err;
+    }
     if (old !== undefined && sameFingerprint(old.fp, fp)) {
       records.set(m.abspath, old.record);
       entries.push(old);
@@ -234,10 +266,16 @@ export async function merge(opts: MergeOptions): Promise<MergeResult> {
     toParse.push({ abs: m.abspath, key, fp });
   }
   trace(`fingerprints (${toParse.length} to parse)`);
-  const parsedRecords = await parseModules(
-    toParse.map((f) => ({ abs: f.abs, display: f.key })),
-    { ...(opts.workers !== undefined ? { workers: opts.workers } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) },
-  );
+  let parsedRecords: ModuleRecord[];
+  try {
+    parsedRecords = await parseModules(
+      toParse.map((f) => ({ abs: f.abs, display: f.key })),
+      { ...(opts.workers !== undefined ? { workers: opts.workers } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) },
+    );
+  } catch (err) {
+    if (err instanceof IoError && err.errno === 'ENOENT' && err.file !== undefined) throw vanished(err.file, err);
+    throw err;
+  }
   const parsedNames = new Set<string>();
   toParse.forEach((f, i) => {
     const record = parsedRecords[i]!;
