@@ -20,7 +20,8 @@ import { FormatError } from '../errors.ts';
 import type { ImportedSymbol, ModuleRecord } from '../module/record.ts';
 
 export const CACHE_MAGIC = 'DMTXCACH';
-export const CACHE_VERSION = 1;
+// 2: non-ASCII symbol names are decoded as UTF-8 (byte-wise before): older records may spell them otherwise.
+export const CACHE_VERSION = 2;
 
 export interface FileFingerprint {
   size: bigint;

@@ -63,7 +63,8 @@ export function readKernelInputs(tree: ModuleTree, configDirList: readonly strin
 export async function loadKernelSymbols(file: string, kind: 'symvers' | 'system-map'): Promise<KernelSymbols> {
   const { decompressModule } = await import('../module/decompress.ts');
   const bytes = await decompressModule(readFileSync(file), file);
-  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  // UTF-8 like module symbol names (src/module/parse.ts text()), so a non-ASCII name matches.
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
   return kind === 'symvers' ? parseSymvers(text, file) : parseSystemMap(text, file);
 }
 

@@ -49,8 +49,10 @@ const CRC_PREFIX = [0x5f, 0x5f, 0x63, 0x72, 0x63, 0x5f] as const;
 const utf8 = new TextDecoder('utf-8');
 
 /**
- * Text of bytes start..end. Module strings are ASCII in practice and decode byte by byte; anything
- * else goes through UTF-8 so author names read correctly and re-encode to the same bytes.
+ * Text of bytes start..end, for modinfo values and symbol names alike. Module strings are ASCII in
+ * practice and decode byte by byte; anything else goes through UTF-8 so author names read
+ * correctly and a non-ASCII symbol re-encodes to its own bytes in modules.symbols (decoded
+ * byte-wise it came out as two UTF-8 characters per byte). Symvers text is decoded the same way.
  */
 function text(elf: Elf, start: number, end: number): string {
   const bytes = elf.bytes;
@@ -114,7 +116,7 @@ function ksymtabStrings(elf: Elf): ExportedSymbol[] {
   const out: ExportedSymbol[] = [];
   if (sec === undefined) return out;
   const bytes = elf.bytes;
-  eachString(bytes, sec, (start, end) => out.push({ name: latin1(elf.buf, start, end), crc: 0 }));
+  eachString(bytes, sec, (start, end) => out.push({ name: text(elf, start, end), crc: 0 }));
   return out;
 }
 
@@ -151,7 +153,7 @@ function readVersions(elf: Elf): Versions | undefined {
   const firstIndex = new Map<string, number>();
   for (let i = 0; i < count; i++) {
     const start = sec.offset + i * VERSION_ENTRY_SIZE + crcSize;
-    const name = latin1(elf.buf, start, cStringEnd(elf, start, '__versions'));
+    const name = text(elf, start, cStringEnd(elf, start, '__versions'));
     names[i] = name;
     if (!firstIndex.has(name)) firstIndex.set(name, i);
   }
@@ -207,7 +209,7 @@ function readSymbols(elf: Elf): { exports: ExportedSymbol[]; imports: ImportedSy
     const undef = sym.shndx === SHN_UNDEF && !(sparc && (sym.info & 0xf) === STT_REGISTER);
     if (undef && !nameOk) importsUsable = false;
     if (undef && importsUsable && nameOk && bytes[p] !== 0) {
-      const name = latin1(elf.buf, p, cStringEnd(elf, p, '.strtab'));
+      const name = text(elf, p, cStringEnd(elf, p, '.strtab'));
       let crc = 0;
       if (versions !== undefined && visited !== undefined) {
         const vi = versions.firstIndex.get(name);
@@ -221,7 +223,7 @@ function readSymbols(elf: Elf): { exports: ExportedSymbol[]; imports: ImportedSy
     // kmod looks at every symbol for __crc_, defined or not (an undefined one resolves to its value).
     if (exportsUsable && nameOk && hasCrcPrefix(bytes, p)) {
       const start = p + CRC_PREFIX.length;
-      exports.push({ name: latin1(elf.buf, start, cStringEnd(elf, start, '.strtab')), crc: resolveCrc(elf, sym.value, sym.shndx) });
+      exports.push({ name: text(elf, start, cStringEnd(elf, start, '.strtab')), crc: resolveCrc(elf, sym.value, sym.shndx) });
     }
   }
 
