@@ -3,6 +3,7 @@
 import type { KabiFinding } from '../depmod/build.ts';
 import type { MergeResult } from '../merge/merge.ts';
 import { EXIT } from './exit-codes.ts';
+import { kabiSummary } from '../merge/kabi-summary.ts';
 
 export interface ReportIo {
   stdout: (s: string) => void;
@@ -34,15 +35,7 @@ export function summaryLine(r: MergeResult): string {
       : `wrote ${r.written.length} file(s)`;
   const how = r.fullReason !== undefined ? `full parse (${r.fullReason})` : `parsed ${r.parsed}, reused ${r.reused}, removed ${r.removed}`;
   const unknown = r.kabi.filter((f) => f.kind === 'unknown').length;
-  const crc = r.kabi.length - unknown;
-  const kabi =
-    r.kabiAgainst === 'none'
-      ? 'KABI: not checked'
-      : r.kabiAgainst === 'modules'
-        ? `KABI: ${r.kabi.length === 0 ? 'ok' : `${crc} CRC mismatch(es)`} between modules (no symvers found: kernel symbols not checked)`
-        : r.kabi.length === 0
-          ? 'KABI: ok'
-          : `KABI: ${unknown} unknown symbol(s), ${crc} CRC mismatch(es)`;
+  const kabi = kabiSummary(r.kabiAgainst, unknown, r.kabi.length - unknown);
   return `${r.tree.kver}: ${what}; ${r.modules} modules, ${how}; ${kabi}; ${Math.round(r.ms)} ms`;
 }
 

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { EXIT } from './exit-codes.ts';
 import type { ReportIo } from './merge-report.ts';
 import type { KernelResult } from '../txn/commit.ts';
+import { kabiSummary } from '../merge/kabi-summary.ts';
 
 export interface TxnArgs {
   root: string;
@@ -170,7 +171,7 @@ export async function runStatus(a: TxnArgs, io: ReportIo): Promise<number> {
   }
   if (s.pending.length === 0) io.stdout('pending: nothing\n');
   for (const p of s.pending) io.stdout(`pending: ${p.kver}: ${p.events} event(s) (${p.add} add, ${p.remove} remove) from ${p.packages.join(', ') || 'unknown packages'}\n`);
-  for (const [kver, l] of Object.entries(s.last)) io.stdout(`last: ${kver} at ${l.at}: ${l.status}${l.changed ? ', database changed' : ''}${l.error ? `: ${l.error}` : ''}${l.kabi ? `, KABI ${l.kabi.unknown} unknown / ${l.kabi.mismatched} mismatched` : ''}\n`);
+  for (const [kver, l] of Object.entries(s.last)) io.stdout(`last: ${kver} at ${l.at}: ${l.status}${l.changed ? ', database changed' : ''}${l.error ? `: ${l.error}` : ''}${l.kabi ? `, ${kabiSummary(l.kabi.against ?? 'symvers', l.kabi.unknown, l.kabi.mismatched)}` : ''}\n`);
   for (const w of s.warnings) io.stderr(`depmod-tx: WARNING: ${w.message}\n`);
   return EXIT.ok;
 }

@@ -29,13 +29,7 @@ export interface BuildInput {
   dirname?: string;
   /** -P: one character stripped from symbol names. */
   symPrefix?: string;
-  /**
-   * Without kernel symbols, still report imports whose exporting module records another CRC.
-   * depmod cannot (its CRC check needs -E), but a package manager often has no Module.symvers
-   * (Debian ships it in linux-headers) and a module built against another build of its provider
-   * module is exactly what a KABI check is for. Unknown symbols stay unreported: without the
-   * kernel's list every vmlinux symbol would look unknown.
-   */
+  /** Without kernel symbols, still compare imports with exporting modules (KabiBasis 'modules'). */
   moduleCrcCheck?: boolean;
 }
 
@@ -62,6 +56,33 @@ export interface DbSymbol {
 }
 
 export type KabiKind = 'unknown' | 'crc-mismatch';
+
+/**
+ * What imports are checked against: the kernel's symbols and the modules' exports, with CRCs
+ * (Module.symvers, depmod -E) or names only (System.map, -F); only the modules' exports; nothing.
+ * 'modules' goes beyond depmod, whose CRC check needs -E: a package manager often has no
+ * Module.symvers (Debian ships it in linux-headers), and a module built against another build of
+ * its provider module is what a KABI check is for. Unknown symbols are not reported then: without
+ * the kernel's list every vmlinux symbol would look unknown.
+ */
+export type KabiBasis = 'symvers' | 'system-map' | 'modules' | 'none';
+
+/**
+ * The verdict on one import whose provider was looked up (undefined: nobody exports it): depmod
+ * -e's rule, weak imports exempt, extended to the 'modules' basis. The one rule behind
+ * update/rebuild (buildDatabase) and `check` (src/merge/check.ts).
+ */
+export function importVerdict(
+  basis: KabiBasis,
+  imp: { crc: number; weak: boolean },
+  providerCrc: number | undefined,
+  providerIsKernel: boolean,
+): KabiKind | undefined {
+  if (basis === 'none' || imp.weak) return undefined;
+  if (providerCrc === undefined) return basis === 'modules' ? undefined : 'unknown';
+  if (providerCrc === imp.crc) return undefined;
+  return basis === 'symvers' || (basis === 'modules' && !providerIsKernel) ? 'crc-mismatch' : undefined;
+}
 
 /** One line of `depmod -e -E Module.symvers` stderr, as data. */
 export interface KabiFinding {
@@ -328,9 +349,7 @@ export function buildDatabase(input: BuildInput): Database {
   arr.forEach((m, i) => (m.idx = i));
 
   const table = buildSymbolTable(arr, input.kernelSymbols, symPrefix);
-  const checkCrc = input.kernelSymbols?.source === 'symvers';
-  const reportKabi = input.kernelSymbols !== undefined;
-  const checkModuleCrcOnly = input.kernelSymbols === undefined && input.moduleCrcCheck === true;
+  const basis: KabiBasis = input.kernelSymbols?.source ?? (input.moduleCrcCheck === true ? 'modules' : 'none');
   const kabi: KabiFinding[] = [];
   const absPath = (p: string): string => (p.startsWith('/') ? p : `${dirname}/${p}`);
 
@@ -339,33 +358,19 @@ export function buildDatabase(input: BuildInput): Database {
   for (const m of arr) {
     for (const imp of m.record.imports) {
       const sym = table.get(symbolLookupName(imp.name, symPrefix));
-      if (sym === undefined) {
-        if (reportKabi && !imp.weak) {
-          const modulePath = absPath(m.path);
-          kabi.push({
-            kind: 'unknown',
-            module: m.name,
-            modulePath,
-            symbol: imp.name,
-            expectedCrc: imp.crc,
-            message: `${modulePath} needs unknown symbol ${imp.name}`,
-          });
-        }
-        continue;
-      }
-      if (((checkCrc && reportKabi) || (checkModuleCrcOnly && sym.owner !== null)) && sym.crc !== imp.crc && !imp.weak) {
+      const verdict = importVerdict(basis, imp, sym?.crc, sym?.owner === null);
+      if (verdict !== undefined) {
         const modulePath = absPath(m.path);
-        kabi.push({
-          kind: 'crc-mismatch',
-          module: m.name,
-          modulePath,
-          symbol: imp.name,
-          expectedCrc: imp.crc,
-          foundCrc: sym.crc,
-          provider: sym.owner?.name ?? 'vmlinux',
-          message: `${modulePath} disagrees about version of symbol ${imp.name}`,
-        });
+        const finding: KabiFinding = { kind: verdict, module: m.name, modulePath, symbol: imp.name, expectedCrc: imp.crc, message: '' };
+        if (verdict === 'unknown') finding.message = `${modulePath} needs unknown symbol ${imp.name}`;
+        else {
+          finding.foundCrc = sym?.crc;
+          finding.provider = sym?.owner?.name ?? 'vmlinux';
+          finding.message = `${modulePath} disagrees about version of symbol ${imp.name}`;
+        }
+        kabi.push(finding);
       }
+      if (sym === undefined) continue;
       // mod_add_dependency: kernel symbols add nothing; each provider counted once per user.
       if (sym.owner !== null && depOf[sym.owner.idx] !== m.idx + 1) {
         depOf[sym.owner.idx] = m.idx + 1;

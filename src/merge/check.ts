@@ -15,7 +15,7 @@ import { decodeCacheExports } from '../cache/format.ts';
 import { cacheFile, loadCacheHeader } from '../cache/store.ts';
 import type { KernelSymbols } from '../depmod/kernel-symbols.ts';
 import { planRebuild } from '../depmod/rebuild.ts';
-import { symbolLookupName } from '../depmod/build.ts';
+import { importVerdict, symbolLookupName, type KabiBasis } from '../depmod/build.ts';
 import { IoError } from '../errors.ts';
 import { parseModules } from '../io/parse-pool.ts';
 import { locateModuleTree, type ModuleTree, statTypeFollowingLinks, listDirIfPossible } from '../io/tree.ts';
@@ -147,22 +147,20 @@ async function installedRecords(
 
 /**
  * The check proper (pure): candidates against one kernel's symbols and installed modules.
- * Same comparison as depmod's -e (build.ts): weak imports are never reported; with symvers every
- * resolved import's CRC must equal the provider's. Without kernel symbols the candidate gets a
- * no-symvers problem and its imports are still checked against the modules' CRCs
- * (BuildInput.moduleCrcCheck).
+ * The same rule as update (importVerdict); without kernel symbols the candidate also gets a
+ * no-symvers problem, since only CRCs between modules could be compared.
  */
 export function checkAgainst(candidates: readonly Candidate[], installed: readonly InstalledModule[], kernel: KernelSymbols | undefined): CheckProblem[] {
   const replaced = new Set(candidates.map((c) => c.record.name));
-  const table = new Map<string, { crc: number; provider: string }>();
-  if (kernel) for (const [name, crc] of kernel.symbols) table.set(name, { crc, provider: 'vmlinux' });
+  const table = new Map<string, { crc: number; provider: string; kernel: boolean }>();
+  if (kernel) for (const [name, crc] of kernel.symbols) table.set(name, { crc, provider: 'vmlinux', kernel: true });
   for (const r of installed) {
     if (replaced.has(r.name)) continue;
-    for (const e of r.exports) table.set(e.name, { crc: e.crc, provider: r.name });
+    for (const e of r.exports) table.set(e.name, { crc: e.crc, provider: r.name, kernel: false });
   }
-  for (const c of candidates) for (const e of c.record.exports) table.set(e.name, { crc: e.crc, provider: c.record.name });
+  for (const c of candidates) for (const e of c.record.exports) table.set(e.name, { crc: e.crc, provider: c.record.name, kernel: false });
 
-  const checkCrc = kernel?.source === 'symvers';
+  const basis: KabiBasis = kernel?.source ?? 'modules';
   const problems: CheckProblem[] = [];
   for (const c of candidates) {
     if (kernel === undefined) {
@@ -178,18 +176,16 @@ export function checkAgainst(candidates: readonly Candidate[], installed: readon
       });
     }
     for (const imp of c.record.imports) {
-      if (imp.weak) continue;
       const sym = table.get(symbolLookupName(imp.name, ''));
-      if (sym === undefined) {
-        // Without the kernel's symbols, vmlinux's would all look unknown: only module CRCs are compared.
-        if (kernel === undefined) continue;
+      const verdict = importVerdict(basis, imp, sym?.crc, sym?.kernel === true);
+      if (verdict === 'unknown') {
         problems.push({
           kind: 'unknown', file: c.file, module: c.record.name, symbol: imp.name, expectedCrc: imp.crc, foundCrc: null, provider: null,
           message: `${c.file} needs unknown symbol ${imp.name}`,
         });
-      } else if ((checkCrc || kernel === undefined) && sym.crc !== imp.crc) {
+      } else if (verdict === 'crc-mismatch') {
         problems.push({
-          kind: 'crc-mismatch', file: c.file, module: c.record.name, symbol: imp.name, expectedCrc: imp.crc, foundCrc: sym.crc, provider: sym.provider,
+          kind: 'crc-mismatch', file: c.file, module: c.record.name, symbol: imp.name, expectedCrc: imp.crc, foundCrc: sym!.crc, provider: sym!.provider,
           message: `${c.file} disagrees about version of symbol ${imp.name}`,
         });
       }

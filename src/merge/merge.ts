@@ -9,7 +9,7 @@ import { statSync } from 'node:fs';
 import { dirname as pathDirname } from 'node:path';
 import type { CacheContents, CacheEntry, CachedDir, FileFingerprint, VerifiedHeader } from '../cache/format.ts';
 import { cacheFile, decodeLoadedCache, fingerprintOf, loadCacheHeader, sameFingerprint, saveCache } from '../cache/store.ts';
-import type { Database, KabiFinding } from '../depmod/build.ts';
+import type { Database, KabiBasis, KabiFinding } from '../depmod/build.ts';
 import type { KernelSymbols } from '../depmod/kernel-symbols.ts';
 import { computeDatabase, planRebuild, renderDatabase } from '../depmod/rebuild.ts';
 import type { ListEntry } from '../depmod/search.ts';
@@ -56,11 +56,8 @@ export interface MergeResult {
   modules: number;
   kabi: KabiFinding[];
   symversFile: string | undefined;
-  /**
-   * What the KABI findings were checked against: the kernel's symbols (symvers or System.map),
-   * only the modules' own exports (a check was asked for but no symvers was found), or nothing.
-   */
-  kabiAgainst: 'symvers' | 'system-map' | 'modules' | 'none';
+  /** What the KABI findings were checked against ('modules': a check was asked for, no symvers found). */
+  kabiAgainst: KabiBasis;
   warnings: string[];
   /** Dependency cycles: depmod writes nothing then, and neither do we. */
   cycles: string[] | undefined;
@@ -298,7 +295,7 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
     kernelSymbols = await loadKernelSymbols(opts.systemMap, 'system-map');
   }
   trace('kernel symbols');
-  const kabiAgainst = kernelSymbols !== undefined ? kernelSymbols.source : opts.symvers !== undefined ? 'modules' : 'none';
+  const kabiAgainst: KabiBasis = kernelSymbols !== undefined ? kernelSymbols.source : opts.symvers !== undefined ? 'modules' : 'none';
   const db = computeDatabase({
     dirname: tree.moddir,
     modules: plan.modules,

@@ -16,6 +16,8 @@ import { DEFAULT_JOURNAL_LOCK_MS, readJournal, removeEvents, type JournalWarning
 import { checkContainment, PathRefusedError } from './paths.ts';
 import { writeLastResults } from './status.ts';
 import { crashPoint } from '../io/atomic.ts';
+import type { KabiBasis } from '../depmod/build.ts';
+import { kabiSummary } from '../merge/kabi-summary.ts';
 import { DepmodTxError, type ErrorKind } from '../errors.ts';
 
 export interface MergeRequest {
@@ -36,8 +38,8 @@ export interface MergeResult {
 }
 
 export interface KabiCounts {
-  /** 'modules': no symvers was found, so only CRCs between modules were compared. */
-  against?: 'symvers' | 'system-map' | 'modules';
+  /** What was checked against (KabiBasis; 'modules': no symvers found). Absent: symvers (older state files). */
+  against?: Exclude<KabiBasis, 'none'>;
   unknown: number;
   mismatched: number;
 }
@@ -126,11 +128,7 @@ export function formatKernelResult(r: KernelResult): string {
   switch (r.status) {
     case 'merged': {
       const what = r.changed ? `changed ${r.files?.length ?? 0} file(s)${r.files && r.files.length > 0 ? ` (${r.files.join(', ')})` : ''}` : 'unchanged';
-      const kabi = !r.kabi
-        ? 'KABI: not checked'
-        : r.kabi.against === 'modules'
-          ? `KABI: ${r.kabi.mismatched} mismatched between modules (no symvers found: kernel symbols not checked)`
-          : `KABI: ${r.kabi.unknown} unknown, ${r.kabi.mismatched} mismatched`;
+      const kabi = r.kabi ? kabiSummary(r.kabi.against ?? 'symvers', r.kabi.unknown, r.kabi.mismatched) : kabiSummary('none', 0, 0);
       return `${r.kver}: ${what}, ${r.events} event(s), ${Math.round(r.ms ?? 0)} ms merge (${wall} total), ${kabi}`;
     }
     case 'dropped':

@@ -42,7 +42,7 @@ test('a transaction touching two kernels runs one merge per kernel and clears th
   assert.deepEqual(a, { root, kver: '6.1.0-a', moddir: '/lib/modules/6.1.0-a', paths: ['/lib/modules/6.1.0-a/kernel/x.ko', '/lib/modules/6.1.0-a/kernel/old.ko'] });
   assert.deepEqual(calls.find((c) => c.kver === '6.1.0-b')?.paths, ['/lib/modules/6.1.0-b/kernel/x.ko']);
   assert.deepEqual(s.kernels.map((k) => [k.kver, k.status, k.events]).sort(), [['6.1.0-a', 'merged', 3], ['6.1.0-b', 'merged', 1]]);
-  assert.match(formatKernelResult(s.kernels[0]!), /changed 2 file\(s\).*KABI: 1 unknown, 0 mismatched/);
+  assert.match(formatKernelResult(s.kernels[0]!), /changed 2 file\(s\).*KABI: 1 unknown symbol\(s\), 0 CRC mismatch\(es\)/);
   assert.equal((await readJournal(root)).events.length, 0);
   assert.equal(existsSync(join(journalDir(root), 'tx.jsonl')), false);
   // Nothing pending: no merge at all.
