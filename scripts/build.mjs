@@ -1,6 +1,7 @@
 // Bundles the CLI and the parse worker into dist/ with esbuild: one file to load instead of
 // hundreds of modules, which matters because package-manager hooks start depmod-tx often.
 // lzma-native is a native addon and stays external (resolved from node_modules at run time).
+import { rmSync } from 'node:fs';
 import { build } from 'esbuild';
 
 const common = {
@@ -27,4 +28,7 @@ const common = {
   // declare their own keep them (esbuild's define only replaces unbound identifiers).
   define: { __filename: '__dtx_filename', __dirname: '__dtx_dirname' },
 };
+// Chunk names carry content hashes: without a clean dist/, every build would leave the previous
+// build's chunks behind, and `npm run package` (which ships all of dist/) would ship them too.
+rmSync('dist', { recursive: true, force: true });
 await build({ ...common, entryPoints: { 'depmod-tx': 'src/cli/bin.ts', 'parse-worker': 'src/io/parse-worker.ts' }, outdir: 'dist', outExtension: { '.js': '.mjs' }, splitting: true, chunkNames: "[name]-[hash]" });

@@ -104,7 +104,8 @@ function mtimeNs(path: string): string | undefined {
  * when a transaction's depmod step is slower than expected.
  */
 function phaseTracer(kver: string): (phase: string) => void {
-  if (!process.env.DEPMOD_TX_TRACE) return () => {};
+  // Only "1" turns it on: DEPMOD_TX_TRACE=0 (or empty) in an inherited environment stays quiet.
+  if (process.env.DEPMOD_TX_TRACE !== '1') return () => {};
   let last = performance.now();
   return (phase) => {
     const now = performance.now();

@@ -13,8 +13,8 @@ import { diffFileSets, oracleFiles, outputFiles } from '../merge/oracle-dir.ts';
 const bin = resolve(import.meta.dirname, '..', '..', 'src', 'cli', 'bin.ts');
 const skip = realKernelSkipReason();
 
-function cli(args: string[], input?: string) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', bin, ...args], { encoding: 'utf8', input });
+function cli(args: string[], input?: string, env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', bin, ...args], { encoding: 'utf8', input, env: { ...process.env, DEPMOD_TX_TRACE: '', ...env } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -128,6 +128,24 @@ test('no symvers anywhere: update still compares CRCs between modules (--json ka
     assert.equal(c.code, 0, c.stderr);
     assert.deepEqual(JSON.parse(c.stdout).kernels.map((x: { kabi: unknown }) => x.kabi), [{ against: 'modules', unknown: 0, mismatched: 1 }]);
     assert.match(c.stderr, /stale\.ko disagrees about version of symbol core_fn/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('DEPMOD_TX_TRACE=1 prints one line per merge phase on stderr; 0 prints none', { skip }, () => {
+  const { root, kvers, cfg } = makeRoot();
+  try {
+    const k = kvers[0]!;
+    const on = cli(['rebuild', '--root', root, '-C', cfg, k], undefined, { DEPMOD_TX_TRACE: '1' });
+    assert.equal(on.code, 0, on.stderr);
+    const phases = on.stderr.split('\n').filter((l) => l.startsWith(`depmod-tx trace: ${k}: `));
+    for (const p of ['config + tree listing', 'parse', 'build', 'render', 'write', 'cache save']) {
+      assert.ok(phases.some((l) => l.includes(`: ${p}`) && / [0-9.]+ ms$/.test(l)), `phase "${p}" traced:\n${on.stderr}`);
+    }
+    const off = cli(['update', '--root', root, '-C', cfg, '--full-scan', k], undefined, { DEPMOD_TX_TRACE: '0' });
+    assert.equal(off.code, 0, off.stderr);
+    assert.doesNotMatch(off.stderr, /trace/);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
