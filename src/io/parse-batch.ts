@@ -1,6 +1,8 @@
 // Reads, decompresses and parses one batch of module files: the body of a parse worker, and of
-// the pool's in-thread path for small updates.
+// the pool's in-thread path for small updates. Records are made for the database: .modinfo keeps
+// only the keys depmod reads (DATABASE_MODINFO_KEYS).
 import { parseModuleFile } from '../module/parse.ts';
+import { DATABASE_MODINFO_KEYS } from '../module/record.ts';
 import { readModuleForParse } from './module-read.ts';
 import { toParseOutcome, type ParseFile, type ParseOutcome } from './parse-outcome.ts';
 import { decompressBatch } from './batch-decompress.ts';
@@ -19,7 +21,7 @@ export async function parseBatch(files: readonly ParseFile[]): Promise<ParseOutc
   const out: ParseOutcome[] = [];
   for (let i = 0; i < files.length; i++) {
     const f = files[i]!;
-    out.push(await toParseOutcome(f, async () => parseModuleFile(unpacked[i] ?? raw[i] ?? readModuleForParse(f.abs), f.display)));
+    out.push(await toParseOutcome(f, async () => parseModuleFile(unpacked[i] ?? raw[i] ?? readModuleForParse(f.abs), f.display, { modinfoKeys: DATABASE_MODINFO_KEYS })));
     unpacked[i] = undefined;
     raw[i] = undefined;
   }

@@ -97,7 +97,7 @@ function eachString(bytes: Uint8Array, sec: ElfSection, each: (start: number, en
   }
 }
 
-function readModinfo(elf: Elf): Array<[string, string]> {
+function readModinfo(elf: Elf, keys: ReadonlySet<string> | undefined): Array<[string, string]> {
   const sec = section(elf, '.modinfo');
   const out: Array<[string, string]> = [];
   if (sec === undefined) return out;
@@ -106,7 +106,9 @@ function readModinfo(elf: Elf): Array<[string, string]> {
     let eq = start;
     while (eq < end && bytes[eq] !== 0x3d) eq++;
     // kmod_module_get_info: no '=' means the whole string is the key and the value is empty.
-    out.push(eq === end ? [text(elf, start, end), ''] : [text(elf, start, eq), text(elf, eq + 1, end)]);
+    const key = text(elf, start, eq);
+    if (keys !== undefined && !keys.has(key)) return;
+    out.push([key, eq === end ? '' : text(elf, eq + 1, end)]);
   });
   return out;
 }
@@ -236,15 +238,20 @@ function readSymbols(elf: Elf): { exports: ExportedSymbol[]; imports: ImportedSy
   return { exports: exportsUsable && exports.length > 0 ? exports : ksymtabStrings(elf), imports };
 }
 
+export interface ParseModuleOptions {
+  /** Keep only these .modinfo keys (DATABASE_MODINFO_KEYS for the database); default: all. */
+  modinfoKeys?: ReadonlySet<string>;
+}
+
 /** Parses a decompressed module image. Pure and synchronous; `file` names the module and its errors. */
-export function parseModule(elfBytes: Uint8Array, file: string): ModuleRecord {
+export function parseModule(elfBytes: Uint8Array, file: string, opts: ParseModuleOptions = {}): ModuleRecord {
   const elf = readElf(elfBytes, file);
-  const modinfo = readModinfo(elf);
+  const modinfo = readModinfo(elf, opts.modinfoKeys);
   const { exports, imports } = readSymbols(elf);
   return { name: modnameFromPath(file), modinfo, exports, imports };
 }
 
 /** Decompresses (by content, like kmod) and parses one module file's bytes. */
-export async function parseModuleFile(bytes: Uint8Array, file: string): Promise<ModuleRecord> {
-  return parseModule(await decompressModule(bytes, file), file);
+export async function parseModuleFile(bytes: Uint8Array, file: string, opts: ParseModuleOptions = {}): Promise<ModuleRecord> {
+  return parseModule(await decompressModule(bytes, file), file, opts);
 }

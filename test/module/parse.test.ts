@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseModule, UNRESOLVED_CRC } from '../../src/module/parse.ts';
+import { DATABASE_MODINFO_KEYS } from '../../src/module/record.ts';
 import { buildModuleElf, kmodExports, kmodImports, type FixtureModule } from '../support/fixture-elf.ts';
 
 const COMBOS = [
@@ -102,6 +103,17 @@ test('.modinfo splitting (kmod_elf_get_strings): padding, NUL runs, keys without
   // After the leading padding, a single remaining byte yields nothing at all.
   assert.deepEqual(parseModule(withRawModinfo('\0\0\0\0\0x'), 'x.ko').modinfo, []);
   assert.deepEqual(parseModule(withRawModinfo('\0\0\0\0xy'), 'x.ko').modinfo, [['xy', '']]);
+});
+
+test('records for the database keep only the alias and softdep pairs, in file order', () => {
+  const raw = withRawModinfo('alias=a1\0author=me\0softdep=pre: x\0aliasx=no\0alias\0depends=y\0alias=a2');
+  assert.deepEqual(parseModule(raw, 'x.ko', { modinfoKeys: DATABASE_MODINFO_KEYS }).modinfo, [
+    ['alias', 'a1'],
+    ['softdep', 'pre: x'],
+    ['alias', ''],
+    ['alias', 'a2'],
+  ]);
+  assert.equal(parseModule(raw, 'x.ko').modinfo.length, 7, 'without the option every pair is kept');
 });
 
 test('sparc: STT_REGISTER undefined symbols are not imports; elsewhere they are', () => {
