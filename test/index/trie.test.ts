@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { FormatError } from '../../src/errors.ts';
-import { IndexTrie, readIndex } from '../../src/index/trie.ts';
+import { IndexTrie, readIndex, sortByteStrings } from '../../src/index/trie.ts';
 import { realKernelSkipReason } from '../support/kernels.ts';
 import { KmodInsertModel } from './kmod-insert-model.ts';
 import { builtinAliasBinFromModinfo, builtinBinFromText } from './oracle-text.ts';
@@ -133,6 +133,21 @@ describe('IndexTrie equals kmod\'s incremental insert (reference model) on rando
       assert.deepEqual(a.serialize(), b.serialize());
     });
   }
+  it('sortByteStrings orders distinct byte strings as a plain sort does (empty key, prefixes, bytes >= 0x80)', () => {
+    const r = rng(7);
+    for (let round = 0; round < 50; round++) {
+      const keys = new Set<string>();
+      const n = Math.floor(r() * 300);
+      for (let i = 0; i < n; i++) {
+        let k = round % 2 === 0 ? 'symbol:' : '';
+        const len = Math.floor(r() * 12);
+        for (let j = 0; j < len; j++) k += String.fromCharCode(r() < 0.1 ? 0x80 + Math.floor(r() * 128) : 0x2d + Math.floor(r() * 6));
+        keys.add(k);
+      }
+      const input = [...keys];
+      assert.deepEqual(sortByteStrings(input.slice()), input.slice().sort(), `round ${round}`);
+    }
+  });
 });
 
 describe('IndexTrie against Debian depmod on tiny trees (modules.builtin[.modinfo])', { skip }, () => {
