@@ -68,3 +68,14 @@ test('a fingerprint object replaced after decoding is written, not the old bytes
   decoded.entries[1]!.fp = { size: 1n, mtimeNs: 2n, ctimeNs: 3n, ino: 4n };
   assert.deepEqual(decodeCache(encodeCache(decoded), 'b').entries[1]!.fp, { size: 1n, mtimeNs: 2n, ctimeNs: 3n, ino: 4n });
 });
+
+test('a new entry reuses the ids of strings the old table has: the table grows only by strings it lacks', () => {
+  const decoded = decodeCache(encodeCache(contents(Array.from({ length: 40 }, (_, i) => entry(i)))), 'a');
+  // entry(5) again under another path: every other string of it (name, alias, description, symbols) exists.
+  const twin: CacheEntry = { ...entry(5), path: 'extra/m5.ko.xz' };
+  const c = { ...decoded, entries: [...decoded.entries, twin] };
+  const spliced = encodeCache(c);
+  assert.deepEqual(decodeCache(spliced, 'b'), plain(c));
+  // A fresh encode interns every string once; the spliced one may only add the new path (same size).
+  assert.equal(spliced.length, encodeCache(plain(c)).length);
+});
