@@ -100,78 +100,76 @@ function originOf(e: CacheEntry): EntryOrigin | undefined {
   return o !== undefined && o.record === e.record && o.fp === e.fp ? o : undefined;
 }
 
-/** The table most entries came from, when copying them is worth it (at least half the entries). */
-function spliceTable(entries: readonly CacheEntry[]): DecodedTable | undefined {
-  const first = entries.length > 0 ? originOf(entries[0]!) ?? originOf(entries[entries.length - 1]!) : undefined;
-  if (first === undefined) return undefined;
+/** Where entries can be copied from: the table most came from, when that is at least half of them. */
+interface Splice {
+  table: DecodedTable;
+  /** Per entry, its bytes in `table`, or undefined when it must be encoded afresh. */
+  copied: Array<EntryOrigin | undefined>;
+}
+
+function spliceOf(entries: readonly CacheEntry[]): Splice | undefined {
+  const origin = entries.map(originOf);
+  const table = (origin[0] ?? origin[origin.length - 1])?.table;
+  if (table === undefined) return undefined;
+  const copied = origin.map((o) => (o?.table === table ? o : undefined));
   let same = 0;
-  for (const e of entries) if (originOf(e)?.table === first.table) same++;
-  return same * 2 >= entries.length ? first.table : undefined;
+  for (const o of copied) if (o !== undefined) same++;
+  return same * 2 >= entries.length ? { table, copied } : undefined;
+}
+
+/** An entry's strings in the order the encoder writes their ids. */
+function forEachString(e: CacheEntry, visit: (s: string) => void): void {
+  const r = e.record;
+  visit(e.path);
+  visit(r.name);
+  for (const [k, v] of r.modinfo) {
+    visit(k);
+    visit(v);
+  }
+  for (const x of r.exports) visit(x.name);
+  for (const x of r.imports) visit(x.name);
 }
 
 /**
- * Ids in `base` of the strings the entries not copied from it use; -1 for strings it lacks. A
- * merge adds a few entries to thousands of copied ones: looking their strings up in the old table
+ * Ids in the old table of the strings the entries not copied from it use; -1 for strings it lacks.
+ * A merge adds a few entries to thousands of copied ones: looking their strings up in the old table
  * costs one probe per old string, where a map of the whole old table cost one insertion each
  * (~18 ms of a 10-module update on the amd64 tree).
  */
-function reusableIds(entries: readonly CacheEntry[], copied: ReadonlyArray<EntryOrigin | undefined>, base: DecodedTable): Map<string, number> {
+function reusableIds(entries: readonly CacheEntry[], { table, copied }: Splice): Map<string, number> {
   const ids = new Map<string, number>();
-  const want = (s: string): void => {
-    ids.set(s, -1);
-  };
-  for (let i = 0; i < entries.length; i++) {
-    if (copied[i] !== undefined) continue;
-    const e = entries[i]!;
-    const r = e.record;
-    want(e.path);
-    want(r.name);
-    for (const [k, v] of r.modinfo) {
-      want(k);
-      want(v);
-    }
-    for (const x of r.exports) want(x.name);
-    for (const x of r.imports) want(x.name);
-  }
+  const want = (s: string): void => void ids.set(s, -1);
+  for (let i = 0; i < entries.length; i++) if (copied[i] === undefined) forEachString(entries[i]!, want);
   if (ids.size === 0) return ids;
-  const old = base.strings;
+  const old = table.strings;
   // The first id of a string the old table holds more than once, as a map over it would keep.
   for (let i = 0; i < old.length; i++) if (ids.get(old[i]!) === -1) ids.set(old[i]!, i);
   return ids;
 }
 
 export function encodeCache(c: CacheContents): Uint8Array {
-  const base = spliceTable(c.entries);
-  const copied: Array<EntryOrigin | undefined> = new Array(c.entries.length);
-  if (base !== undefined) {
-    for (let i = 0; i < c.entries.length; i++) {
-      const from = originOf(c.entries[i]!);
-      if (from !== undefined && from.table === base) copied[i] = from;
-    }
-  }
+  const splice = spliceOf(c.entries);
+  const base = splice?.table;
+  const copied = splice?.copied ?? [];
   // Pass 1: intern strings and size everything. Old strings keep their ids (duplicates included),
   // so copied entries stay valid; new strings are appended after them.
   const baseCount = base?.strings.length ?? 0;
-  const ids = base !== undefined ? reusableIds(c.entries, copied, base) : new Map<string, number>();
+  const ids = splice !== undefined ? reusableIds(c.entries, splice) : new Map<string, number>();
   /** Strings the old table lacks, in id order after it. */
   const fresh: string[] = [];
-  const intern = (s: string): number => {
+  // String ids in the order pass 2 writes them: one hash lookup per string, not two.
+  const refs: number[] = [];
+  let bodyVar = varintSize(c.entries.length);
+  const ref = (s: string): void => {
     let id = ids.get(s);
     if (id === undefined || id < 0) {
       id = baseCount + fresh.length;
       ids.set(s, id);
       fresh.push(s);
     }
-    return id;
-  };
-  // String ids in the order pass 2 writes them: one hash lookup per string, not two.
-  const refs: number[] = [];
-  const ref = (s: string): number => {
-    const id = intern(s);
     refs.push(id);
-    return id;
+    bodyVar += varintSize(id);
   };
-  let bodyVar = varintSize(c.entries.length);
   for (let i = 0; i < c.entries.length; i++) {
     const from = copied[i];
     if (from !== undefined) {
@@ -180,13 +178,9 @@ export function encodeCache(c: CacheContents): Uint8Array {
     }
     const e = c.entries[i]!;
     const r = e.record;
-    bodyVar += varintSize(ref(e.path)) + 32 + varintSize(ref(r.name));
-    bodyVar += varintSize(r.modinfo.length);
-    for (const [k, v] of r.modinfo) bodyVar += varintSize(ref(k)) + varintSize(ref(v));
-    bodyVar += varintSize(r.exports.length);
-    for (const x of r.exports) bodyVar += varintSize(ref(x.name)) + 8;
-    bodyVar += varintSize(r.imports.length);
-    for (const x of r.imports) bodyVar += varintSize(ref(x.name)) + 9;
+    forEachString(e, ref);
+    bodyVar += 32 + varintSize(r.modinfo.length) + varintSize(r.exports.length) + 8 * r.exports.length;
+    bodyVar += varintSize(r.imports.length) + 9 * r.imports.length;
   }
   for (const str of fresh) if (str.includes('\0')) throw new RangeError('cache: string contains NUL');
   const freshBlob = enc.encode(fresh.length ? fresh.join('\0') + '\0' : '');

@@ -33,9 +33,18 @@ function makeRoot(): { root: string; kvers: string[]; cfg: string } {
   return { root, kvers, cfg };
 }
 
-test('record from stdin then commit: one merge per kernel, databases equal depmod -a', { skip }, () => {
-  const { root, kvers, cfg } = makeRoot();
+/** Runs `body` on a fresh root (makeRoot) and removes the root afterwards, whatever happened. */
+function withRoot(body: (r: ReturnType<typeof makeRoot>) => void): void {
+  const r = makeRoot();
   try {
+    body(r);
+  } finally {
+    rmSync(r.root, { recursive: true, force: true });
+  }
+}
+
+test('record from stdin then commit: one merge per kernel, databases equal depmod -a', { skip }, () => {
+  withRoot(({ root, kvers, cfg }) => {
     for (const k of kvers) assert.equal(cli(['rebuild', '--root', root, '-C', cfg, k]).code, 0);
     for (const k of kvers) writeFixtureTree(root, k, kmp, { order: base.map((m) => m.path) });
     const list = kvers.map((k) => `/lib/modules/${k}/updates/kmp-x.ko`).join('\n') + '\n/usr/share/doc/kmp-x/README\n';
@@ -55,14 +64,11 @@ test('record from stdin then commit: one merge per kernel, databases equal depmo
     // Nothing pending: commit is a cheap no-op.
     const again = cli(['commit', '--root', root, '--json']);
     assert.deepEqual(JSON.parse(again.stdout).kernels, []);
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
+  });
 });
 
 test('replay of a saved log is idempotent; a path escape is refused with exit 64', { skip }, () => {
-  const { root, kvers, cfg } = makeRoot();
-  try {
+  withRoot(({ root, kvers, cfg }) => {
     for (const k of kvers) writeFixtureTree(root, k, kmp, { order: base.map((m) => m.path) });
     const log = join(root, 'txn.log');
     writeFileSync(log, kvers.map((k) => `/lib/modules/${k}/updates/kmp-x.ko`).join('\n') + '\n');
@@ -79,14 +85,11 @@ test('replay of a saved log is idempotent; a path escape is refused with exit 64
     const badKver = cli(['update', '--root', root, '../../etc']);
     assert.equal(badKver.code, 64);
     assert.match(badKver.stderr, /invalid kernel version/);
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
+  });
 });
 
 test('a broken module: exit 65, message names the file, database left as it was', { skip }, () => {
-  const { root, kvers, cfg } = makeRoot();
-  try {
+  withRoot(({ root, kvers, cfg }) => {
     const k = kvers[0]!;
     assert.equal(cli(['rebuild', '--root', root, '-C', cfg, k]).code, 0);
     const before = outputFiles(join(root, 'lib', 'modules', k));
@@ -95,14 +98,11 @@ test('a broken module: exit 65, message names the file, database left as it was'
     assert.equal(r.code, 65);
     assert.match(r.stderr, /kernel\/drivers\/broken\.ko: /);
     assert.deepEqual(diffFileSets(outputFiles(join(root, 'lib', 'modules', k)), before), []);
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
+  });
 });
 
 test('no symvers anywhere: update still compares CRCs between modules (--json kabiAgainst "modules", --strict exit 3) and commit says so', { skip }, () => {
-  const { root, kvers, cfg } = makeRoot();
-  try {
+  withRoot(({ root, kvers, cfg }) => {
     const k = kvers[0]!;
     assert.equal(cli(['rebuild', '--root', root, '-C', cfg, k]).code, 0);
     // A KMP built against another build of core.ko: it expects core_fn with CRC 0x11, core.ko has 0x10.
@@ -128,14 +128,11 @@ test('no symvers anywhere: update still compares CRCs between modules (--json ka
     assert.equal(c.code, 0, c.stderr);
     assert.deepEqual(JSON.parse(c.stdout).kernels.map((x: { kabi: unknown }) => x.kabi), [{ against: 'modules', unknown: 0, mismatched: 1 }]);
     assert.match(c.stderr, /stale\.ko disagrees about version of symbol core_fn/);
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
+  });
 });
 
 test('DEPMOD_TX_TRACE=1 prints one line per merge phase on stderr; 0 prints none', { skip }, () => {
-  const { root, kvers, cfg } = makeRoot();
-  try {
+  withRoot(({ root, kvers, cfg }) => {
     const k = kvers[0]!;
     const on = cli(['rebuild', '--root', root, '-C', cfg, k], undefined, { DEPMOD_TX_TRACE: '1' });
     assert.equal(on.code, 0, on.stderr);
@@ -146,7 +143,5 @@ test('DEPMOD_TX_TRACE=1 prints one line per merge phase on stderr; 0 prints none
     const off = cli(['update', '--root', root, '-C', cfg, '--full-scan', k], undefined, { DEPMOD_TX_TRACE: '0' });
     assert.equal(off.code, 0, off.stderr);
     assert.doesNotMatch(off.stderr, /trace/);
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
+  });
 });
