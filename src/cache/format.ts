@@ -1,474 +1,396 @@
-// The per-kernel module cache file: what a full rebuild learned from the tree, so an incremental
-// merge only parses what changed. Pure encode/decode; src/cache/store.ts does the file I/O.
+// The per-kernel module cache file: the kernel's ModuleSet (src/depmod/module-set.ts: every fact
+// depmod takes from every module file, as typed-array columns) plus what the last merge saw of the
+// tree, so an update only parses what changed and opens the cache at about the cost of reading it:
+// the columns are used in place, not decoded. Pure encode/decode; src/cache/store.ts does the I/O.
 //
-// Layout (all integers little-endian; varints are unsigned LEB128 up to 2^53):
-//   0   8  magic "DMTXCACH"
-//   8   4  format version (CACHE_VERSION)
-//   12  4  header length H
-//   16  H  header: UTF-8 JSON (CacheHeader): kernel, module directory, input digests, directories
-//   ..  4  body length B
-//   ..  B  body:
-//          varint S, then S strings as one UTF-8 blob of NUL-terminated strings (module strings are
-//          C strings, so they never contain NUL); every string below is an index into this table
-//          varint N entries, each: path, size u64, mtimeNs u64, ctimeNs u64, ino u64 (fixed 8 bytes),
-//          name, varint #modinfo (key, value)*, varint #exports (name, crc f64)*, varint #imports (name, crc f64, weak u8)*
-//          (CRCs are f64 because the reader reports kmod's (uint64_t)-1 for unresolvable CRCs as 2^64)
-//   ..  32 SHA-256 of every byte before it
-// Interning matters: ~4,000 modules import ~300,000 symbol references drawn from ~15,000 names.
+// Layout (integers little-endian):
+//   0    8  magic "DMTXCACH"
+//   8    4  format version (CACHE_VERSION)
+//   12   4  header length H
+//   16   H  header: UTF-8 JSON (CacheHeader): kernel, module directory, input digests, kmod version,
+//           directory mtimes, output fingerprints, KABI summary, the body's layout
+//   16+H 32  SHA-256 of bytes 0 .. 16+H: the no-op path reads and trusts this much only
+//   then zero padding to a multiple of 8, and the body: every column of the module set and symbol
+//   pool at the 8-aligned offset the header names (element types are fixed by COLUMNS), and JSON
+//   sections (directory listings, KABI findings); after the body its SHA-256.
+// Any mismatch (magic, version, checksum, a column that does not fit) makes the cache unusable:
+// the caller parses the tree again (it only costs time).
 import { createHash } from 'node:crypto';
+import { ByteHeap, type Column } from '../depmod/bytes.ts';
+import type { KabiBasis, KabiFinding } from '../depmod/compute.ts';
+import { ModuleSet, type KernelSymbolSource, type ModuleSetColumns } from '../depmod/module-set.ts';
+import { SymbolPool } from '../depmod/symbol-pool.ts';
 import { FormatError } from '../errors.ts';
-import type { ImportedSymbol, ModuleRecord } from '../module/record.ts';
 
 export const CACHE_MAGIC = 'DMTXCACH';
-// 2: non-ASCII symbol names are decoded as UTF-8 (byte-wise before): older records may spell them otherwise.
-export const CACHE_VERSION = 2;
+// 3: the module set's columns (format 2 held one record per module, decoded on every update).
+// Any change to COLUMNS raises it.
+export const CACHE_VERSION = 3;
 
-export interface FileFingerprint {
-  size: bigint;
-  mtimeNs: bigint;
-  ctimeNs: bigint;
-  ino: bigint;
+export interface DirEntry {
+  name: string;
+  type: 'file' | 'dir' | 'link' | 'other';
 }
 
-export interface CacheEntry {
-  /** Path relative to the module directory (or absolute for external directories). */
+/** The identity of a file whose contents the cache depends on (Module.symvers, System.map). */
+export interface FileIdentity {
   path: string;
-  fp: FileFingerprint;
-  record: ModuleRecord;
+  /** size:mtimeNs:ino */
+  fp: string;
 }
 
-export interface CachedDir {
-  /** Directory mtime (ns, decimal string: JSON has no bigint). */
-  mtimeNs: string;
-  /** Entries in readdir order, as listDirInReaddirOrder returned them. */
-  entries: Array<{ name: string; type: 'file' | 'dir' | 'link' | 'other' }>;
+/** What the database's KABI check found, as counts (the findings themselves are in the body). */
+export interface KabiSummary {
+  against: KabiBasis;
+  unknown: number;
+  mismatched: number;
 }
 
 export interface CacheHeader {
   kver: string;
   moddir: string;
-  /** Digest of depmod.d files, modules.order, modules.builtin, modules.builtin.modinfo: any change → full parse. */
+  /** Digest of depmod.d files, modules.order, modules.builtin, modules.builtin.modinfo. */
   inputsDigest: string;
-  /** Directory listings by path relative to the module directory ('' is the module directory). */
-  dirs: Record<string, CachedDir>;
-  /** Names of output files and their digests as last written, to detect outside edits. */
+  /** The kmod version whose format the outputs were written in. */
+  kmodVersion: string;
+  /** Directory mtimes (ns, decimal) by path relative to the module directory ('' is the directory itself). */
+  dirs: Record<string, string>;
+  /** Output files as last written: size:mtimeNs:ino, to detect outside edits. */
   outputs: Record<string, string>;
+  /** The kernel symbols in the set came from this file (null: none loaded). */
+  kernelSymbols: (FileIdentity & { source: KernelSymbolSource }) | null;
+  kabi: KabiSummary;
+  /** Modules in the database (reported by the no-op path). */
+  modules: number;
+  /** depmod's warnings of the last merge (the no-op path repeats them, as depmod would). */
+  warnings: string[];
+  /** What depmod printed while writing the builtin indexes (repeated when they are reused). */
+  builtinWarnings: string[];
+  /** The database's KABI findings when there are few (else only in the body). */
+  kabiFindings?: KabiFinding[];
 }
 
-export interface CacheContents {
+/** What a cache holds besides the header. */
+export interface CacheBody {
+  set: ModuleSet;
+  /** Directory listings in readdir order, by the same keys as CacheHeader.dirs. */
+  dirEntries: Record<string, DirEntry[]>;
+  /** Every KABI finding of the database as last written (the no-op path reports them again). */
+  kabi: KabiFinding[];
+}
+
+export interface CacheContents extends CacheBody {
   header: CacheHeader;
-  entries: CacheEntry[];
+}
+
+type Ctor = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): Column; BYTES_PER_ELEMENT: number };
+
+/**
+ * Every column of the module set: its name, element type, and which count gives its length.
+ * Adding a column to ModuleSet means adding a row here and raising CACHE_VERSION.
+ */
+const COLUMNS: ReadonlyArray<readonly [name: string, type: Ctor, length: (c: Counts) => number]> = [
+  ['alive', Uint8Array, (c) => c.slots],
+  ['pathOff', Uint32Array, (c) => c.slots],
+  ['pathLen', Uint32Array, (c) => c.slots],
+  ['nameOff', Uint32Array, (c) => c.slots],
+  ['nameLen', Uint32Array, (c) => c.slots],
+  ['bucket', Uint16Array, (c) => c.slots],
+  ['sortIdx', Int32Array, (c) => c.slots],
+  ['fp', BigUint64Array, (c) => 4 * c.slots],
+  ['aliasStart', Uint32Array, (c) => c.slots],
+  ['aliasCount', Uint32Array, (c) => c.slots],
+  ['softStart', Uint32Array, (c) => c.slots],
+  ['softCount', Uint32Array, (c) => c.slots],
+  ['weakStart', Uint32Array, (c) => c.slots],
+  ['weakCount', Uint32Array, (c) => c.slots],
+  ['expStart', Uint32Array, (c) => c.slots],
+  ['expCount', Uint32Array, (c) => c.slots],
+  ['impStart', Uint32Array, (c) => c.slots],
+  ['impCount', Uint32Array, (c) => c.slots],
+  ['aliasSlot', Uint32Array, (c) => c.aliases],
+  ['aliasRawOff', Uint32Array, (c) => c.aliases],
+  ['aliasRawLen', Uint32Array, (c) => c.aliases],
+  ['aliasKeyOff', Uint32Array, (c) => c.aliases],
+  ['aliasKeyLen', Uint32Array, (c) => c.aliases],
+  ['valueOff', Uint32Array, (c) => c.values],
+  ['valueLen', Uint32Array, (c) => c.values],
+  ['expSym', Uint32Array, (c) => c.exports],
+  ['expCrc', Float64Array, (c) => c.exports],
+  ['impSym', Uint32Array, (c) => c.imports],
+  ['impCrc', Float64Array, (c) => c.imports],
+  ['impWeak', Uint8Array, (c) => c.imports],
+  ['heap', Uint8Array, (c) => c.heap],
+  ['kernelHas', Uint8Array, (c) => c.symbols],
+  ['kernelCrc', Float64Array, (c) => c.symbols],
+  ['pool.heap', Uint8Array, (c) => c.poolHeap],
+  ['pool.off', Uint32Array, (c) => c.symbols],
+  ['pool.len', Uint32Array, (c) => c.symbols],
+  ['pool.hash', Uint32Array, (c) => c.symbols],
+  ['pool.table', Int32Array, (c) => c.table],
+  ['aliasOrder', Uint32Array, (c) => c.aliasOrder],
+  ['aliasLcp', Uint32Array, (c) => c.aliasOrder],
+  ['nameOrder', Uint32Array, (c) => c.nameOrder],
+  ['nameLcp', Uint32Array, (c) => c.nameOrder],
+  ['symbolOrder', Uint32Array, (c) => c.symbolOrder],
+  ['symbolLcp', Uint32Array, (c) => c.symbolOrder],
+];
+
+interface Counts {
+  slots: number;
+  aliases: number;
+  values: number;
+  exports: number;
+  imports: number;
+  heap: number;
+  symbols: number;
+  poolHeap: number;
+  table: number;
+  aliasOrder: number;
+  nameOrder: number;
+  symbolOrder: number;
+  aliasSortedThrough: number;
+  nameSortedThrough: number;
+  symbolSortedThrough: number;
+}
+
+interface Layout {
+  counts: Counts;
+  kernelSource: KernelSymbolSource | null;
+  /** name → [offset from the body's start, byte length]. */
+  sections: Record<string, [number, number]>;
+  length: number;
+}
+
+function countsOf(set: ModuleSet): Counts {
+  return {
+    slots: set.slots,
+    aliases: set.aliases,
+    values: set.values,
+    exports: set.exports,
+    imports: set.imports,
+    heap: set.heap.used,
+    symbols: set.pool.count,
+    poolHeap: set.pool.heap.used,
+    table: set.pool.table.length,
+    aliasOrder: set.aliasOrder.length,
+    nameOrder: set.nameOrder.length,
+    symbolOrder: set.symbolOrder.length,
+    aliasSortedThrough: set.aliasSortedThrough,
+    nameSortedThrough: set.nameSortedThrough,
+    symbolSortedThrough: set.symbolSortedThrough,
+  };
+}
+
+function columnOf(set: ModuleSet, name: string): Column {
+  switch (name) {
+    case 'heap':
+      return set.heap.bytes;
+    case 'pool.heap':
+      return set.pool.heap.bytes;
+    case 'pool.off':
+      return set.pool.off;
+    case 'pool.len':
+      return set.pool.len;
+    case 'pool.hash':
+      return set.pool.hash;
+    case 'pool.table':
+      return set.pool.table;
+    default:
+      return (set as unknown as Record<string, Column>)[name]!;
+  }
 }
 
 const enc = new TextEncoder();
-const dec = new TextDecoder('utf-8', { fatal: false });
+const dec = new TextDecoder('utf-8', { fatal: true });
 
-function varintSize(n: number): number {
-  let size = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    size++;
-  }
-  return size;
+function align8(n: number): number {
+  return (n + 7) & ~7;
 }
 
-
-/**
- * Where a decoded entry's bytes are in the cache it came from. An update reuses almost every entry
- * as decoded, so the encoder copies those bytes instead of re-interning ~300,000 strings: it keeps
- * the old string table as the prefix of the new one (ids unchanged) and appends new strings.
- * The record and fingerprint objects are remembered too: an entry whose objects were replaced is
- * encoded afresh.
- */
-interface DecodedTable {
-  bytes: Uint8Array;
-  strings: string[];
-  blobStart: number;
-  blobEnd: number;
-}
-interface EntryOrigin {
-  table: DecodedTable;
-  start: number;
-  end: number;
-  record: ModuleRecord;
-  fp: FileFingerprint;
-}
-const origins = new WeakMap<CacheEntry, EntryOrigin>();
-
-function originOf(e: CacheEntry): EntryOrigin | undefined {
-  const o = origins.get(e);
-  return o !== undefined && o.record === e.record && o.fp === e.fp ? o : undefined;
-}
-
-/** Where entries can be copied from: the table most came from, when that is at least half of them. */
-interface Splice {
-  table: DecodedTable;
-  /** Per entry, its bytes in `table`, or undefined when it must be encoded afresh. */
-  copied: Array<EntryOrigin | undefined>;
-}
-
-function spliceOf(entries: readonly CacheEntry[]): Splice | undefined {
-  const origin = entries.map(originOf);
-  const table = (origin[0] ?? origin[origin.length - 1])?.table;
-  if (table === undefined) return undefined;
-  const copied = origin.map((o) => (o?.table === table ? o : undefined));
-  let same = 0;
-  for (const o of copied) if (o !== undefined) same++;
-  return same * 2 >= entries.length ? { table, copied } : undefined;
-}
-
-/** An entry's strings in the order the encoder writes their ids. */
-function forEachString(e: CacheEntry, visit: (s: string) => void): void {
-  const r = e.record;
-  visit(e.path);
-  visit(r.name);
-  for (const [k, v] of r.modinfo) {
-    visit(k);
-    visit(v);
-  }
-  for (const x of r.exports) visit(x.name);
-  for (const x of r.imports) visit(x.name);
-}
-
-/**
- * Ids in the old table of the strings the entries not copied from it use; -1 for strings it lacks.
- * A merge adds a few entries to thousands of copied ones: looking their strings up in the old table
- * costs one probe per old string, where a map of the whole old table cost one insertion each
- * (~18 ms of a 10-module update on the amd64 tree).
- */
-function reusableIds(entries: readonly CacheEntry[], { table, copied }: Splice): Map<string, number> {
-  const ids = new Map<string, number>();
-  const want = (s: string): void => void ids.set(s, -1);
-  for (let i = 0; i < entries.length; i++) if (copied[i] === undefined) forEachString(entries[i]!, want);
-  if (ids.size === 0) return ids;
-  const old = table.strings;
-  // The first id of a string the old table holds more than once, as a map over it would keep.
-  for (let i = 0; i < old.length; i++) if (ids.get(old[i]!) === -1) ids.set(old[i]!, i);
-  return ids;
+function sha256(bytes: Uint8Array): Uint8Array {
+  return createHash('sha256').update(bytes).digest();
 }
 
 export function encodeCache(c: CacheContents): Uint8Array {
-  const splice = spliceOf(c.entries);
-  const base = splice?.table;
-  const copied = splice?.copied ?? [];
-  // Pass 1: intern strings and size everything. Old strings keep their ids (duplicates included),
-  // so copied entries stay valid; new strings are appended after them.
-  const baseCount = base?.strings.length ?? 0;
-  const ids = splice !== undefined ? reusableIds(c.entries, splice) : new Map<string, number>();
-  /** Strings the old table lacks, in id order after it. */
-  const fresh: string[] = [];
-  // String ids in the order pass 2 writes them: one hash lookup per string, not two.
-  const refs: number[] = [];
-  let bodyVar = varintSize(c.entries.length);
-  const ref = (s: string): void => {
-    let id = ids.get(s);
-    if (id === undefined || id < 0) {
-      id = baseCount + fresh.length;
-      ids.set(s, id);
-      fresh.push(s);
-    }
-    refs.push(id);
-    bodyVar += varintSize(id);
-  };
-  for (let i = 0; i < c.entries.length; i++) {
-    const from = copied[i];
-    if (from !== undefined) {
-      bodyVar += from.end - from.start;
-      continue;
-    }
-    const e = c.entries[i]!;
-    const r = e.record;
-    forEachString(e, ref);
-    bodyVar += 32 + varintSize(r.modinfo.length) + varintSize(r.exports.length) + 8 * r.exports.length;
-    bodyVar += varintSize(r.imports.length) + 9 * r.imports.length;
+  const counts = countsOf(c.set);
+  const parts: Array<[name: string, bytes: Uint8Array]> = [];
+  for (const [name, , length] of COLUMNS) {
+    const col = columnOf(c.set, name);
+    const n = length(counts);
+    parts.push([name, new Uint8Array(col.buffer, col.byteOffset, n * (col as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT)]);
   }
-  for (const str of fresh) if (str.includes('\0')) throw new RangeError('cache: string contains NUL');
-  const freshBlob = enc.encode(fresh.length ? fresh.join('\0') + '\0' : '');
-  const baseBlob = base !== undefined ? base.bytes.subarray(base.blobStart, base.blobEnd) : new Uint8Array(0);
-  const blobLength = baseBlob.length + freshBlob.length;
-  const header = enc.encode(JSON.stringify(c.header));
-  const stringCount = baseCount + fresh.length;
-  const bodyLen = varintSize(stringCount) + varintSize(blobLength) + blobLength + bodyVar;
-  const total = 16 + header.length + 4 + bodyLen + 32;
-
-  // Pass 2: fill one buffer.
-  const out = new Uint8Array(total);
+  parts.push(['json.dirEntries', enc.encode(JSON.stringify(c.dirEntries))]);
+  parts.push(['json.kabi', enc.encode(JSON.stringify(c.kabi))]);
+  const sections: Record<string, [number, number]> = {};
+  let bodyLength = 0;
+  for (const [name, bytes] of parts) {
+    sections[name] = [bodyLength, bytes.byteLength];
+    bodyLength = align8(bodyLength + bytes.byteLength);
+  }
+  const layout: Layout = { counts, kernelSource: c.set.kernelSource ?? null, sections, length: bodyLength };
+  const header = enc.encode(JSON.stringify({ ...c.header, layout }));
+  const headerEnd = 16 + header.length;
+  const bodyStart = align8(headerEnd + 32);
+  const out = new Uint8Array(bodyStart + bodyLength + 32);
   const dv = new DataView(out.buffer);
-  let o = 0;
-  for (let i = 0; i < 8; i++) out[o++] = CACHE_MAGIC.charCodeAt(i);
-  dv.setUint32(o, CACHE_VERSION, true);
-  dv.setUint32(o + 4, header.length, true);
-  o += 8;
-  out.set(header, o);
-  o += header.length;
-  dv.setUint32(o, bodyLen, true);
-  o += 4;
-  const putVar = (n: number): void => {
-    while (n >= 0x80) {
-      out[o++] = (n % 128) | 0x80;
-      n = Math.floor(n / 128);
-    }
-    out[o++] = n;
-  };
-  putVar(stringCount);
-  putVar(blobLength);
-  out.set(baseBlob, o);
-  o += baseBlob.length;
-  out.set(freshBlob, o);
-  o += freshBlob.length;
-  putVar(c.entries.length);
-  let ri = 0;
-  for (let i = 0; i < c.entries.length; i++) {
-    const from = copied[i];
-    if (from !== undefined) {
-      out.set(from.table.bytes.subarray(from.start, from.end), o);
-      o += from.end - from.start;
-      continue;
-    }
-    const e = c.entries[i]!;
-    const r = e.record;
-    putVar(refs[ri++]!);
-    dv.setBigUint64(o, e.fp.size, true);
-    dv.setBigUint64(o + 8, e.fp.mtimeNs, true);
-    dv.setBigUint64(o + 16, e.fp.ctimeNs, true);
-    dv.setBigUint64(o + 24, e.fp.ino, true);
-    o += 32;
-    putVar(refs[ri++]!);
-    putVar(r.modinfo.length);
-    for (let j = 0; j < r.modinfo.length; j++) {
-      putVar(refs[ri++]!);
-      putVar(refs[ri++]!);
-    }
-    putVar(r.exports.length);
-    for (const x of r.exports) {
-      putVar(refs[ri++]!);
-      dv.setFloat64(o, x.crc, true);
-      o += 8;
-    }
-    putVar(r.imports.length);
-    for (const x of r.imports) {
-      putVar(refs[ri++]!);
-      dv.setFloat64(o, x.crc, true);
-      o += 8;
-      out[o++] = x.weak ? 1 : 0;
-    }
-  }
-  const digest = createHash('sha256').update(out.subarray(0, o)).digest();
-  out.set(digest, o);
-  o += 32;
-  if (o !== total) throw new Error(`cache encoder size mismatch: ${o} != ${total}`);
+  for (let i = 0; i < 8; i++) out[i] = CACHE_MAGIC.charCodeAt(i);
+  dv.setUint32(8, CACHE_VERSION, true);
+  dv.setUint32(12, header.length, true);
+  out.set(header, 16);
+  out.set(sha256(out.subarray(0, headerEnd)), headerEnd);
+  for (const [name, bytes] of parts) out.set(bytes, bodyStart + sections[name]![0]);
+  out.set(sha256(out.subarray(bodyStart, bodyStart + bodyLength)), bodyStart + bodyLength);
   return out;
 }
 
-/** Bounds-checked reader over the cache body; any inconsistency is a FormatError (the caller rebuilds). */
-class Reader {
-  o: number;
-  constructor(
-    readonly b: Uint8Array,
-    readonly dv: DataView,
-    readonly file: string,
-    start: number,
-    readonly end: number,
-  ) {
-    this.o = start;
-  }
-  fail(why: string): never {
-    throw new FormatError(this.file, `corrupt module cache: ${why}`, this.o);
-  }
-  varint(): number {
-    let n = 0;
-    let mul = 1;
-    for (;;) {
-      if (this.o >= this.end) this.fail('truncated number');
-      const byte = this.b[this.o++]!;
-      n += (byte & 0x7f) * mul;
-      if (byte < 0x80) return n;
-      mul *= 128;
-      if (mul > 2 ** 56) this.fail('number too long');
-    }
-  }
-  u64(): bigint {
-    if (this.o + 8 > this.end) this.fail('truncated fingerprint');
-    const v = this.dv.getBigUint64(this.o, true);
-    this.o += 8;
-    return v;
-  }
-  /** A length prefix: never more items than bytes left, so a forged count cannot allocate wildly. */
-  count(): number {
-    const n = this.varint();
-    if (n > this.end - this.o) this.fail('count larger than the data');
-    return n;
-  }
-  f64(): number {
-    if (this.o + 8 > this.end) this.fail('truncated CRC');
-    const v = this.dv.getFloat64(this.o, true);
-    this.o += 8;
-    return v;
-  }
-  byte(): number {
-    if (this.o >= this.end) this.fail('truncated flag');
-    return this.b[this.o++]!;
-  }
-}
-
-/** A header whose file passed the checksum, and where the body lies. */
+/** A header whose checksum was verified, with what decodeCacheBody needs to find the body. */
 export interface VerifiedHeader {
   header: CacheHeader;
+  layout: Layout;
   bodyStart: number;
-  bodyEnd: number;
 }
 
-/** Reads only the header (cheap): enough to decide that nothing changed. Verifies the checksum first. */
-export function decodeCacheHeader(bytes: Uint8Array, file: string): VerifiedHeader {
-  if (bytes.length < 16 + 4 + 32) throw new FormatError(file, 'module cache too short');
-  for (let i = 0; i < 8; i++) if (bytes[i] !== CACHE_MAGIC.charCodeAt(i)) throw new FormatError(file, 'not a depmod-tx module cache (bad magic)');
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+/** Bytes needed to verify the header: the fixed part, then 16 + H + 32. */
+export const CACHE_PREFIX_BYTES = 16;
+
+/** The header's length from the first 16 bytes (magic and version checked), for a partial read. */
+export function headerSpan(prefix: Uint8Array, file: string): number {
+  if (prefix.length < 16) throw new FormatError(file, 'module cache truncated');
+  for (let i = 0; i < 8; i++) if (prefix[i] !== CACHE_MAGIC.charCodeAt(i)) throw new FormatError(file, 'not a depmod-tx module cache (bad magic)');
+  const dv = new DataView(prefix.buffer, prefix.byteOffset, prefix.byteLength);
   const version = dv.getUint32(8, true);
   if (version !== CACHE_VERSION) throw new FormatError(file, `module cache version ${version}, expected ${CACHE_VERSION}`);
-  const payloadEnd = bytes.length - 32;
-  const digest = createHash('sha256').update(bytes.subarray(0, payloadEnd)).digest();
-  if (Buffer.compare(digest, bytes.subarray(payloadEnd)) !== 0) throw new FormatError(file, 'module cache checksum mismatch (tampered or truncated)');
-  const hlen = dv.getUint32(12, true);
-  if (16 + hlen + 4 > payloadEnd) throw new FormatError(file, 'corrupt module cache: header length out of range', 12);
-  let header: CacheHeader;
+  return 16 + dv.getUint32(12, true) + 32;
+}
+
+export function decodeCacheHeader(bytes: Uint8Array, file: string): VerifiedHeader {
+  const span = headerSpan(bytes, file);
+  if (bytes.length < span) throw new FormatError(file, 'module cache truncated in its header');
+  const headerEnd = span - 32;
+  const want = sha256(bytes.subarray(0, headerEnd));
+  for (let i = 0; i < 32; i++) if (bytes[headerEnd + i] !== want[i]) throw new FormatError(file, 'module cache header checksum mismatch');
+  let parsed: CacheHeader & { layout: Layout };
   try {
-    header = JSON.parse(dec.decode(bytes.subarray(16, 16 + hlen))) as CacheHeader;
-  } catch {
-    throw new FormatError(file, 'corrupt module cache: header is not JSON', 16);
+    parsed = JSON.parse(dec.decode(bytes.subarray(16, headerEnd))) as CacheHeader & { layout: Layout };
+  } catch (err) {
+    throw new FormatError(file, `module cache header is not JSON: ${(err as Error).message}`);
   }
-  if (typeof header !== 'object' || header === null || typeof header.kver !== 'string' || typeof header.dirs !== 'object') {
-    throw new FormatError(file, 'corrupt module cache: header fields missing', 16);
-  }
-  const blen = dv.getUint32(16 + hlen, true);
-  const bodyStart = 16 + hlen + 4;
-  if (bodyStart + blen !== payloadEnd) throw new FormatError(file, 'corrupt module cache: body length mismatch', 16 + hlen);
-  return { header, bodyStart, bodyEnd: payloadEnd };
-}
-
-/** `verified`: what decodeCacheHeader returned for these bytes (the checksum is not computed twice). */
-export function decodeCache(bytes: Uint8Array, file: string, verified: VerifiedHeader = decodeCacheHeader(bytes, file)): CacheContents {
-  const { header, bodyStart, bodyEnd } = verified;
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const r = new Reader(bytes, dv, file, bodyStart, bodyEnd);
-  const nStrings = r.varint();
-  const blobLen = r.varint();
-  if (r.o + blobLen > bodyEnd) r.fail('string table out of range');
-  const strings = blobLen ? dec.decode(bytes.subarray(r.o, r.o + blobLen - 1)).split('\0') : [];
-  const table: DecodedTable = { bytes, strings, blobStart: r.o, blobEnd: r.o + blobLen };
-  r.o += blobLen;
-  if (strings.length !== nStrings) r.fail('string count mismatch');
-  const str = (): string => {
-    const id = r.varint();
-    const s = strings[id];
-    return s !== undefined ? s : r.fail(`string index ${id} out of range`);
-  };
-  const count = (): number => r.count();
-  // ~190,000 imports name ~15,000 symbols, nearly always with the kernel's one CRC: modules share
-  // one (never mutated) object per name and CRC instead of each getting its own. The objects all
-  // live to the end of the merge, so every one not made is one the garbage collector need not copy.
-  const importMemo: Array<ImportedSymbol | undefined> = new Array(strings.length);
-  const symbol = (): ImportedSymbol => {
-    const id = r.varint();
-    const name = strings[id] ?? r.fail(`string index ${id} out of range`);
-    const crc = r.f64();
-    const weak = r.byte() === 1;
-    const seen = importMemo[id];
-    if (seen !== undefined && seen.crc === crc && seen.weak === weak) return seen;
-    const made = { name, crc, weak };
-    importMemo[id] = made;
-    return made;
-  };
-  const n = count();
-  const entries: CacheEntry[] = new Array(n);
-  for (let i = 0; i < n; i++) {
-    const start = r.o;
-    const path = str();
-    const fp = { size: r.u64(), mtimeNs: r.u64(), ctimeNs: r.u64(), ino: r.u64() };
-    const name = str();
-    const modinfo: Array<[string, string]> = new Array(count());
-    for (let j = 0; j < modinfo.length; j++) modinfo[j] = [str(), str()];
-    const exports = new Array(count());
-    for (let j = 0; j < exports.length; j++) exports[j] = { name: str(), crc: r.f64() };
-    const imports: ImportedSymbol[] = new Array(count());
-    for (let j = 0; j < imports.length; j++) imports[j] = symbol();
-    const record = { name, modinfo, exports, imports };
-    const entry = { path, fp, record };
-    entries[i] = entry;
-    origins.set(entry, { table, start, end: r.o, record, fp });
-  }
-  if (r.o !== bodyEnd) r.fail('trailing bytes after the last entry');
-  return { header, entries };
-}
-
-export interface CachedExports {
-  path: string;
-  name: string;
-  exports: Array<{ name: string; crc: number }>;
+  const { layout, ...header } = parsed;
+  if (typeof layout !== 'object' || layout === null || typeof layout.length !== 'number') throw new FormatError(file, 'module cache header has no body layout');
+  return { header, layout, bodyStart: align8(span) };
 }
 
 /**
- * Only what a symbol lookup needs (module name and exports), for `depmod-tx check`: modinfo and
- * imports are skipped without building their strings, and only the strings used are decoded.
- * Several times faster than decodeCache on a 4,000-module cache; same checks on the bytes.
+ * The body, verified and mapped: columns are views of `bytes` (copied once when the buffer is not
+ * 8-aligned). The module set it returns may be changed in place; `bytes` must not be reused.
  */
-export function decodeCacheExports(
-  bytes: Uint8Array,
-  file: string,
-  verified: VerifiedHeader = decodeCacheHeader(bytes, file),
-): { header: CacheHeader; modules: CachedExports[] } {
-  const { header, bodyStart, bodyEnd } = verified;
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const r = new Reader(bytes, dv, file, bodyStart, bodyEnd);
-  const nStrings = r.varint();
-  const blobLen = r.varint();
-  if (r.o + blobLen > bodyEnd) r.fail('string table out of range');
-  const blobStart = r.o;
-  const starts = new Int32Array(nStrings + 1);
-  let k = 0;
-  starts[0] = blobStart;
-  for (let i = blobStart, end = blobStart + blobLen; i < end; i++) {
-    if (bytes[i] === 0) {
-      if (k >= nStrings) r.fail('string count mismatch');
-      starts[++k] = i + 1;
-    }
-  }
-  if (k !== nStrings) r.fail('string count mismatch');
-  r.o += blobLen;
-  const memo: Array<string | undefined> = new Array(nStrings);
-  const str = (): string => {
-    const id = r.varint();
-    if (id >= nStrings) r.fail(`string index ${id} out of range`);
-    let s = memo[id];
-    if (s === undefined) {
-      s = dec.decode(bytes.subarray(starts[id]!, starts[id + 1]! - 1));
-      memo[id] = s;
-    }
+export function decodeCacheBody(bytes: Uint8Array, file: string, v: VerifiedHeader): CacheBody {
+  const { layout, bodyStart } = v;
+  const end = bodyStart + layout.length;
+  if (bytes.length !== end + 32) throw new FormatError(file, 'module cache truncated (body size differs from its header)');
+  const want = sha256(bytes.subarray(bodyStart, end));
+  for (let i = 0; i < 32; i++) if (bytes[end + i] !== want[i]) throw new FormatError(file, 'module cache body checksum mismatch');
+  let buf = bytes;
+  if ((bytes.byteOffset + bodyStart) % 8 !== 0) buf = bytes.slice();
+  const section = (name: string): [number, number] => {
+    const s = layout.sections[name];
+    if (s === undefined || s[0] % 8 !== 0 || s[0] + s[1] > layout.length) throw new FormatError(file, `module cache section ${name} missing or out of bounds`);
     return s;
   };
-  const skipStr = (): void => {
-    if (r.varint() >= nStrings) r.fail('string index out of range');
-  };
-  const count = (): number => r.count();
-  const n = count();
-  const modules: CachedExports[] = new Array(n);
-  for (let i = 0; i < n; i++) {
-    const path = str();
-    if (r.o + 32 > bodyEnd) r.fail('truncated fingerprint');
-    r.o += 32;
-    const name = str();
-    for (let j = count(); j > 0; j--) {
-      skipStr();
-      skipStr();
-    }
-    const exports = new Array<{ name: string; crc: number }>(count());
-    for (let j = 0; j < exports.length; j++) exports[j] = { name: str(), crc: r.f64() };
-    for (let j = count(); j > 0; j--) {
-      skipStr();
-      if (r.o + 9 > bodyEnd) r.fail('truncated CRC');
-      r.o += 9;
-    }
-    modules[i] = { path, name, exports };
+  const cols: Record<string, Column> = {};
+  for (const [name, Type, length] of COLUMNS) {
+    const [off, size] = section(name);
+    const n = length(layout.counts);
+    if (n * Type.BYTES_PER_ELEMENT !== size) throw new FormatError(file, `module cache column ${name} has ${size} bytes, expected ${n * Type.BYTES_PER_ELEMENT}`);
+    cols[name] = new Type(buf.buffer, buf.byteOffset + bodyStart + off, n);
   }
-  if (r.o !== bodyEnd) r.fail('trailing bytes after the last entry');
-  return { header, modules };
+  const json = <T>(name: string): T => {
+    const [off, size] = section(name);
+    try {
+      return JSON.parse(dec.decode(buf.subarray(bodyStart + off, bodyStart + off + size))) as T;
+    } catch (err) {
+      throw new FormatError(file, `module cache section ${name} is not JSON: ${(err as Error).message}`);
+    }
+  };
+  const c = layout.counts;
+  const pool = new SymbolPool({
+    heap: new ByteHeap(cols['pool.heap'] as Uint8Array, c.poolHeap),
+    count: c.symbols,
+    off: cols['pool.off'] as Uint32Array,
+    len: cols['pool.len'] as Uint32Array,
+    hash: cols['pool.hash'] as Uint32Array,
+    table: cols['pool.table'] as Int32Array,
+  });
+  if (pool.table.length === 0 || (pool.table.length & (pool.table.length - 1)) !== 0 || pool.table.length < 2 * pool.count) {
+    throw new FormatError(file, 'module cache symbol table has a bad size');
+  }
+  checkRanges(file, c, cols);
+  // Every COLUMNS row not under "pool." or "heap" is a ModuleSet column of the same name.
+  const fields: Record<string, unknown> = {};
+  for (const [name] of COLUMNS) if (!name.startsWith('pool.') && name !== 'heap') fields[name] = cols[name];
+  const set = ModuleSet.fromColumns({
+    ...fields,
+    slots: c.slots,
+    aliases: c.aliases,
+    values: c.values,
+    exports: c.exports,
+    imports: c.imports,
+    heap: new ByteHeap(cols.heap as Uint8Array, c.heap),
+    pool,
+    kernelSource: layout.kernelSource ?? undefined,
+    aliasSortedThrough: c.aliasSortedThrough,
+    nameSortedThrough: c.nameSortedThrough,
+    symbolSortedThrough: c.symbolSortedThrough,
+  } as ModuleSetColumns);
+  return { set, dirEntries: json('json.dirEntries'), kabi: json('json.kabi') };
+}
+
+/**
+ * Every offset and count the columns hold must point inside the arrays they index: the checksum
+ * vouches for what we wrote, this for what we wrote being consistent (a bug must not become an
+ * out-of-bounds read later).
+ */
+function checkRanges(file: string, c: Counts, cols: Record<string, Column>): void {
+  const u32 = (n: string): Uint32Array => cols[n] as Uint32Array;
+  const bad = (what: string): never => {
+    throw new FormatError(file, `module cache column ${what} points outside its table`);
+  };
+  const within = (startCol: string, countCol: string, limit: number): void => {
+    const st = u32(startCol);
+    const ct = u32(countCol);
+    for (let s = 0; s < c.slots; s++) if (st[s]! + ct[s]! > limit) bad(startCol);
+  };
+  const bytesWithin = (offCol: string, lenCol: string, n: number, limit: number, skip?: number): void => {
+    const o = u32(offCol);
+    const l = u32(lenCol);
+    for (let i = 0; i < n; i++) if (l[i] !== skip && o[i]! + l[i]! > limit) bad(offCol);
+  };
+  within('aliasStart', 'aliasCount', c.aliases);
+  within('softStart', 'softCount', c.values);
+  within('weakStart', 'weakCount', c.values);
+  within('expStart', 'expCount', c.exports);
+  within('impStart', 'impCount', c.imports);
+  bytesWithin('pathOff', 'pathLen', c.slots, c.heap);
+  bytesWithin('nameOff', 'nameLen', c.slots, c.heap);
+  bytesWithin('aliasRawOff', 'aliasRawLen', c.aliases, c.heap);
+  bytesWithin('aliasKeyOff', 'aliasKeyLen', c.aliases, c.heap, 0xffffffff);
+  bytesWithin('valueOff', 'valueLen', c.values, c.heap);
+  bytesWithin('pool.off', 'pool.len', c.symbols, c.poolHeap);
+  const idsBelow = (n: string, limit: number): void => {
+    const ids = u32(n);
+    for (let i = 0; i < ids.length; i++) if (ids[i]! >= limit) bad(n);
+  };
+  idsBelow('expSym', c.symbols);
+  idsBelow('impSym', c.symbols);
+  idsBelow('aliasSlot', c.slots);
+  idsBelow('aliasOrder', c.aliases);
+  idsBelow('nameOrder', c.slots);
+  idsBelow('symbolOrder', c.symbols);
+  if (c.aliasSortedThrough > c.aliases || c.nameSortedThrough > c.slots || c.symbolSortedThrough > c.symbols) bad('sorted orders');
+}
+
+export function decodeCache(bytes: Uint8Array, file: string): CacheContents {
+  const v = decodeCacheHeader(bytes, file);
+  return { header: v.header, ...decodeCacheBody(bytes, file, v) };
 }

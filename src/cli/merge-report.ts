@@ -1,6 +1,6 @@
 // How rebuild and update report a merge: KABI findings in depmod's -e wording on stderr, a
 // one-line summary, and the machine-readable report for --json.
-import type { KabiFinding } from '../depmod/build.ts';
+import type { KabiFinding } from '../depmod/compute.ts';
 import type { MergeResult } from '../merge/merge.ts';
 import { EXIT } from './exit-codes.ts';
 import { kabiSummary } from '../merge/kabi-summary.ts';

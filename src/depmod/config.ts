@@ -175,10 +175,14 @@ export function kernelMatches(pattern: string, kver: string): boolean {
 }
 
 /** cfg_file_parse over every file, in the order given (configFileOrder's), then cfg_load's default search. */
-export function parseDepmodConfig(files: readonly ConfigFile[], kver: string): { config: DepmodConfig; warnings: ConfigWarning[] } {
+export function parseDepmodConfig(
+  files: readonly ConfigFile[],
+  kver: string,
+  opts: { exclude?: boolean } = {},
+): { config: DepmodConfig; warnings: ConfigWarning[] } {
   const config: DepmodConfig = { searches: [], overrides: [], externals: [], excludes: [] };
   const warnings: ConfigWarning[] = [];
-  for (const f of files) parseConfigFile(config, warnings, f, kver);
+  for (const f of files) parseConfigFile(config, warnings, f, kver, opts.exclude ?? true);
   addDefaultSearch(config);
   return { config, warnings };
 }
@@ -197,7 +201,8 @@ function searchEntry(word: string): SearchEntry {
   return { kind: 'path', path: word };
 }
 
-function parseConfigFile(config: DepmodConfig, warnings: ConfigWarning[], f: ConfigFile, kver: string): void {
+/** `exclude`: the directive exists (kmod 30+, f50e2d6); older kmods report it as a bad line. */
+function parseConfigFile(config: DepmodConfig, warnings: ConfigWarning[], f: ConfigFile, kver: string, exclude: boolean): void {
   for (const { text, line } of configLogicalLines(f.text)) {
     if (text === '' || text.startsWith('#')) continue;
     const words = text.split(/[\t ]+/).filter((w) => w !== '');
@@ -237,6 +242,10 @@ function parseConfigFile(config: DepmodConfig, warnings: ConfigWarning[], f: Con
         break;
       }
       case 'exclude':
+        if (!exclude) {
+          bad();
+          break;
+        }
         for (const w of words.slice(1)) config.excludes.unshift(w);
         break;
       case 'include':

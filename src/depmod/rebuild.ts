@@ -1,14 +1,16 @@
 // The pure half of a full rebuild, in depmod's own sequence (tools/depmod.c do_depmod): config →
-// module search → (the shell parses the chosen files) → build → render. The shell owns everything
-// with a file descriptor: it lists depmod.d directories and the module tree, reads config files,
-// modules.order, modules.builtin(.modinfo), symvers, parses modules (in workers) and writes the
-// result atomically. Note for the shell: kmod 30 reads depmod.d from the host's directories and
+// module search → (the shell parses the chosen files) → module set → compute → emit. The shell owns
+// everything with a file descriptor: it lists depmod.d directories and the module tree, reads config
+// files, modules.order, modules.builtin(.modinfo), symvers, parses modules (in workers) and writes
+// the result atomically. Note for the shell: kmod reads depmod.d from the host's directories and
 // external directories as written, NOT under -b ROOT; only the module directory is under ROOT.
 import type { ModuleRecord } from '../module/record.ts';
-import { buildDatabase, type Database } from './build.ts';
+import { computeDatabase, type ComputedDatabase, type KabiBasis } from './compute.ts';
 import { configFileOrder, parseDepmodConfig, type ConfigFile, type ConfigListing, type ConfigWarning, type DepmodConfig } from './config.ts';
+import { emitDatabase, type EmitResult } from './emit.ts';
 import type { KernelSymbols } from './kernel-symbols.ts';
-import { renderDatabase, type RenderResult } from './render.ts';
+import { kmodBehaviour, type KmodBehaviour } from './kmod-version.ts';
+import { ModuleSet, orderPositions, sortIdxOf } from './module-set.ts';
 import { searchModules, type FoundModule, type SearchIo } from './search.ts';
 
 export { configFileOrder, DEFAULT_CONFIG_DIRS } from './config.ts';
@@ -21,6 +23,8 @@ export interface PlanInput {
   configFiles: readonly ConfigFile[];
   io: SearchIo;
   suffixes?: readonly string[];
+  /** The kmod whose rules apply (default: kmod 30, Debian 12). */
+  behaviour?: KmodBehaviour;
 }
 
 export interface Plan {
@@ -31,18 +35,22 @@ export interface Plan {
   searchWarnings: string[];
 }
 
-/** Which config files to read, given the listings of the config directories (DEFAULT_CONFIG_DIRS or -C). */
+/** Which config files to read, given the listings of the config directories (behaviour.configDirs or -C). */
 export function planConfigFiles(listings: readonly ConfigListing[]): { paths: string[]; warnings: ConfigWarning[] } {
   return configFileOrder(listings);
 }
 
+/** kmod 30, the default wherever no installed kmod says otherwise (Debian 12's). */
+export const DEFAULT_BEHAVIOUR: KmodBehaviour = kmodBehaviour('30')!;
+
 export function planRebuild(input: PlanInput): Plan {
-  const { config, warnings } = parseDepmodConfig(input.configFiles, input.kver);
+  const behaviour = input.behaviour ?? DEFAULT_BEHAVIOUR;
+  const { config, warnings } = parseDepmodConfig(input.configFiles, input.kver, { exclude: behaviour.supportsExclude });
   const found = searchModules({ dirname: input.dirname, config, io: input.io, ...(input.suffixes ? { suffixes: input.suffixes } : {}) });
   return { config, configWarnings: warnings, modules: found.modules, searchWarnings: found.warnings };
 }
 
-export interface ComputeInput {
+export interface RebuildInput {
   dirname: string;
   modules: readonly FoundModule[];
   /** Parsed record per FoundModule.abspath (a module missing here is an error of the caller). */
@@ -52,30 +60,43 @@ export interface ComputeInput {
   builtin?: Uint8Array | undefined;
   builtinModinfo?: Uint8Array | undefined;
   symPrefix?: string;
-  /** See BuildInput.moduleCrcCheck. */
+  /** Without kernel symbols, still compare imports with exporting modules (KabiBasis 'modules'). */
   moduleCrcCheck?: boolean;
+  behaviour?: KmodBehaviour;
 }
 
-export function computeDatabase(input: ComputeInput): Database {
-  const modules = input.modules.map((m) => {
+const NO_FINGERPRINT = { size: 0n, mtimeNs: 0n, ctimeNs: 0n, ino: 0n };
+
+/** A module set of the search winners and their records (fingerprints unknown: a pure rebuild). */
+export function moduleSetOf(input: RebuildInput): ModuleSet {
+  const behaviour = input.behaviour ?? DEFAULT_BEHAVIOUR;
+  const set = new ModuleSet();
+  const order = orderPositions(input.order, behaviour.orderFirstLineWins, input.dirname);
+  for (const m of input.modules) {
     const record = input.records.get(m.abspath);
     if (record === undefined) throw new Error(`${m.abspath}: no parsed record was passed for this module`);
-    return { path: m.relpath ?? m.abspath, record };
-  });
-  return buildDatabase({
-    modules,
-    order: input.order,
-    kernelSymbols: input.kernelSymbols,
-    dirname: input.dirname,
-    ...(input.symPrefix !== undefined ? { symPrefix: input.symPrefix } : {}),
-    ...(input.moduleCrcCheck !== undefined ? { moduleCrcCheck: input.moduleCrcCheck } : {}),
-  });
+    const path = m.relpath ?? m.abspath;
+    set.add(path, NO_FINGERPRINT, record, sortIdxOf(order, path));
+  }
+  if (input.kernelSymbols !== undefined) set.setKernelSymbols(input.kernelSymbols.source, input.kernelSymbols.symbols);
+  return set;
+}
+
+/** The KABI basis of a rebuild: the kernel's symbols when given, else modules only on request. */
+export function kabiBasisOf(kernelSymbols: KernelSymbols | undefined, moduleCrcCheck: boolean | undefined): KabiBasis {
+  return kernelSymbols?.source ?? (moduleCrcCheck === true ? 'modules' : 'none');
 }
 
 /** Build + render in one call. Empty `files` means depmod would write nothing (cycles). */
-export function rebuildOutputs(input: ComputeInput): { db: Database } & RenderResult {
-  const db = computeDatabase(input);
-  return { db, ...renderDatabase({ db, builtin: input.builtin, builtinModinfo: input.builtinModinfo }) };
+export function rebuildOutputs(input: RebuildInput): { set: ModuleSet; db: ComputedDatabase } & EmitResult {
+  const behaviour = input.behaviour ?? DEFAULT_BEHAVIOUR;
+  const set = moduleSetOf(input);
+  const db = computeDatabase(set, {
+    kabi: kabiBasisOf(input.kernelSymbols, input.moduleCrcCheck),
+    dirname: input.dirname,
+    ...(input.symPrefix !== undefined ? { symPrefix: input.symPrefix } : {}),
+  });
+  db.warnings.push(...orderPositions(input.order, behaviour.orderFirstLineWins, input.dirname).warnings);
+  const out = emitDatabase({ set, db, behaviour, dirname: input.dirname, builtin: input.builtin, builtinModinfo: input.builtinModinfo });
+  return { set, db, ...out };
 }
-
-export { renderDatabase };

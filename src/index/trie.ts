@@ -36,8 +36,10 @@ export type IndexNodeOrder = 'post-order' | 'pre-order';
 /** Byte strings as ranges of one heap. */
 export interface ByteRanges {
   heap: Uint8Array;
-  off: Uint32Array | readonly number[];
-  len: Uint32Array | readonly number[];
+  // Typed arrays only: one element kind keeps the writer's loops monomorphic (a number[] here made
+  // every load in them megamorphic, measured several times slower).
+  off: Uint32Array;
+  len: Uint32Array;
 }
 
 /**
@@ -49,30 +51,70 @@ export interface IndexEntries {
   count: number;
   keys: ByteRanges;
   values: ByteRanges;
-  priority: Uint32Array | readonly number[];
+  priority: Uint32Array;
+}
+
+/** Entries already in key order (equal keys adjacent), with each key's common prefix length with the one before. */
+export interface SortedEntries {
+  perm: Uint32Array;
+  lcp: Uint32Array;
 }
 
 /**
- * The index file's bytes. Sorts the entries (key bytes, then priority, then reverse insertion),
- * builds the canonical trie, places its nodes (sizes and offsets), then fills one Uint8Array.
- * Throws FormatError when a byte >= 0x80 would have to become an edge character (see edgeError).
+ * The index file's bytes. Sorts the entries (key bytes, then priority, then reverse insertion) unless
+ * `sorted` gives them in key order already, builds the canonical trie, places its nodes (sizes and
+ * offsets), then fills one Uint8Array. Throws FormatError when a byte >= 0x80 would have to become
+ * an edge character (see edgeError).
  */
-export function writeIndex(entries: IndexEntries, order: IndexNodeOrder, name: string): Uint8Array {
+export function writeIndex(entries: IndexEntries, order: IndexNodeOrder, name: string, sorted?: SortedEntries): Uint8Array {
   const { count, keys, values, priority } = entries;
-  const perm = new Uint32Array(count);
-  for (let i = 0; i < count; i++) perm[i] = i;
-  sortByKey(perm, keys);
-  orderValues(perm, keys, priority);
+  let perm: Uint32Array;
+  let given: Uint32Array | undefined;
+  if (sorted !== undefined) {
+    perm = sorted.perm;
+    given = sorted.lcp;
+  } else {
+    perm = new Uint32Array(count);
+    for (let i = 0; i < count; i++) perm[i] = i;
+    sortByKey(perm, keys);
+  }
+  orderValues(perm, keys, priority, given);
 
-  // Distinct keys: distinctStart[k] .. distinctStart[k + 1] are the entries (in perm) of key k.
-  const distinctStart: number[] = [];
-  for (let i = 0; i < count; i++) if (i === 0 || !sameKey(keys, perm[i - 1]!, perm[i]!)) distinctStart.push(i);
-  const distinct = distinctStart.length;
-  distinctStart.push(count);
-  const keyEntry = new Uint32Array(distinct);
-  for (let k = 0; k < distinct; k++) keyEntry[k] = perm[distinctStart[k]!]!;
+  // Distinct keys in order (key k starts at entry distinctStart[k] of perm) and the common prefix
+  // length of each with the one before it: all the trie's shape needs.
+  const kHeap = keys.heap;
+  const kOff = keys.off;
+  const kLen = keys.len;
+  const distinctStart = new Uint32Array(count + 1);
+  const dOff = new Uint32Array(count);
+  const dLen = new Uint32Array(count);
+  const lcp = new Uint32Array(count);
+  let distinct = 0;
+  for (let i = 0; i < count; i++) {
+    const e = perm[i]!;
+    const o = kOff[e]!;
+    const l = kLen[e]!;
+    if (distinct > 0) {
+      const pl = dLen[distinct - 1]!;
+      let c: number;
+      if (given !== undefined) c = given[i]!;
+      else {
+        const po = dOff[distinct - 1]!;
+        const m = pl < l ? pl : l;
+        c = 0;
+        while (c < m && kHeap[po + c] === kHeap[o + c]) c++;
+      }
+      if (c === l && c === pl) continue; // the same key again: one more value
+      lcp[distinct] = c;
+    }
+    distinctStart[distinct] = i;
+    dOff[distinct] = o;
+    dLen[distinct] = l;
+    distinct++;
+  }
+  distinctStart[distinct] = count;
 
-  const table = buildTable(keys, keyEntry, name);
+  const table = buildTable(kHeap, dOff, dLen, lcp, distinct, name);
   const placement = order === 'post-order' ? table.post : table.pre;
 
   // Node references (offset | flags) are known once every node is placed.
@@ -105,22 +147,25 @@ export function writeIndex(entries: IndexEntries, order: IndexNodeOrder, name: s
   }
 
   const out = new Uint8Array(cursor);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, INDEX_MAGIC);
-  view.setUint32(4, INDEX_VERSION);
-  view.setUint32(8, refs[table.root]!);
-  const kHeap = keys.heap;
-  const kOff = keys.off;
+  const putU32 = (pos: number, v: number): void => {
+    out[pos] = v >>> 24;
+    out[pos + 1] = (v >>> 16) & 0xff;
+    out[pos + 2] = (v >>> 8) & 0xff;
+    out[pos + 3] = v & 0xff;
+  };
+  putU32(0, INDEX_MAGIC);
+  putU32(4, INDEX_VERSION);
+  putU32(8, refs[table.root]!);
   const vHeap = values.heap;
+  const children = table.children;
   for (let n = 0; n < table.count; n++) {
     const id = placement[n]!;
     let pos = refs[id]! & NODE_OFFSET_MASK;
     const pStart = table.prefixStart[id]!;
     const pEnd = table.prefixEnd[id]!;
     if (pEnd > pStart) {
-      const base = kOff[keyEntry[table.prefixKey[id]!]!]!;
-      out.set(kHeap.subarray(base + pStart, base + pEnd), pos);
-      pos += pEnd - pStart;
+      const base = dOff[table.prefixKey[id]!]!;
+      for (let i = base + pStart, end = base + pEnd; i < end; i++) out[pos++] = kHeap[i]!;
       out[pos++] = 0;
     }
     if (table.hasChildren[id]) {
@@ -130,24 +175,21 @@ export function writeIndex(entries: IndexEntries, order: IndexNodeOrder, name: s
       out[pos++] = last;
       const base = table.childStart[id]!;
       for (let i = 0; i <= last - first; i++, pos += 4) {
-        const child = table.children[base + i]!;
-        view.setUint32(pos, child < 0 ? 0 : refs[child]!);
+        const child = children[base + i]!;
+        putU32(pos, child < 0 ? 0 : refs[child]!);
       }
     }
     const vk = table.valuesKey[id]!;
     if (vk >= 0) {
       const from = distinctStart[vk]!;
       const to = distinctStart[vk + 1]!;
-      view.setUint32(pos, to - from);
+      putU32(pos, to - from);
       pos += 4;
       for (let i = from; i < to; i++) {
         const e = perm[i]!;
-        view.setUint32(pos, priority[e]!);
+        putU32(pos, priority[e]!);
         pos += 4;
-        const o = vOff[e]!;
-        const l = vLen[e]!;
-        out.set(vHeap.subarray(o, o + l), pos);
-        pos += l;
+        for (let j = vOff[e]!, end = j + vLen[e]!; j < end; j++) out[pos++] = vHeap[j]!;
         out[pos++] = 0;
       }
     }
@@ -239,11 +281,15 @@ function compareFrom(keys: ByteRanges, a: number, b: number, d: number): number 
  * later insert first. Runs of one key are short (a handful of modules share an alias), so an
  * insertion sort per run.
  */
-function orderValues(perm: Uint32Array, keys: ByteRanges, priority: Uint32Array | readonly number[]): void {
+function orderValues(perm: Uint32Array, keys: ByteRanges, priority: Uint32Array, lcp: Uint32Array | undefined): void {
   const before = (a: number, b: number): boolean => priority[a]! < priority[b]! || (priority[a] === priority[b] && a > b);
+  const len = keys.len;
+  // With LCPs given, entry i repeats the key before it when it shares all of both keys' bytes.
+  const same = (i: number): boolean =>
+    lcp !== undefined ? lcp[i] === len[perm[i]!] && len[perm[i]!] === len[perm[i - 1]!] : sameKey(keys, perm[i - 1]!, perm[i]!);
   let start = 0;
   for (let i = 1; i <= perm.length; i++) {
-    if (i < perm.length && sameKey(keys, perm[start]!, perm[i]!)) continue;
+    if (i < perm.length && same(i)) continue;
     for (let j = start + 1; j < i; j++) {
       const x = perm[j]!;
       let k = j;
@@ -272,21 +318,21 @@ interface NodeTable {
   last: Uint8Array;
   childStart: Int32Array;
   hasChildren: Uint8Array;
-  children: number[];
+  children: Int32Array;
   /** Node ids in file order for each placement. */
   pre: Int32Array;
   post: Int32Array;
 }
 
 /**
- * The canonical trie of the sorted distinct keys (keyEntry[k] is the entry holding key k). A node
- * for keys lo..hi at depth d (all share their first d bytes) takes as prefix their longest common
- * prefix beyond d, which for sorted keys is that of the first and the last; the root keeps an
- * empty prefix, as kmod's index_create makes it and no split ever changes it. Node ids are given
- * on entry (pre-order); the post-order list is recorded on exit.
+ * The canonical trie of n sorted distinct keys (key k: bytes dOff[k] .. + dLen[k] of heap; lcp[k]:
+ * its common prefix length with key k - 1). A node for keys lo..hi at depth d (all share their first d
+ * bytes) takes as prefix their longest common prefix beyond d: the smallest lcp inside the range
+ * (the key's own length for a single key); the root keeps an empty prefix, as kmod's index_create
+ * makes it and no split ever changes it. Its children start where the lcp falls to the node's depth.
+ * Node ids are given on entry (pre-order); the post-order list is recorded on exit.
  */
-function buildTable(keys: ByteRanges, keyEntry: Uint32Array, name: string): NodeTable {
-  const n = keyEntry.length;
+function buildTable(heap: Uint8Array, dOff: Uint32Array, dLen: Uint32Array, lcp: Uint32Array, n: number, name: string): NodeTable {
   const max = 2 * n + 1;
   const t: NodeTable = {
     count: 0,
@@ -299,15 +345,11 @@ function buildTable(keys: ByteRanges, keyEntry: Uint32Array, name: string): Node
     last: new Uint8Array(max),
     childStart: new Int32Array(max),
     hasChildren: new Uint8Array(max),
-    children: [],
+    children: new Int32Array(64),
     pre: new Int32Array(max),
     post: new Int32Array(max),
   };
-  const heap = keys.heap;
-  const off = keys.off;
-  const len = keys.len;
-  const byteAt = (k: number, d: number): number => heap[off[keyEntry[k]!]! + d]!;
-  const lengthOf = (k: number): number => len[keyEntry[k]!]!;
+  let childCount = 0;
   let postCount = 0;
   // Recursion depth is the trie depth, bounded by the longest key.
   const build = (lo: number, hi: number, d: number, root: boolean): number => {
@@ -315,33 +357,43 @@ function buildTable(keys: ByteRanges, keyEntry: Uint32Array, name: string): Node
     t.pre[id] = id;
     let end = d;
     if (!root) {
-      const limit = Math.min(lengthOf(lo), lengthOf(hi - 1));
-      while (end < limit && byteAt(lo, end) === byteAt(hi - 1, end)) end++;
+      if (hi - lo === 1) end = dLen[lo]!;
+      else {
+        end = lcp[lo + 1]!;
+        for (let i = lo + 2; i < hi; i++) if (lcp[i]! < end) end = lcp[i]!;
+      }
     }
     t.prefixKey[id] = lo;
     t.prefixStart[id] = d;
     t.prefixEnd[id] = end;
     let next = lo;
-    if (next < hi && lengthOf(lo) === end) t.valuesKey[id] = next++;
-
-    // Sorted keys that share their first `end` bytes have nondecreasing bytes at `end`: the
-    // first and last key give the child range, and each child's keys are one run.
+    if (dLen[lo] === end) t.valuesKey[id] = next++;
     if (next < hi) {
-      const first = byteAt(next, end);
-      const last = byteAt(hi - 1, end);
-      if (last >= INDEX_CHILDMAX) throw edgeError(name, keys, keyEntry[hi - 1]!, last);
-      const base = t.children.length;
-      for (let c = first; c <= last; c++) t.children.push(-1);
+      // Sorted keys sharing `end` bytes have nondecreasing bytes at `end`: the first and the last
+      // key give the child range, and each child's keys are one run.
+      const first = heap[dOff[next]! + end]!;
+      const last = heap[dOff[hi - 1]! + end]!;
+      if (last >= INDEX_CHILDMAX) throw edgeError(name, heap, dOff[hi - 1]!, dLen[hi - 1]!, last);
+      const base = childCount;
+      const span = last - first + 1;
+      if (childCount + span > t.children.length) {
+        const bigger = new Int32Array(Math.max(t.children.length * 2, childCount + span));
+        bigger.set(t.children.subarray(0, childCount));
+        t.children = bigger;
+      }
+      t.children.fill(-1, base, base + span);
+      childCount += span;
       t.hasChildren[id] = 1;
       t.first[id] = first;
       t.last[id] = last;
       t.childStart[id] = base;
-      while (next < hi) {
-        const ch = byteAt(next, end);
-        let stop = next + 1;
-        while (stop < hi && byteAt(stop, end) === ch) stop++;
-        t.children[base + ch - first] = build(next, stop, end + 1, false);
-        next = stop;
+      let run = next;
+      for (let i = next + 1; i <= hi; i++) {
+        if (i < hi && lcp[i]! > end) continue;
+        const ch = heap[dOff[run]! + end]!;
+        const child = build(run, i, end + 1, false);
+        t.children[base + ch - first] = child;
+        run = i;
       }
     }
     t.post[postCount++] = id;
@@ -364,9 +416,8 @@ function buildTable(keys: ByteRanges, keyEntry: Uint32Array, name: string): Node
  * child array with a negative number (observed: segfault, no output file). kmod 34 checks them
  * and stops. We write what kmod 30 writes and turn the undefined case into an error.
  */
-function edgeError(name: string, keys: ByteRanges, entry: number, ch: number): FormatError {
-  const o = keys.off[entry]!;
-  const key = new TextDecoder().decode(keys.heap.subarray(o, o + keys.len[entry]!));
+function edgeError(name: string, heap: Uint8Array, off: number, len: number, ch: number): FormatError {
+  const key = new TextDecoder().decode(heap.subarray(off, off + len));
   return new FormatError(
     name,
     `key "${key}": byte 0x${ch.toString(16)} would become a trie edge; kmod only supports 7-bit ASCII there (depmod 30 crashes)`,
@@ -441,9 +492,9 @@ export class IndexTrie {
     return writeIndex(
       {
         count: this.#priority.length,
-        keys: { heap, off: this.#keyOff, len: this.#keyLen },
-        values: { heap, off: this.#valueOff, len: this.#valueLen },
-        priority: this.#priority,
+        keys: { heap, off: Uint32Array.from(this.#keyOff), len: Uint32Array.from(this.#keyLen) },
+        values: { heap, off: Uint32Array.from(this.#valueOff), len: Uint32Array.from(this.#valueLen) },
+        priority: Uint32Array.from(this.#priority),
       },
       order,
       this.#name,
@@ -454,14 +505,14 @@ export class IndexTrie {
 /** Sorts distinct byte strings in byte order (kmod's edge order), in place (tests compare it with a plain sort). */
 export function sortByteStrings(a: string[]): string[] {
   const heap = new Uint8Array(a.reduce((n, s) => n + s.length, 0));
-  const off: number[] = [];
-  const len: number[] = [];
+  const off = new Uint32Array(a.length);
+  const len = new Uint32Array(a.length);
   let p = 0;
-  for (const s of a) {
-    off.push(p);
-    len.push(s.length);
+  a.forEach((s, k) => {
+    off[k] = p;
+    len[k] = s.length;
     for (let i = 0; i < s.length; i++) heap[p++] = s.charCodeAt(i);
-  }
+  });
   const perm = new Uint32Array(a.length);
   for (let i = 0; i < a.length; i++) perm[i] = i;
   sortByKey(perm, { heap, off, len });

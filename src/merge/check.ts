@@ -11,11 +11,12 @@
 // The wording of each problem is depmod -e's, so scripts that grep depmod's output keep working.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { decodeCacheExports } from '../cache/format.ts';
-import { cacheFile, loadCacheHeader } from '../cache/store.ts';
+import { cacheFile, openCache } from '../cache/store.ts';
+import type { ModuleSet } from '../depmod/module-set.ts';
+import { DEFAULT_BEHAVIOUR } from '../depmod/rebuild.ts';
 import type { KernelSymbols } from '../depmod/kernel-symbols.ts';
 import { planRebuild } from '../depmod/rebuild.ts';
-import { importVerdict, symbolLookupName, type KabiBasis } from '../depmod/build.ts';
+import { importVerdict, symbolLookupName, type KabiBasis } from '../depmod/compute.ts';
 import { IoError } from '../errors.ts';
 import { parseModules } from '../io/parse-pool.ts';
 import { locateModuleTree, type ModuleTree, statTypeFollowingLinks, listDirIfPossible } from '../io/tree.ts';
@@ -118,19 +119,17 @@ async function installedRecords(
   opts: CheckOptions,
 ): Promise<{ records: InstalledModule[]; source: 'cache' | 'parsed'; note: string | undefined }> {
   const file = cacheFile(opts.root, tree.kver);
-  const h = loadCacheHeader(file, { kver: tree.kver, moddir: tree.moddir });
+  const opened = openCache(file, { kver: tree.kver, moddir: tree.moddir });
   let note: string;
-  if (h.ok) {
-    // merge() stores exactly the search winners, so the entries are the installed modules.
-    try {
-      return { records: decodeCacheExports(h.bytes, file, h.verified).modules, source: 'cache', note: undefined };
-    } catch (err) {
-      note = (err as Error).message;
-    }
+  if (opened.ok) {
+    // merge() stores exactly the search winners, so the live modules are the installed modules.
+    const body = opened.value.body();
+    if (body.ok) return { records: installedOf(body.value.set), source: 'cache', note: undefined };
+    note = body.reason;
   } else {
-    note = h.reason;
+    note = opened.reason;
   }
-  const inputs = readKernelInputs(tree, configDirs(opts.root, opts.config));
+  const inputs = readKernelInputs(tree, configDirs(opts.root, opts.config, DEFAULT_BEHAVIOUR));
   const plan = planRebuild({
     kver: tree.kver,
     dirname: tree.moddir,
@@ -143,6 +142,15 @@ async function installedRecords(
   });
   const records = await parseModules(plan.modules.map((m) => ({ abs: m.abspath, display: m.relpath ?? m.abspath })));
   return { records, source: 'parsed', note };
+}
+
+/** The installed modules' names and exports, from a kernel's module set. */
+function installedOf(set: ModuleSet): InstalledModule[] {
+  return set.liveSlots().map((s) => {
+    const exports = [];
+    for (let e = set.expStart[s]!; e < set.expStart[s]! + set.expCount[s]!; e++) exports.push({ name: set.pool.name(set.expSym[e]!), crc: set.expCrc[e]! });
+    return { name: set.name(s), exports };
+  });
 }
 
 /**

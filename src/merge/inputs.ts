@@ -3,7 +3,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { configFileOrder, DEFAULT_CONFIG_DIRS, type ConfigFile, type ConfigListing, type ConfigWarning } from '../depmod/config.ts';
+import type { KmodBehaviour } from '../depmod/kmod-version.ts';
+import { configFileOrder, type ConfigFile, type ConfigListing, type ConfigWarning } from '../depmod/config.ts';
 import { parseSymvers, parseSystemMap, type KernelSymbols } from '../depmod/kernel-symbols.ts';
 import { listDirInReaddirOrder, readIfExists, type ModuleTree } from '../io/tree.ts';
 
@@ -18,14 +19,14 @@ export interface KernelInputs {
 }
 
 /**
- * depmod.d directories. kmod 30 reads the host's /etc, /run, /usr/local/lib and /lib depmod.d even
+ * depmod.d directories (which ones depends on the kmod version). kmod reads the host's /etc, /run, /usr/local/lib and /lib depmod.d even
  * with -b ROOT; depmod-tx reads them inside --root, because the root is the system whose package
  * transaction is being finished (an image build must not pick up the build host's overrides).
  * With --root / (every hook run) the two are the same.
  */
-export function configDirs(root: string, explicit: readonly string[] | undefined): string[] {
+export function configDirs(root: string, explicit: readonly string[] | undefined, behaviour: KmodBehaviour): string[] {
   if (explicit && explicit.length > 0) return [...explicit];
-  return DEFAULT_CONFIG_DIRS.map((d) => join(root, d));
+  return behaviour.configDirs.map((d) => join(root, d));
 }
 
 function listConfigDir(path: string): ConfigListing {

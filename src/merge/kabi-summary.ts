@@ -1,6 +1,6 @@
 // The KABI part of a kernel's one-line summary, for `update`/`rebuild` (src/cli/merge-report.ts)
 // and `commit` (src/txn/commit.ts) alike.
-import type { KabiBasis } from '../depmod/build.ts';
+import type { KabiBasis } from '../depmod/compute.ts';
 
 export function kabiSummary(against: KabiBasis, unknown: number, mismatched: number): string {
   if (against === 'none') return 'KABI: not checked';

@@ -1,17 +1,23 @@
 // One merge of one kernel's module database: the single pipeline behind `rebuild` (cache ignored)
-// and `update` (cache used). DESIGN.md's one idea: the tree is the truth, the touched paths are a
-// hint, parsed records are cached, and the database is always recomputed from all records with
-// the same code, so an incremental result equals a full rebuild by construction.
+// and `update` (cache used). DESIGN.md's one idea, revised: the tree is the truth, the touched paths
+// are a hint; the module cache keeps the kernel's ModuleSet (every fact depmod takes from every
+// module, as typed-array columns); a merge adds and drops the modules that changed and derives the
+// whole database from the set with the same code a full rebuild uses (src/depmod/compute.ts,
+// emit.ts), which over interned ids costs milliseconds. So an incremental result equals a full
+// rebuild by construction, and `verify` checks it by parsing everything again.
 //
-//   load cache → list the tree (cached listing for directories whose mtime is unchanged) → search
-//   → reuse or parse records → build + render → write changed files atomically → save cache.
+//   observe: open the cache header, stat directories → no-op? → body, listing, search
+//   decide:  which modules to keep, parse, drop (fingerprints)
+//   apply:   parse, update the set, compute + emit, write changed files atomically, save the cache
 import { statSync } from 'node:fs';
 import { dirname as pathDirname } from 'node:path';
-import type { CacheContents, CacheEntry, CachedDir, FileFingerprint, VerifiedHeader } from '../cache/format.ts';
-import { cacheFile, decodeLoadedCache, fingerprintOf, loadCacheHeader, sameFingerprint, saveCache } from '../cache/store.ts';
-import type { Database, KabiBasis, KabiFinding } from '../depmod/build.ts';
-import type { KernelSymbols } from '../depmod/kernel-symbols.ts';
-import { computeDatabase, planRebuild, renderDatabase } from '../depmod/rebuild.ts';
+import type { CacheHeader, DirEntry, FileIdentity, KabiSummary } from '../cache/format.ts';
+import { cacheFile, fingerprintOf, openCache, sameFingerprint, saveCache, type OpenedCache } from '../cache/store.ts';
+import { computeDatabase, type ComputedDatabase, type KabiBasis, type KabiFinding } from '../depmod/compute.ts';
+import { emitDatabase } from '../depmod/emit.ts';
+import type { KmodBehaviour } from '../depmod/kmod-version.ts';
+import { ModuleSet, orderPositions, sortIdxOf, type Fingerprint } from '../depmod/module-set.ts';
+import { DEFAULT_BEHAVIOUR, planRebuild } from '../depmod/rebuild.ts';
 import type { ListEntry } from '../depmod/search.ts';
 import { DepmodTxError, IoError } from '../errors.ts';
 import { writeFilesAtomically, crashPoint } from '../io/atomic.ts';
@@ -19,14 +25,14 @@ import { parseModules } from '../io/parse-pool.ts';
 import { listDirInReaddirOrder, locateModuleTree, type ModuleTree, statTypeFollowingLinks } from '../io/tree.ts';
 import { MODULE_SUFFIXES } from '../module/decompress.ts';
 import type { ModuleRecord } from '../module/record.ts';
-import { configDirs, discoverSymvers, loadKernelSymbols, readKernelInputs } from './inputs.ts';
+import { configDirs, discoverSymvers, loadKernelSymbols, readKernelInputs, type KernelInputs } from './inputs.ts';
 
 export interface MergeOptions {
   root: string;
   kver: string;
   /** Write the modules.* files here instead of the module directory (and touch nothing under root). */
   outdir?: string | undefined;
-  /** depmod.d directories (default: the four kmod directories inside root). */
+  /** depmod.d directories (default: the kmod's own directories inside root). */
   config?: readonly string[] | undefined;
   /** Files the transaction says it touched (absolute, or relative to the module directory). */
   hints?: readonly string[];
@@ -39,6 +45,10 @@ export interface MergeOptions {
   systemMap?: string | undefined;
   /** Which modules' KABI findings to report: all, or only those affected by this merge. */
   kabiScope?: 'all' | 'affected';
+  /** The kmod whose output to write (default kmod 30). */
+  kmod?: KmodBehaviour | undefined;
+  /** After the merge, parse every module again and require identical output (exit 70 otherwise). */
+  verify?: boolean;
   workers?: number | undefined;
   onProgress?: (done: number, total: number) => void;
 }
@@ -54,10 +64,15 @@ export interface MergeResult {
   reused: number;
   removed: number;
   modules: number;
+  /** KABI findings reported by this merge (kabiScope). */
   kabi: KabiFinding[];
+  /** Every KABI finding of the database as it stands after the merge (no-op included). */
+  databaseKabi: KabiFinding[];
   symversFile: string | undefined;
   /** What the KABI findings were checked against ('modules': a check was asked for, no symvers found). */
   kabiAgainst: KabiBasis;
+  /** The kmod version whose format was written. */
+  kmodVersion: string;
   warnings: string[];
   /** Dependency cycles: depmod writes nothing then, and neither do we. */
   cycles: string[] | undefined;
@@ -70,6 +85,14 @@ export class CycleError extends DepmodTxError {
   constructor(moddir: string, cycles: string[], messages: string[]) {
     super('format', `dependency cycles, nothing written:\n  ${messages.join('\n  ')}`, moddir);
     this.cycles = cycles;
+  }
+}
+
+/** `verify`: the incremental result differs from a full parse. A bug, hence exit 70. */
+export class VerifyError extends Error {
+  constructor(moddir: string, files: string[]) {
+    super(`${moddir}: incremental merge differs from a full rebuild in ${files.join(', ')} (please report this bug)`);
+    this.name = 'VerifyError';
   }
 }
 
@@ -99,6 +122,15 @@ function mtimeNs(path: string): string | undefined {
   }
 }
 
+function identityOf(path: string): string | undefined {
+  try {
+    const st = statSync(path, { bigint: true });
+    return `${st.size}:${st.mtimeNs}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * DEPMOD_TX_TRACE=1 prints how long each phase of a merge took (stderr): the first place to look
  * when a transaction's depmod step is slower than expected.
@@ -120,6 +152,15 @@ class VanishedModuleError extends IoError {}
 /** How many times a merge starts over after a module vanished under it (see merge). */
 const VANISHED_RETRIES = 2;
 
+/** Saved sets are rewritten without dropped modules once these take this share of the columns. */
+const COMPACT_AT = 0.25;
+
+/** Outputs made from the builtin inputs alone (emit.ts), reused while those inputs are unchanged. */
+const INPUT_ONLY_OUTPUTS = ['modules.builtin.bin', 'modules.builtin.alias.bin'] as const;
+
+/** Findings kept in the cache header (read by the no-op path); more go to the body only. */
+const HEADER_FINDINGS = 256;
+
 /**
  * One merge of one kernel. A module file that disappears between the listing and its read (an
  * admin's `update` while dpkg removes a package) starts the merge over from a fresh listing, before
@@ -140,37 +181,56 @@ function vanished(file: string, err: unknown): VanishedModuleError {
   return new VanishedModuleError(file, 'module file vanished while merging (is another program changing the module tree?)', 'ENOENT', { cause: err });
 }
 
+/** The kernel symbols a merge checks against: which file, of which kind, as it is now on disk. */
+interface KernelSymbolsWanted {
+  file: string | undefined;
+  source: 'symvers' | 'system-map' | undefined;
+  identity: (FileIdentity & { source: 'symvers' | 'system-map' }) | null;
+}
+
+function kernelSymbolsWanted(opts: MergeOptions, tree: ModuleTree): KernelSymbolsWanted {
+  let file: string | undefined;
+  let source: 'symvers' | 'system-map' | undefined;
+  if (opts.symvers !== undefined) {
+    file = opts.symvers === 'auto' ? discoverSymvers(tree) : opts.symvers;
+    source = file === undefined ? undefined : 'symvers';
+  } else if (opts.systemMap !== undefined) {
+    file = opts.systemMap;
+    source = 'system-map';
+  }
+  const fp = file === undefined ? undefined : identityOf(file);
+  return { file, source, identity: file !== undefined && source !== undefined && fp !== undefined ? { path: file, fp, source } : null };
+}
+
+function sameIdentity(a: CacheHeader['kernelSymbols'], b: KernelSymbolsWanted['identity']): boolean {
+  return a === null || b === null ? a === b : a.path === b.path && a.fp === b.fp && a.source === b.source;
+}
+
 async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
   const t0 = performance.now();
   const trace = phaseTracer(opts.kver);
+  const behaviour = opts.kmod ?? DEFAULT_BEHAVIOUR;
   const tree = locateModuleTree(opts.root, opts.kver);
-  const inputs = readKernelInputs(tree, configDirs(opts.root, opts.config));
+  const inputs = readKernelInputs(tree, configDirs(opts.root, opts.config, behaviour));
   const cachePath = cacheFile(opts.root, opts.kver);
   const useCache = !opts.full && opts.outdir === undefined;
+  const outDir = opts.outdir ?? tree.moddir;
+  const wanted = kernelSymbolsWanted(opts, tree);
 
-  // 1. The cache, if it can be trusted for this tree and these inputs.
+  // 1. The cache header, if it can be trusted for this tree.
   let fullReason: string | undefined = opts.full ? 'full rebuild requested' : opts.outdir !== undefined ? '--outdir given' : undefined;
-  let cacheBytes: Uint8Array | undefined;
-  let cacheVerified: VerifiedHeader | undefined;
-  let cachedDirs: Record<string, CachedDir> = {};
-  let cachedOutputs: Record<string, string> = {};
+  let opened: OpenedCache | undefined;
   if (useCache) {
-    const h = loadCacheHeader(cachePath, { kver: opts.kver, moddir: tree.moddir });
-    if (!h.ok) fullReason = h.reason;
-    else if (h.value.inputsDigest !== inputs.digest) fullReason = 'depmod.d, modules.order or modules.builtin changed';
-    else {
-      cacheBytes = h.bytes;
-      cacheVerified = h.verified;
-      cachedDirs = h.value.dirs;
-      cachedOutputs = h.value.outputs;
-    }
+    const o = openCache(cachePath, { kver: opts.kver, moddir: tree.moddir });
+    if (o.ok) opened = o.value;
+    else fullReason = o.reason;
   }
-
+  const header = opened?.header;
   trace('inputs + cache header');
 
-  // 2. List the tree: a directory whose mtime is unchanged has the same entries in the same order.
-  // A directory changed twice within one timestamp tick keeps its mtime; the directories of touched
-  // paths (and their parents, for new subdirectories) are therefore listed again whatever it says.
+  // 2. Which directories changed since the cache was written. A directory changed twice within one
+  // timestamp tick keeps its mtime; the directories of touched paths (and their parents, for new
+  // subdirectories) are therefore listed again whatever it says.
   const hintKeys = new Set((opts.hints ?? []).map((p) => hintKey(tree, p)));
   const hintDirs = new Set<string>();
   for (const k of hintKeys) {
@@ -178,90 +238,112 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
     for (let i = k.lastIndexOf('/'); i > 0; i = k.lastIndexOf('/', i - 1)) hintDirs.add(k.slice(0, i));
     hintDirs.add('');
   }
-  const dirs: Record<string, CachedDir> = {};
-  const changedDirs = new Set<string>();
-  const listDir = (absDir: string): ListEntry[] | undefined => {
-    const key = absDir === tree.moddir ? '' : keyOf(tree, absDir);
-    const m = mtimeNs(absDir);
+  const absDir = (key: string): string => (key === '' ? tree.moddir : key.startsWith('/') ? key : `${tree.moddir}/${key}`);
+  const staleDirs = new Set<string>();
+  if (header !== undefined) for (const [key, m] of Object.entries(header.dirs)) if (mtimeNs(absDir(key)) !== m) staleDirs.add(key);
+  trace(`directory stats (${staleDirs.size} changed)`);
+
+  // No-op: same inputs and format, no directory changed, no hinted file, same kernel symbols,
+  // outputs as we left them. The database's KABI findings are those the cache recorded.
+  if (
+    header !== undefined &&
+    header.inputsDigest === inputs.digest &&
+    header.kmodVersion === behaviour.version &&
+    staleDirs.size === 0 &&
+    hintKeys.size === 0 &&
+    !opts.fullScan &&
+    !opts.verify &&
+    sameIdentity(header.kernelSymbols, wanted.identity) &&
+    outputsAsLeft(outDir, header.outputs)
+  ) {
+    const stored = storedFindings(header, opened!);
+    if (stored !== undefined) {
+      return {
+        tree, written: [], unchanged: Object.keys(header.outputs), fullReason: undefined, parsed: 0, reused: 0, removed: 0,
+        modules: header.modules, kabi: opts.kabiScope === 'affected' ? [] : stored, databaseKabi: stored, symversFile: wanted.file,
+        kabiAgainst: header.kabi.against, kmodVersion: behaviour.version, warnings: header.warnings, cycles: undefined, noop: true,
+        ms: performance.now() - t0,
+      };
+    }
+  }
+
+  // 3. The module set and directory listings the cache holds.
+  let set = new ModuleSet();
+  let cachedEntries: Record<string, DirEntry[]> = {};
+  if (opened !== undefined) {
+    const body = opened.body();
+    if (body.ok) {
+      set = body.value.set;
+      cachedEntries = body.value.dirEntries;
+    } else fullReason = body.reason;
+  }
+  const reuse = fullReason === undefined && header !== undefined;
+  trace('cache body');
+
+  // 4. List the tree: a directory whose mtime is unchanged has the same entries in the same order.
+  const dirs: Record<string, string> = {};
+  const dirEntries: Record<string, DirEntry[]> = {};
+  const relisted = new Set<string>();
+  const listDir = (abs: string): ListEntry[] | undefined => {
+    const key = abs === tree.moddir ? '' : keyOf(tree, abs);
+    const m = mtimeNs(abs);
     if (m === undefined) return undefined;
-    const cached = cachedDirs[key];
-    if (cached && cached.mtimeNs === m && !opts.fullScan && !hintDirs.has(key)) {
-      dirs[key] = cached;
-      return cached.entries;
+    const cached = cachedEntries[key];
+    if (reuse && cached !== undefined && header.dirs[key] === m && !opts.fullScan && !hintDirs.has(key)) {
+      dirs[key] = m;
+      dirEntries[key] = cached;
+      return cached;
     }
     let entries: ListEntry[];
     try {
-      entries = listDirInReaddirOrder(absDir);
+      entries = listDirInReaddirOrder(abs);
     } catch {
       return undefined;
     }
-    changedDirs.add(key);
-    dirs[key] = { mtimeNs: m, entries };
+    relisted.add(key);
+    dirs[key] = m;
+    dirEntries[key] = entries;
     return entries;
   };
-
-  // No-op fast path: same inputs, no directory changed, no hinted file, outputs as we left them.
   const plan = planRebuild({
     kver: opts.kver,
     dirname: tree.moddir,
     configFiles: inputs.configFiles,
     suffixes: MODULE_SUFFIXES,
-    io: {
-      listDir,
-      statType: statTypeFollowingLinks,
-    },
+    behaviour,
+    io: { listDir, statType: statTypeFollowingLinks },
   });
-  trace('config + tree listing');
+  trace(`config + tree listing (${relisted.size} listed)`);
   const warnings = [
     ...[...inputs.configWarnings, ...plan.configWarnings].map((w) => `${w.file}${w.line !== undefined ? `:${w.line}` : ''}: ${w.message}`),
     ...plan.searchWarnings,
   ];
-  const outDir = opts.outdir ?? tree.moddir;
-  if (
-    cacheBytes !== undefined &&
-    changedDirs.size === 0 &&
-    hintKeys.size === 0 &&
-    outputsAsLeft(outDir, cachedOutputs)
-  ) {
-    return {
-      tree, written: [], unchanged: Object.keys(cachedOutputs), fullReason: undefined, parsed: 0, reused: plan.modules.length, removed: 0,
-      modules: plan.modules.length, kabi: [], symversFile: undefined, kabiAgainst: 'none', warnings, cycles: undefined, noop: true, ms: performance.now() - t0,
-    };
-  }
 
-  // 3. Records: reuse what the cache vouches for, parse the rest.
-  const cached = new Map<string, CacheEntry>();
-  if (cacheBytes !== undefined && cacheVerified !== undefined) {
-    const body = decodeLoadedCache(cacheBytes, cachePath, cacheVerified);
-    if (body.ok) for (const e of body.value.entries) cached.set(e.path, e);
-    else fullReason = body.reason;
-  }
-  trace('cache decode');
-  const records = new Map<string, ModuleRecord>();
-  const entries: CacheEntry[] = [];
-  const toParse: Array<{ abs: string; key: string; fp: FileFingerprint }> = [];
+  // 5. Decide: keep what the cache vouches for, parse the rest, drop what is gone.
+  const slotByPath = new Map<string, number>();
+  if (reuse) for (const s of set.liveSlots()) slotByPath.set(set.path(s), s);
+  const kept = new Uint8Array(set.slots);
+  const toParse: Array<{ abs: string; key: string; fp: Fingerprint; old: number | undefined }> = [];
   for (const m of plan.modules) {
     const key = keyOf(tree, m.abspath);
-    const old = cached.get(key);
-    const trusted = old !== undefined && !opts.fullScan && !hintKeys.has(key) && !changedDirs.has(dirKey(tree, m.abspath));
+    const slot = slotByPath.get(key);
+    const trusted = slot !== undefined && !opts.fullScan && !hintKeys.has(key) && !relisted.has(dirKey(tree, m.abspath));
     if (trusted) {
-      records.set(m.abspath, old.record);
-      entries.push(old);
+      kept[slot] = 1;
       continue;
     }
-    let fp: FileFingerprint;
+    let fp: Fingerprint;
     try {
       fp = fingerprintOf(m.abspath); // before reading: a change after this is caught next time
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw vanished(key, err);
       throw err;
     }
-    if (old !== undefined && sameFingerprint(old.fp, fp)) {
-      records.set(m.abspath, old.record);
-      entries.push(old);
+    if (slot !== undefined && sameFingerprint(set.fingerprint(slot), fp)) {
+      kept[slot] = 1;
       continue;
     }
-    toParse.push({ abs: m.abspath, key, fp });
+    toParse.push({ abs: m.abspath, key, fp, old: slot });
   }
   trace(`fingerprints (${toParse.length} to parse)`);
   let parsedRecords: ModuleRecord[];
@@ -274,71 +356,135 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
     if (err instanceof IoError && err.errno === 'ENOENT' && err.file !== undefined) throw vanished(err.file, err);
     throw err;
   }
-  const parsedNames = new Set<string>();
-  toParse.forEach((f, i) => {
-    const record = parsedRecords[i]!;
-    records.set(f.abs, record);
-    entries.push({ path: f.key, fp: f.fp, record });
-    parsedNames.add(record.name);
-  });
   trace('parse');
-  const liveKeys = new Set(entries.map((e) => e.path));
-  const removedRecords = [...cached.values()].filter((e) => !liveKeys.has(e.path)).map((e) => e.record);
 
-  // 4. The whole database, recomputed from every record.
-  let kernelSymbols: KernelSymbols | undefined;
-  let symversFile: string | undefined;
-  if (opts.symvers !== undefined) {
-    symversFile = opts.symvers === 'auto' ? discoverSymvers(tree) : opts.symvers;
-    if (symversFile !== undefined) kernelSymbols = await loadKernelSymbols(symversFile, 'symvers');
-  } else if (opts.systemMap !== undefined) {
-    symversFile = opts.systemMap;
-    kernelSymbols = await loadKernelSymbols(opts.systemMap, 'system-map');
+  // 6. Apply to the set: drop what is gone or replaced, add what was parsed.
+  const removedSlots: number[] = [];
+  if (!reuse) set = new ModuleSet();
+  else for (const s of set.liveSlots()) if (kept[s] !== 1) removedSlots.push(s);
+  const touchedExports = new Set<number>();
+  for (const s of removedSlots) {
+    for (let e = set.expStart[s]!; e < set.expStart[s]! + set.expCount[s]!; e++) touchedExports.add(set.expSym[e]!);
+    set.drop(s);
+  }
+  const order = orderPositions(inputs.order, behaviour.orderFirstLineWins, tree.moddir);
+  const sameInputs = reuse && header.inputsDigest === inputs.digest;
+  if (reuse && !sameInputs) for (const s of set.liveSlots()) set.sortIdx[s] = sortIdxOf(order, set.path(s));
+  const parsedSlots = toParse.map((f, i) => set.add(f.key, f.fp, parsedRecords[i]!, sortIdxOf(order, f.key)));
+  for (const s of parsedSlots) for (let e = set.expStart[s]!; e < set.expStart[s]! + set.expCount[s]!; e++) touchedExports.add(set.expSym[e]!);
+  const replaced = toParse.filter((f) => f.old !== undefined).length;
+
+  // 7. Kernel symbols: kept from the cache while their file is unchanged.
+  if (!reuse || !sameIdentity(header.kernelSymbols, wanted.identity)) {
+    if (wanted.file !== undefined && wanted.source !== undefined) {
+      const ks = await loadKernelSymbols(wanted.file, wanted.source);
+      set.setKernelSymbols(ks.source, ks.symbols);
+    } else set.setKernelSymbols(undefined, new Map());
   }
   trace('kernel symbols');
-  const kabiAgainst: KabiBasis = kernelSymbols !== undefined ? kernelSymbols.source : opts.symvers !== undefined ? 'modules' : 'none';
-  const db = computeDatabase({
-    dirname: tree.moddir,
-    modules: plan.modules,
-    records,
-    order: inputs.order,
-    kernelSymbols,
-    moduleCrcCheck: kabiAgainst === 'modules',
-  });
-  trace('build');
-  const out = { db, ...renderDatabase({ db, builtin: inputs.builtin, builtinModinfo: inputs.builtinModinfo }) };
-  trace('render');
-  warnings.push(...out.db.warnings, ...out.warnings);
-  const kabi = opts.kabiScope === 'affected' && fullReason === undefined ? affectedFindings(out.db, parsedNames, removedRecords, parsedRecords) : out.db.kabi;
-
-  const newCache: CacheContents = {
-    header: { kver: opts.kver, moddir: tree.moddir, inputsDigest: inputs.digest, dirs, outputs: {} },
-    entries,
-  };
-  if (out.db.cycles !== null) {
-    // depmod writes nothing when it finds cycles; the records are still good, keep them.
-    if (useCache || opts.full) saveCacheIfAllowed(opts, cachePath, newCache);
-    throw new CycleError(tree.moddir, out.db.cycles.cycles, out.db.cycles.messages);
+  const kabiAgainst: KabiBasis = set.kernelSource ?? (opts.symvers !== undefined ? 'modules' : 'none');
+  const db = computeDatabase(set, { kabi: kabiAgainst, dirname: tree.moddir });
+  trace('compute');
+  // The builtin indexes depend on the builtin inputs and the kmod version only: when neither
+  // changed and the files are as we left them, they are neither rendered nor compared again.
+  const keep = new Set<string>();
+  if (
+    sameInputs &&
+    header.kmodVersion === behaviour.version &&
+    INPUT_ONLY_OUTPUTS.every((f) => header.outputs[f] !== undefined && identityOf(`${outDir}/${f}`) === header.outputs[f])
+  ) {
+    for (const f of INPUT_ONLY_OUTPUTS) keep.add(f);
   }
+  const out = emitDatabase({ set, db, behaviour, dirname: tree.moddir, builtin: inputs.builtin, builtinModinfo: inputs.builtinModinfo, keep, keptWarnings: header?.builtinWarnings });
+  trace('emit');
+  warnings.push(...order.warnings, ...db.warnings, ...out.warnings);
+  const kabi =
+    opts.kabiScope === 'affected' && reuse ? affectedFindings(set, db, new Set(parsedSlots), touchedExports) : db.kabi;
 
-  // 5. Write what changed, then remember what we left behind.
+  const newHeader: CacheHeader = {
+    kver: opts.kver,
+    moddir: tree.moddir,
+    inputsDigest: inputs.digest,
+    kmodVersion: behaviour.version,
+    dirs,
+    outputs: {},
+    kernelSymbols: set.kernelSource === undefined ? null : wanted.identity,
+    kabi: summaryOf(kabiAgainst, db.kabi),
+    modules: db.order.length,
+    warnings,
+    builtinWarnings: out.builtinWarnings,
+    ...(db.kabi.length <= HEADER_FINDINGS ? { kabiFindings: db.kabi } : {}),
+  };
+  const save = (): void => {
+    if (opts.outdir !== undefined) return;
+    const saved = set.garbageRatio() > COMPACT_AT ? set.compact() : set;
+    saveCache(cachePath, { header: newHeader, set: saved, dirEntries, kabi: db.kabi });
+  };
+  if (db.cycles !== null) {
+    // depmod writes nothing when it finds cycles; the module facts are still good, keep them.
+    newHeader.outputs = header?.outputs ?? {};
+    save();
+    throw new CycleError(tree.moddir, db.cycles.cycles, db.cycles.messages);
+  }
+  if (opts.verify) await verifyAgainstFullParse(tree, plan.modules, out.files, { inputs, behaviour, wanted, kabiAgainst, workers: opts.workers });
+
+  // 8. Write what changed, then remember what we left behind.
   const w = writeFilesAtomically(outDir, out.files);
+  w.unchanged.push(...keep);
   crashPoint('after-outputs');
   trace(`write (${w.written.length} changed)`);
-  if (outDir === tree.moddir && w.written.length > 0) refreshModdirListing(tree, dirs);
-  newCache.header.outputs = outputFingerprints(outDir, [...out.files.keys()]);
-  if (opts.outdir === undefined) saveCacheIfAllowed(opts, cachePath, newCache);
+  if (outDir === tree.moddir && w.written.length > 0) refreshModdirListing(tree, dirs, dirEntries);
+  newHeader.outputs = outputFingerprints(outDir, [...out.files.keys(), ...keep]);
+  save();
   trace('cache save');
   return {
-    tree, written: w.written, unchanged: w.unchanged, fullReason, parsed: toParse.length, reused: entries.length - toParse.length,
-    removed: removedRecords.length, modules: plan.modules.length, kabi, symversFile, kabiAgainst, warnings, cycles: undefined, noop: false,
-    ms: performance.now() - t0,
+    tree, written: w.written, unchanged: w.unchanged, fullReason, parsed: toParse.length, reused: plan.modules.length - toParse.length,
+    removed: removedSlots.length - replaced, modules: db.order.length, kabi, databaseKabi: db.kabi, symversFile: wanted.file, kabiAgainst,
+    kmodVersion: behaviour.version, warnings, cycles: undefined, noop: false, ms: performance.now() - t0,
   };
 }
 
-function saveCacheIfAllowed(opts: MergeOptions, path: string, c: CacheContents): void {
-  if (opts.outdir !== undefined) return;
-  saveCache(path, c);
+function summaryOf(against: KabiBasis, findings: readonly KabiFinding[]): KabiSummary {
+  let unknown = 0;
+  for (const f of findings) if (f.kind === 'unknown') unknown++;
+  return { against, unknown, mismatched: findings.length - unknown };
+}
+
+/** The database's findings as the cache recorded them; undefined when the body cannot be read. */
+function storedFindings(header: CacheHeader, opened: OpenedCache): KabiFinding[] | undefined {
+  if (header.kabiFindings !== undefined) return header.kabiFindings;
+  const body = opened.body();
+  return body.ok ? body.value.kabi : undefined;
+}
+
+/**
+ * `update --verify`: parse every module of the tree again, build the database from scratch and
+ * require the same bytes in every file. The incremental result is then known to be what a full
+ * rebuild would write, whatever the cache said.
+ */
+async function verifyAgainstFullParse(
+  tree: ModuleTree,
+  modules: ReturnType<typeof planRebuild>['modules'],
+  files: ReadonlyMap<string, Uint8Array>,
+  ctx: { inputs: KernelInputs; behaviour: KmodBehaviour; wanted: KernelSymbolsWanted; kabiAgainst: KabiBasis; workers: number | undefined },
+): Promise<void> {
+  const records = await parseModules(modules.map((m) => ({ abs: m.abspath, display: keyOf(tree, m.abspath) })), ctx.workers !== undefined ? { workers: ctx.workers } : {});
+  const order = orderPositions(ctx.inputs.order, ctx.behaviour.orderFirstLineWins, tree.moddir);
+  const fresh = new ModuleSet();
+  modules.forEach((m, i) => fresh.add(keyOf(tree, m.abspath), fingerprintOf(m.abspath), records[i]!, sortIdxOf(order, keyOf(tree, m.abspath))));
+  if (ctx.wanted.file !== undefined && ctx.wanted.source !== undefined) {
+    const ks = await loadKernelSymbols(ctx.wanted.file, ctx.wanted.source);
+    fresh.setKernelSymbols(ks.source, ks.symbols);
+  }
+  const db = computeDatabase(fresh, { kabi: ctx.kabiAgainst, dirname: tree.moddir });
+  const full = emitDatabase({ set: fresh, db, behaviour: ctx.behaviour, dirname: tree.moddir, builtin: ctx.inputs.builtin, builtinModinfo: ctx.inputs.builtinModinfo }).files;
+  const differ: string[] = [];
+  for (const name of new Set([...files.keys(), ...full.keys()])) {
+    const a = files.get(name);
+    const b = full.get(name);
+    if (a === undefined || b === undefined || Buffer.compare(a, b) !== 0) differ.push(name);
+  }
+  if (differ.length > 0) throw new VerifyError(tree.moddir, differ);
 }
 
 /**
@@ -346,8 +492,8 @@ function saveCacheIfAllowed(opts: MergeOptions, path: string, c: CacheContents):
  * write would make the next run relist it and miss the no-op path once. Keep the new mtime only
  * when nothing but our own output files changed there (listed twice around an unchanged mtime).
  */
-function refreshModdirListing(tree: ModuleTree, dirs: Record<string, CachedDir>): void {
-  const used = dirs[''];
+function refreshModdirListing(tree: ModuleTree, dirs: Record<string, string>, dirEntries: Record<string, DirEntry[]>): void {
+  const used = dirEntries[''];
   if (used === undefined) return;
   const m = mtimeNs(tree.moddir);
   let entries: ListEntry[];
@@ -359,7 +505,10 @@ function refreshModdirListing(tree: ModuleTree, dirs: Record<string, CachedDir>)
   if (m === undefined || mtimeNs(tree.moddir) !== m) return;
   const ours = (e: ListEntry): boolean => e.name.startsWith('modules.') && !MODULE_SUFFIXES.some((s) => e.name.endsWith(s));
   const rest = (es: ListEntry[]): string => es.filter((e) => !ours(e)).map((e) => `${e.type}:${e.name}`).join('\n');
-  if (rest(entries) === rest(used.entries)) dirs[''] = { mtimeNs: m, entries };
+  if (rest(entries) === rest(used)) {
+    dirs[''] = m;
+    dirEntries[''] = entries;
+  }
 }
 
 function dirKey(tree: ModuleTree, abspath: string): string {
@@ -370,12 +519,8 @@ function dirKey(tree: ModuleTree, abspath: string): string {
 function outputFingerprints(dir: string, names: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const n of names) {
-    try {
-      const st = statSync(`${dir}/${n}`, { bigint: true });
-      out[n] = `${st.size}:${st.mtimeNs}:${st.ino}`;
-    } catch {
-      /* missing: the next run will not take the no-op path */
-    }
+    const id = identityOf(`${dir}/${n}`);
+    if (id !== undefined) out[n] = id; // missing: the next run will not take the no-op path
   }
   return out;
 }
@@ -383,18 +528,22 @@ function outputFingerprints(dir: string, names: string[]): Record<string, string
 function outputsAsLeft(dir: string, expected: Record<string, string>): boolean {
   const names = Object.keys(expected);
   if (names.length === 0) return false;
-  const now = outputFingerprints(dir, names);
-  return names.every((n) => now[n] === expected[n]);
+  return names.every((n) => identityOf(`${dir}/${n}`) === expected[n]);
 }
 
 /**
  * KABI findings for the modules this merge affected: those parsed now, and those importing a
  * symbol that a parsed or removed module exports (their provider or its CRC may have changed).
  */
-function affectedFindings(db: Database, parsedNames: Set<string>, removed: ModuleRecord[], parsed: ModuleRecord[]): KabiFinding[] {
-  const touchedSymbols = new Set<string>();
-  for (const r of [...removed, ...parsed]) for (const e of r.exports) touchedSymbols.add(e.name);
-  const affected = new Set(parsedNames);
-  for (const m of db.modules) if (m.record.imports.some((i) => touchedSymbols.has(i.name))) affected.add(m.name);
+function affectedFindings(set: ModuleSet, db: ComputedDatabase, parsed: ReadonlySet<number>, touchedExports: ReadonlySet<number>): KabiFinding[] {
+  if (db.kabi.length === 0) return [];
+  const touched = new Uint8Array(set.pool.count);
+  for (const id of touchedExports) touched[id] = 1;
+  const affected = new Set<string>();
+  for (const s of set.liveSlots()) {
+    let hit = parsed.has(s);
+    for (let k = set.impStart[s]!, end = k + set.impCount[s]!; !hit && k < end; k++) hit = touched[set.impSym[k]!] === 1;
+    if (hit) affected.add(set.name(s));
+  }
   return db.kabi.filter((f) => affected.has(f.module));
 }

@@ -33,9 +33,9 @@ export interface ModuleRecord {
 }
 
 /**
- * The .modinfo keys the database is made of: "alias" (modules.alias, .alias.bin, .devname) and
- * "softdep" (modules.softdep), the only ones kmod 30's depmod reads. On the Debian amd64 tree they
- * are 26,192 of 69,323 pairs; keeping only them makes records cheaper to pass from parse workers,
- * to cache and to decode again.
+ * The .modinfo keys the database is made of: "alias" (modules.alias, .alias.bin, .devname),
+ * "softdep" (modules.softdep) and "weakdep" (modules.weakdep, kmod 33+), the only ones depmod
+ * reads. On the Debian amd64 tree they are 26,192 of 69,323 pairs; keeping only them makes records
+ * cheaper to pass from parse workers.
  */
-export const DATABASE_MODINFO_KEYS: ReadonlySet<string> = new Set(['alias', 'softdep']);
+export const DATABASE_MODINFO_KEYS: ReadonlySet<string> = new Set(['alias', 'softdep', 'weakdep']);

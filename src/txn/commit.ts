@@ -16,7 +16,7 @@ import { DEFAULT_JOURNAL_LOCK_MS, readJournal, removeEvents, type JournalWarning
 import { checkContainment, PathRefusedError } from './paths.ts';
 import { writeLastResults } from './status.ts';
 import { crashPoint } from '../io/atomic.ts';
-import type { KabiBasis } from '../depmod/build.ts';
+import type { KabiBasis } from '../depmod/compute.ts';
 import { kabiSummary } from '../merge/kabi-summary.ts';
 import { DepmodTxError, type ErrorKind } from '../errors.ts';
 

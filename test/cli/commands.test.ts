@@ -137,7 +137,7 @@ test('DEPMOD_TX_TRACE=1 prints one line per merge phase on stderr; 0 prints none
     const on = cli(['rebuild', '--root', root, '-C', cfg, k], undefined, { DEPMOD_TX_TRACE: '1' });
     assert.equal(on.code, 0, on.stderr);
     const phases = on.stderr.split('\n').filter((l) => l.startsWith(`depmod-tx trace: ${k}: `));
-    for (const p of ['config + tree listing', 'parse', 'build', 'render', 'write', 'cache save']) {
+    for (const p of ['config + tree listing', 'parse', 'compute', 'emit', 'write', 'cache save']) {
       assert.ok(phases.some((l) => l.includes(`: ${p}`) && / [0-9.]+ ms$/.test(l)), `phase "${p}" traced:\n${on.stderr}`);
     }
     const off = cli(['update', '--root', root, '-C', cfg, '--full-scan', k], undefined, { DEPMOD_TX_TRACE: '0' });

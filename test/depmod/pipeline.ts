@@ -7,7 +7,8 @@ import type { ModuleRecord } from '../../src/module/record.ts';
 import { configFileOrder, DEFAULT_CONFIG_DIRS, type ConfigListing } from '../../src/depmod/config.ts';
 import type { KernelSymbols } from '../../src/depmod/kernel-symbols.ts';
 import { planRebuild, rebuildOutputs } from '../../src/depmod/rebuild.ts';
-import type { Database } from '../../src/depmod/build.ts';
+import type { ComputedDatabase } from '../../src/depmod/compute.ts';
+import type { KmodBehaviour } from '../../src/depmod/kmod-version.ts';
 
 function readOpt(path: string): Uint8Array | undefined {
   try {
@@ -30,7 +31,7 @@ export function listConfig(dirs: readonly string[] = DEFAULT_CONFIG_DIRS): Confi
 
 export interface OursResult {
   files: Map<string, Uint8Array>;
-  db: Database;
+  db: ComputedDatabase;
   warnings: string[];
   parseMs: number;
   buildRenderMs: number;
@@ -40,7 +41,7 @@ export interface OursResult {
 export async function runOurs(
   root: string,
   kver: string,
-  opts: { configDirs?: readonly string[]; kernelSymbols?: KernelSymbols; records?: Map<string, ModuleRecord> } = {},
+  opts: { configDirs?: readonly string[]; kernelSymbols?: KernelSymbols; records?: Map<string, ModuleRecord>; behaviour?: KmodBehaviour } = {},
 ): Promise<OursResult> {
   const dirname = `${root}/lib/modules/${kver}`;
   const cfgOrder = configFileOrder(listConfig(opts.configDirs));
@@ -69,6 +70,7 @@ export async function runOurs(
     kernelSymbols: opts.kernelSymbols,
     builtin: readOpt(`${dirname}/modules.builtin`),
     builtinModinfo: readOpt(`${dirname}/modules.builtin.modinfo`),
+    ...(opts.behaviour ? { behaviour: opts.behaviour } : {}),
   });
   const t2 = performance.now();
   return {

@@ -10,8 +10,6 @@ import { runOurs } from './pipeline.ts';
 import { rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { buildDatabase } from '../../src/depmod/build.ts';
-import { renderDatabase } from '../../src/depmod/render.ts';
 
 const skip = realKernelSkipReason();
 
@@ -31,28 +29,6 @@ for (const flavour of ['cloud-amd64', 'amd64'] as Flavour[]) {
     });
   });
 }
-
-describe('real kernel: build + render speed', { skip }, () => {
-  it('amd64 (4,023 modules): build + render from records well under a second (target 300 ms warm)', async () => {
-    const k = realKernel('amd64');
-    const r = await runOurs(k.root, k.kver);
-    const dirname = `${k.root}/lib/modules/${k.kver}`;
-    const modules = r.db.modules.map((m) => ({ path: m.path, record: m.record }));
-    const order = readFileSync(`${dirname}/modules.order`, 'latin1');
-    const builtin = readFileSync(`${dirname}/modules.builtin`);
-    const builtinModinfo = readFileSync(`${dirname}/modules.builtin.modinfo`);
-    const times: number[] = [];
-    for (let i = 0; i < 4; i++) {
-      const t0 = performance.now();
-      const db = buildDatabase({ modules, order, dirname });
-      renderDatabase({ db, builtin, builtinModinfo });
-      times.push(performance.now() - t0);
-    }
-    const best = Math.min(...times);
-    console.log(`build+render amd64: runs ${times.map((t) => t.toFixed(0)).join(', ')} ms`);
-    assert.ok(best < 600, `build+render took ${best} ms (target 300 ms; 600 allows a loaded shared machine)`);
-  });
-});
 
 /** depmod's stderr; with -e it exits 1 when it printed warnings, which is not a failure here. */
 function depmodStderr(root: string, kver: string, extra: string[]): string {

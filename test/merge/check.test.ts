@@ -131,20 +131,3 @@ test('runCheck: usage errors', async () => {
   await assert.rejects(runCheck({ root: '/', all: false, json: false, operands: ['a.ko'] }, io), /kernel version, or --all/);
   await assert.rejects(runCheck({ root: '/', all: true, json: false, operands: ['6.1', 'a.ko'] }, io), /not both/);
 });
-
-test('decodeCacheExports (what check reads) agrees with decodeCache and rejects damage', async () => {
-  const { encodeCache, decodeCache, decodeCacheExports } = await import('../../src/cache/format.ts');
-  const fp = { size: 1n, mtimeNs: 2n, ctimeNs: 3n, ino: 4n };
-  const entries = [
-    { path: 'kernel/a.ko', fp, record: { name: 'a', modinfo: [['alias', 'x'], ['license', 'GPL']] as Array<[string, string]>, exports: [{ name: 'a_fn', crc: 0xdeadbeef }, { name: 'shared', crc: 2 ** 64 }], imports: [{ name: 'k', crc: 5, weak: true }] } },
-    { path: 'kernel/b.ko', fp, record: { name: 'b', modinfo: [], exports: [], imports: [{ name: 'a_fn', crc: 0xdeadbeef, weak: false }] } },
-    { path: '/ext/c.ko', fp, record: { name: 'c', modinfo: [['alias', 'x']] as Array<[string, string]>, exports: [{ name: 'shared', crc: 0 }], imports: [] } },
-  ];
-  const bytes = encodeCache({ header: { kver: 'v', moddir: '/m', inputsDigest: 'd', dirs: {}, outputs: {} }, entries });
-  const full = decodeCache(bytes, 'C');
-  const light = decodeCacheExports(bytes, 'C');
-  assert.deepEqual(light.modules, full.entries.map((e) => ({ path: e.path, name: e.record.name, exports: e.record.exports })));
-  const bad = Uint8Array.from(bytes);
-  bad[bad.length - 40] = bad[bad.length - 40]! ^ 1;
-  assert.throws(() => decodeCacheExports(bad, 'C'), /checksum/);
-});

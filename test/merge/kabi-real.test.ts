@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { KabiFinding } from '../../src/depmod/build.ts';
+import type { KabiFinding } from '../../src/depmod/compute.ts';
 import { merge } from '../../src/merge/merge.ts';
 import { findSection, readElf } from '../../src/elf/elf.ts';
 import { cloneRoot, DEPMOD_OUTPUTS, oracleOutput, realKernel, realKernelSkipReason } from '../support/kernels.ts';

@@ -1,0 +1,85 @@
+// The depmods tests compare with, one per kmod release depmod-tx reproduces:
+//   kmod 30    Debian 12's, installed (.ci/run): the default oracle.
+//   kmod 34.2  Debian 13's (trixie), downloaded with apt into .cache/kmod-trixie and run through its
+//              own loader (it needs glibc 2.38): LD --library-path LIB --argv0 depmod kmod ARGS.
+//   others     depmods built from kmod's own tags, when a developer has them under
+//              .cache/kmod-builds/NAME/bin/depmod (never in CI: kmod's code is not ours to ship).
+// Each oracle also exists as a `depmod` executable in a directory of its own (binDir), so tests can
+// put it first on PATH and let depmod-tx find the kmod version by itself.
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { unpackedFromSuite } from './debian-archive.ts';
+import { repoRoot } from './kernels.ts';
+
+export interface DepmodOracle {
+  /** "kmod30", "kmod34", "v28", ... */
+  name: string;
+  /** What its `depmod --version` prints on the first line after "kmod version ". */
+  version: string;
+  /** Command and leading arguments that run this depmod. */
+  command: [string, ...string[]];
+  /** A directory holding an executable `depmod` that is this oracle. */
+  binDir: string;
+}
+
+const cacheDir = join(repoRoot, '.cache');
+
+function versionOf(command: readonly string[]): string {
+  const r = spawnSync(command[0]!, [...command.slice(1), '--version'], { encoding: 'utf8' });
+  const m = /^kmod version (\S+)/.exec(r.stdout ?? '');
+  if (r.status !== 0 || m === null) throw new Error(`${command.join(' ')} --version failed: ${r.stderr}`);
+  return m[1]!;
+}
+
+function wrapper(name: string, command: readonly string[]): string {
+  const dir = join(cacheDir, 'oracle-bin', name);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'depmod');
+  const quoted = command.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
+  writeFileSync(file, `#!/bin/sh\nexec ${quoted} "$@"\n`);
+  chmodSync(file, 0o755);
+  return dir;
+}
+
+function systemDepmod(): string {
+  for (const p of ['/usr/sbin/depmod', '/sbin/depmod']) if (existsSync(p)) return p;
+  return 'depmod';
+}
+
+/** Debian 12's kmod 30 (the machine's own depmod). */
+export function kmod30(): DepmodOracle {
+  const command: [string] = [systemDepmod()];
+  return { name: 'kmod30', version: versionOf(command), command, binDir: wrapper('kmod30', command) };
+}
+
+let trixie: DepmodOracle | undefined;
+
+/** Debian 13's kmod 34.2, fetched once into .cache/kmod-trixie (bookworm machines reach the trixie suite). */
+export function kmod34(): DepmodOracle {
+  if (trixie !== undefined) return trixie;
+  const root = unpackedFromSuite(join(cacheDir, 'kmod-trixie'), 'trixie', ['kmod', 'libkmod2', 'libc6', 'liblzma5', 'libzstd1', 'libssl3t64', 'zlib1g']);
+  const lib = join(root, 'usr', 'lib', 'x86_64-linux-gnu');
+  const command: [string, ...string[]] = [join(lib, 'ld-linux-x86-64.so.2'), '--library-path', lib, '--argv0', 'depmod', join(root, 'usr', 'bin', 'kmod')];
+  trixie = { name: 'kmod34', version: versionOf(command), command, binDir: wrapper('kmod34', command) };
+  return trixie;
+}
+
+/** depmods a developer built from kmod's tags (.cache/kmod-builds/NAME/bin/depmod), if any. */
+export function localKmodBuilds(): DepmodOracle[] {
+  const base = join(cacheDir, 'kmod-builds');
+  if (!existsSync(base)) return [];
+  const out: DepmodOracle[] = [];
+  for (const name of readdirSync(base).sort()) {
+    const bin = join(base, name, 'bin', 'depmod');
+    if (!existsSync(bin)) continue;
+    out.push({ name, version: versionOf([bin]), command: [bin], binDir: join(base, name, 'bin') });
+  }
+  return out;
+}
+
+/** Runs an oracle's depmod; returns status and stderr. */
+export function runOracle(o: DepmodOracle, args: readonly string[]): { status: number | null; stderr: string; stdout: string; signal: NodeJS.Signals | null } {
+  const r = spawnSync(o.command[0], [...o.command.slice(1), ...args], { encoding: 'utf8', maxBuffer: 1 << 30 });
+  return { status: r.status, stderr: r.stderr, stdout: r.stdout, signal: r.signal };
+}
