@@ -2,8 +2,8 @@
 // by scripts/package.mjs, the synthetic kernel and KMP module sets, Debian's nodejs 18 when it can
 // be fetched, and the depmod oracle for a disposable root.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { buildModuleElf, type FixtureModule } from '../support/fixture-elf.ts';
 import { compressForPath } from '../support/fixture-tree.ts';
 import { repoRoot } from '../support/kernels.ts';
@@ -121,4 +121,134 @@ export function databaseDiff(root: string, kver: string): string[] {
 /** Per-kernel summary lines the commit printed (the hook's stdout ends up in the package manager's). */
 export function commitLines(output: string, kver: string): string[] {
   return output.split('\n').filter((l) => l.startsWith(`${kver}: `) && !l.startsWith(`${kver}: initrd `));
+}
+
+/**
+ * Puts each command (and the shared libraries ldd names) into ROOT at the host's paths, and the
+ * host directories `trees` (data a command reads, e.g. rpm's /usr/lib/rpm) as hard-linked copies.
+ */
+export function chrootRuntime(root: string, commands: string[], trees: string[] = []): void {
+  const place = (src: string, at: string) => {
+    const dst = join(root, at);
+    if (existsSync(dst)) return;
+    mkdirSync(dirname(dst), { recursive: true });
+    try {
+      linkSync(src, dst);
+    } catch {
+      copyFileSync(src, dst);
+    }
+  };
+  // bin → usr/bin as on merged-/usr systems; lib stays a real directory so lib/modules is R's own.
+  mkdirSync(join(root, 'usr', 'bin'), { recursive: true });
+  symlinkSync('usr/bin', join(root, 'bin'));
+  for (const c of commands) {
+    const p = execFileSync('sh', ['-c', `command -v ${c}`], { encoding: 'utf8' }).trim();
+    const real = realpathSync(p);
+    place(real, real);
+    place(real, `/usr/bin/${c}`);
+    const ldd = spawnSync('ldd', [real], { encoding: 'utf8' });
+    for (const m of ldd.stdout.matchAll(/(\/[^\s]+)/g)) place(realpathSync(m[1]!), m[1]!);
+  }
+  for (const t of trees) {
+    mkdirSync(dirname(join(root, t)), { recursive: true });
+    if (spawnSync('cp', ['-al', t, join(root, t)]).status !== 0) execFileSync('cp', ['-a', t, join(root, t)]);
+  }
+  for (const d of ['tmp', 'dev', 'etc/depmod.d', 'var/lib/rpm']) mkdirSync(join(root, d), { recursive: true });
+}
+
+/** The commands the hook, the wrapper and callLog's stand-in run inside a chroot. */
+export const HOOK_RUNTIME = ['sh', 'node', 'flock', 'cat', 'dirname', 'readlink', 'rm'];
+
+/**
+ * A stand-in for depmod-tx inside ROOT that runs the real /usr/bin/depmod-tx with its stdout
+ * appended to ROOT/var/log/dtx-e2e-calls.log (instead of the client's output): the hook runs "$DEPMOD_TX", so
+ * `env` makes every hook, trigger and plugin call go through it, and take() gives (and clears) the
+ * summary lines of everything that ran since the last take(): one line per kernel per merge.
+ */
+export function callLog(root: string): { env: { DEPMOD_TX: string }; take(): string } {
+  const stand = '/usr/libexec/dtx-e2e-calls';
+  const log = join(root, 'var/log/dtx-e2e-calls.log');
+  mkdirSync(join(root, 'usr/libexec'), { recursive: true });
+  mkdirSync(join(root, 'var/log'), { recursive: true });
+  writeFileSync(
+    join(root, stand),
+    // Straight into the log, not through a pipe: the zypp plugin writes its summary before it
+    // answers COMMITEND, so the lines are there when zypper exits (libzypp does not wait for it).
+    '#!/bin/sh\nexec /usr/bin/depmod-tx "$@" >>/var/log/dtx-e2e-calls.log\n',
+    { mode: 0o755 },
+  );
+  writeFileSync(log, '');
+  return {
+    env: { DEPMOD_TX: stand },
+    take: () => {
+      const text = readFileSync(log, 'utf8');
+      writeFileSync(log, '');
+      return text;
+    },
+  };
+}
+
+/** The environment for running a package manager in the tests: none of the caller's depmod-tx settings. */
+export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of ['DEPMOD_TX', 'DEPMOD_TX_ROOT', 'NODE_EXTRA_CA_CERTS', 'NODE_OPTIONS']) delete env[k];
+  return { ...env, ...extra };
+}
+
+/** A hook environment in which every depmod-tx call fails (exit 127), as a broken or skipped hook would. */
+export const BROKEN_HOOKS = { DEPMOD_TX: '/nonexistent/depmod-tx' };
+
+/**
+ * Waits for the start of the next wall-clock second and returns it as "YYYY-MM-DD HH:MM:SS" in
+ * local time: the logs have second resolution, so everything logged before the call is older.
+ */
+export async function nextSecond(): Promise<string> {
+  await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 5));
+  const t = new Date();
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${t.getFullYear()}-${p(t.getMonth() + 1)}-${p(t.getDate())} ${p(t.getHours())}:${p(t.getMinutes())}:${p(t.getSeconds())}`;
+}
+
+/** One merge per kernel per transaction: the summary lines for each kernel in `text`, counted. */
+export function mergeCounts(text: string, kvers: string[]): Record<string, number> {
+  return Object.fromEntries(kvers.map((k) => [k, commitLines(text, k).length]));
+}
+
+/** A yum/zypper repository (createrepo_c) holding copies of the given rpms. */
+export function rpmRepo(dir: string, rpms: string[]): string {
+  mkdirSync(dir, { recursive: true });
+  for (const f of rpms) copyFileSync(f, join(dir, f.slice(f.lastIndexOf('/') + 1)));
+  const r = spawnSync('createrepo_c', ['-q', dir], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`createrepo_c ${dir}: ${r.stderr}`);
+  return dir;
+}
+
+/** The KMPs of the client suites: kmp-a changes between versions (one module changed, one dropped, one added), kmp-c does not. */
+export function clientKmps(): { a1: Array<[string, FixtureModule]>; a2: Array<[string, FixtureModule]>; c: Array<[string, FixtureModule]> } {
+  const [a1, b] = kmpModules(1);
+  const [a2, c, d] = kmpModules(2);
+  return { a1: [a1!, b!], a2: [a2!, d!], c: [c!] };
+}
+
+/** An rpm (rpmbuild, noarch) holding the given module sets; `provides` stands in for what the host put into the root. */
+export function rpmPackage(dir: string, name: string, version: string, files: Array<{ kver: string; mods: Array<[string, FixtureModule]>; order?: boolean }>, provides: string[] = []): string {
+  const top = join(dir, `rpmbuild-${name}-${version}`);
+  const stage = join(top, 'stage');
+  mkdirSync(stage, { recursive: true });
+  const listed: string[] = [];
+  for (const f of files) listed.push(...stageModules(stage, f.kver, f.mods, { order: f.order ?? false }));
+  const spec = join(top, `${name}.spec`);
+  writeFileSync(
+    spec,
+    [
+      `Name: ${name}`, `Version: ${version}`, 'Release: 1', 'Summary: e2e test package', 'License: MIT', 'BuildArch: noarch', 'AutoReqProv: no',
+      ...provides.map((p) => `Provides: ${p}`),
+      '%global __os_install_post %{nil}', '%global debug_package %{nil}',
+      '%description', 'e2e test package', '%install', `mkdir -p %{buildroot} && cp -a ${stage}/. %{buildroot}/`,
+      '%files', ...listed, '',
+    ].join('\n'),
+  );
+  const r = spawnSync('rpmbuild', ['-bb', '--nodeps', '--define', `_topdir ${top}`, spec], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`rpmbuild ${name}: ${r.stderr}`);
+  return join(top, 'RPMS', 'noarch', `${name}-${version}-1.noarch.rpm`);
 }
