@@ -15,8 +15,9 @@
 // Needs dpkg-deb (dpkg) and rpmbuild (Debian: apt-get install rpm); --only pacman (not built by
 // default) builds pacman/PKGBUILD with makepkg (Debian: apt-get install makepkg libarchive-tools).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -194,12 +195,12 @@ function buildRpm() {
 
 /**
  * pacman/PKGBUILD through makepkg (pacman's own, Debian: makepkg + libarchive-tools). makepkg
- * refuses to run as root, so as root it runs as nobody (65534) in a directory nobody owns.
+ * refuses to run as root, so as root it runs as nobody (65534) in a temporary directory nobody owns.
  */
 function buildPacman() {
-  const top = join(out, 'makepkg');
-  rmSync(top, { recursive: true, force: true });
-  mkdirSync(top, { recursive: true });
+  // Not under OUT: nobody must be able to reach it, and OUT may sit in a private directory.
+  const top = mkdtempSync(join(tmpdir(), 'depmod-tx-makepkg-'));
+  chmodSync(top, 0o755);
   stageTar(top);
   writeFileSync(join(top, 'PKGBUILD'), readFileSync(join(repo, 'pacman', 'PKGBUILD'), 'utf8').replaceAll('@VERSION@', version));
   copyFileSync(join(repo, 'pacman', 'depmod-tx.install'), join(top, 'depmod-tx.install'));

@@ -2,7 +2,9 @@
 // by scripts/package.mjs, the synthetic kernel and KMP module sets, Debian's nodejs 18 when it can
 // be fetched, and the depmod oracle for a disposable root.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execa } from 'execa';
+import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { buildModuleElf, type FixtureModule } from '../support/fixture-elf.ts';
 import { compressForPath } from '../support/fixture-tree.ts';
@@ -17,10 +19,20 @@ export function have(cmd: string): boolean {
 }
 
 /** Runs scripts/package.mjs into OUT and returns the package file it made. */
-export function buildPackage(out: string, kind: 'deb' | 'rpm'): string {
+export function buildPackage(out: string, kind: 'deb' | 'rpm' | 'pacman'): string {
   const r = spawnSync(process.execPath, [join(repoRoot, 'scripts', 'package.mjs'), '--out', out, '--only', kind], { cwd: repoRoot, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`npm run package failed: ${r.stdout}${r.stderr}`);
-  const made = r.stdout.trim().split('\n').pop() ?? '';
+  return packageMade(r.status, r.stdout, r.stderr);
+}
+
+/** buildPackage without blocking, for building it while other packages build. */
+export async function buildPackageAsync(out: string, kind: 'deb' | 'rpm' | 'pacman'): Promise<string> {
+  const r = await execa(process.execPath, [join(repoRoot, 'scripts', 'package.mjs'), '--out', out, '--only', kind], { cwd: repoRoot, reject: false });
+  return packageMade(r.exitCode ?? 1, String(r.stdout), String(r.stderr));
+}
+
+function packageMade(status: number | null, stdout: string, stderr: string): string {
+  if (status !== 0) throw new Error(`npm run package failed: ${stdout}${stderr}`);
+  const made = stdout.trim().split('\n').pop() ?? '';
   if (!existsSync(made)) throw new Error(`package.mjs reported ${made}, which does not exist`);
   return made;
 }
@@ -91,20 +103,21 @@ export function kmpModules(version: 1 | 2): Array<[string, FixtureModule]> {
     : [['updates/kmpa.ko', a2], ['updates/kmpc.ko', c], ['updates/kmpd.ko.xz', d]];
 }
 
-/** Writes modules (paths relative to ROOT/lib/modules/KVER) into a package staging tree. */
-export function stageModules(stage: string, kver: string, mods: Array<[string, FixtureModule]>, opts: { order?: boolean } = {}): string[] {
-  const moddir = join(stage, 'lib', 'modules', kver);
+/** Writes modules (paths relative to ROOT/lib/modules/KVER, or `base`/modules/KVER) into a package staging tree. */
+export function stageModules(stage: string, kver: string, mods: Array<[string, FixtureModule]>, opts: { order?: boolean; base?: string } = {}): string[] {
+  const at = `/${opts.base ?? 'lib'}/modules/${kver}`;
+  const moddir = join(stage, at);
   const out: string[] = [];
   for (const [rel, m] of mods) {
     const file = join(moddir, rel);
     mkdirSync(join(file, '..'), { recursive: true });
     writeFileSync(file, compressForPath(rel, buildModuleElf(m)));
-    out.push(`/lib/modules/${kver}/${rel}`);
+    out.push(`${at}/${rel}`);
   }
   if (opts.order) {
     writeFileSync(join(moddir, 'modules.order'), mods.map(([rel]) => `${rel.replace(/\.(xz|zst|gz)$/, '')}\n`).join(''));
     writeFileSync(join(moddir, 'modules.builtin'), 'kernel/lib/tbuiltin.ko\n');
-    out.push(`/lib/modules/${kver}/modules.order`, `/lib/modules/${kver}/modules.builtin`);
+    out.push(`${at}/modules.order`, `${at}/modules.builtin`);
   }
   return out;
 }
@@ -231,7 +244,7 @@ export function clientKmps(): { a1: Array<[string, FixtureModule]>; a2: Array<[s
 }
 
 /** An rpm (rpmbuild, noarch) holding the given module sets; `provides` stands in for what the host put into the root. */
-export function rpmPackage(dir: string, name: string, version: string, files: Array<{ kver: string; mods: Array<[string, FixtureModule]>; order?: boolean }>, provides: string[] = []): string {
+export function rpmPackage(dir: string, name: string, version: string, files: ModuleSet[], provides: string[] = []): string {
   const top = join(dir, `rpmbuild-${name}-${version}`);
   const stage = join(top, 'stage');
   mkdirSync(stage, { recursive: true });
@@ -251,4 +264,46 @@ export function rpmPackage(dir: string, name: string, version: string, files: Ar
   const r = spawnSync('rpmbuild', ['-bb', '--nodeps', '--define', `_topdir ${top}`, spec], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`rpmbuild ${name}: ${r.stderr}`);
   return join(top, 'RPMS', 'noarch', `${name}-${version}-1.noarch.rpm`);
+}
+
+export interface ModuleSet {
+  kver: string;
+  mods: Array<[string, FixtureModule]>;
+  order?: boolean;
+}
+
+/**
+ * A pacman package (.pkg.tar.zst, arch any) built by pacman's own makepkg, modules under
+ * usr/lib/modules as on Arch. makepkg refuses to run as root: as root it runs as nobody. makepkg
+ * spends its time waiting on fakeroot (each command it runs there costs ~10 ms of IPC, little CPU),
+ * so the suites build their packages concurrently.
+ */
+export async function pacmanPackage(dir: string, name: string, version: string, files: ModuleSet[], provides: string[] = []): Promise<string> {
+  // Its own directory under the system's temp: nobody cannot reach into a private mkdtemp one.
+  const top = mkdtempSync(join(tmpdir(), `dtx-makepkg-${name}-`));
+  chmodSync(top, 0o755);
+  const stage = join(top, 'stage');
+  mkdirSync(stage);
+  for (const f of files) stageModules(stage, f.kver, f.mods, { order: f.order ?? false, base: 'usr/lib' });
+  writeFileSync(
+    join(top, 'PKGBUILD'),
+    [
+      `pkgname=${name}`, `pkgver=${version}`, 'pkgrel=1', "pkgdesc='e2e test package'", 'arch=(any)', 'license=(MIT)', 'options=(!strip !debug !zipman !purge)',
+      `provides=(${provides.map((x) => `'${x}'`).join(' ')})`, 'package() {', '  cp -a "$startdir/stage/." "$pkgdir/"', '}', '',
+    ].join('\n'),
+  );
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) execFileSync('chown', ['-R', '65534:65534', top]);
+  const cmd = asRoot ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'makepkg'] : ['makepkg'];
+  const r = await execa(cmd[0]!, [...cmd.slice(1), '--nodeps', '--noconfirm', '--force'], {
+    cwd: top,
+    reject: false,
+    all: true,
+    env: { HOME: top, PKGDEST: top, SRCDEST: top, BUILDDIR: join(top, 'build'), PKGEXT: '.pkg.tar.zst' },
+  });
+  if (r.exitCode !== 0) throw new Error(`makepkg ${name} ${version}: ${r.all}`);
+  const file = join(dir, `${name}-${version}-1-any.pkg.tar.zst`);
+  copyFileSync(join(top, `${name}-${version}-1-any.pkg.tar.zst`), file);
+  rmSync(top, { recursive: true, force: true });
+  return file;
 }
