@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildPackage, chrootRuntime, commitLines, databaseDiff, have, kernelModules, kmpModules, KVER, KVER2, rpmPackage } from './support.ts';
+import { buildPackage, chrootRuntime, cleanEnv, commitLines, databaseDiff, have, HOOK_RUNTIME, kernelModules, kmpModules, KVER, KVER2, rpmPackage } from './support.ts';
 
 const missing = ['rpm', 'rpmbuild', 'depmod', 'flock', 'xz', 'chroot', 'ldd'].filter((c) => !have(c));
 const notRoot = process.getuid?.() !== 0 ? 'rpm --root runs scriptlets in a chroot: needs root' : undefined;
@@ -20,12 +20,11 @@ if (skip && process.env.CI === 'true') throw new Error(`e2e rpm: ${skip}`);
 
 test('rpm: install depmod-tx, fake kernel, KMP install, two-kernel upgrade transaction, erase', { skip, timeout: 120_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'dtx-e2e-rpm-'));
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of ['DEPMOD_TX', 'DEPMOD_TX_ROOT', 'NODE_EXTRA_CA_CERTS', 'NODE_OPTIONS']) delete env[k];
+  const env = cleanEnv();
   try {
     const pkg = buildPackage(join(dir, 'pkg'), 'rpm');
     const R = join(dir, 'root');
-    chrootRuntime(R, ['sh', 'node', 'flock', 'cat', 'dirname', 'readlink', 'rm']);
+    chrootRuntime(R, HOOK_RUNTIME);
     const rpm = (args: string[]): string => {
       const r = spawnSync('rpm', ['--root', R, '--dbpath', '/var/lib/rpm', ...args], { encoding: 'utf8', env });
       assert.equal(r.status, 0, `rpm ${args.join(' ')}:\n${r.stdout}${r.stderr}`);
