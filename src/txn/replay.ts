@@ -108,7 +108,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     out.ignored += r.ignored;
     out.refused.push(...r.refused);
   };
-  for (const file of opts.files) {
+  // Every file read and recognised before anything is recorded: one bad file stops the replay whole.
+  const inputs = opts.files.map((file) => {
     let text: string;
     try {
       text = readFileSync(file, 'utf8');
@@ -116,7 +117,9 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       const e = err as NodeJS.ErrnoException;
       throw new IoError(file, `cannot read log to replay: ${e.message}`, e.code, { cause: err });
     }
-    const input = detectReplayInput(text, file);
+    return { file, text, input: detectReplayInput(text, file) };
+  });
+  for (const { file, text, input } of inputs) {
     if (input.kind !== 'client-log') {
       const p = parseReplayText(text, file);
       out.warnings.push(...p.warnings);
