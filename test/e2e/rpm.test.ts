@@ -11,12 +11,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildPackage, chrootRuntime, cleanEnv, commitLines, databaseDiff, have, HOOK_RUNTIME, kernelModules, kmpModules, KVER, KVER2, rpmPackage } from './support.ts';
+import { buildPackage, chrootRuntime, cleanEnv, commitLines, databaseDiff, e2eSkip, HOOK_RUNTIME, kernelModules, kmpModules, KVER, KVER2, rpmPackage } from './support.ts';
 
-const missing = ['rpm', 'rpmbuild', 'depmod', 'flock', 'xz', 'chroot', 'ldd'].filter((c) => !have(c));
-const notRoot = process.getuid?.() !== 0 ? 'rpm --root runs scriptlets in a chroot: needs root' : undefined;
-const skip = missing.length > 0 ? `needs ${missing.join(', ')} (Debian: apt-get install rpm)` : (notRoot ?? false);
-if (skip && process.env.CI === 'true') throw new Error(`e2e rpm: ${skip}`);
+const skip = e2eSkip('rpm', ['rpm', 'rpmbuild', 'depmod', 'flock', 'xz', 'chroot', 'ldd'], 'rpm', 'rpm --root runs scriptlets in a chroot');
 
 test('rpm: install depmod-tx, fake kernel, KMP install, two-kernel upgrade transaction, erase', { skip, timeout: 120_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'dtx-e2e-rpm-'));

@@ -1,6 +1,7 @@
 // Shared pieces of the end-to-end suites (dpkg.test.ts, rpm.test.ts): the packages under test built
 // by scripts/package.mjs, the synthetic kernel and KMP module sets, Debian's nodejs 18 when it can
 // be fetched, and the depmod oracle for a disposable root.
+import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { execa } from 'execa';
 import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -16,6 +17,18 @@ export const KVER2 = '9.9.8-test';
 
 export function have(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * Why an e2e suite cannot run here (missing commands, or not root when `rootReason` says why it
+ * needs root), or false. In CI a suite that cannot run is an error, never a skip.
+ */
+export function e2eSkip(suite: string, commands: string[], install: string, rootReason?: string): string | false {
+  const missing = commands.filter((c) => !have(c));
+  const notRoot = rootReason !== undefined && process.getuid?.() !== 0 ? `${rootReason}: needs root` : undefined;
+  const skip = missing.length > 0 ? `needs ${missing.join(', ')} (Debian: apt-get install ${install})` : (notRoot ?? false);
+  if (skip && process.env.CI === 'true') throw new Error(`e2e ${suite}: ${skip}`);
+  return skip;
 }
 
 /** Runs scripts/package.mjs into OUT and returns the package file it made. */
@@ -306,4 +319,19 @@ export async function pacmanPackage(dir: string, name: string, version: string, 
   copyFileSync(join(top, `${name}-${version}-1-any.pkg.tar.zst`), file);
   rmSync(top, { recursive: true, force: true });
   return file;
+}
+
+/**
+ * After transactions whose hooks failed: the database is stale; `replay --root ROOT --since SINCE
+ * LOG` with the root's own CLI says what it read (`expect`), merges KVER once and leaves the
+ * database equal to depmod -a. Returns replay's output.
+ */
+export function replayCatchesUp(root: string, log: string, since: string, expect: RegExp): string {
+  assert.notDeepEqual(databaseDiff(root, KVER), [], 'the failed hooks left the database stale');
+  const r = spawnSync(join(root, 'usr/bin/depmod-tx'), ['replay', '--root', root, '--since', since, log], { encoding: 'utf8', env: cleanEnv() });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, expect, r.stdout);
+  assert.deepEqual(mergeCounts(r.stdout, [KVER]), { [KVER]: 1 }, r.stdout);
+  assert.deepEqual(databaseDiff(root, KVER), [], 'replay: database equals depmod -a');
+  return r.stdout;
 }
