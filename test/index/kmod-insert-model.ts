@@ -21,15 +21,10 @@ import {
 
 /**
  * The order in which nodes are placed in the file. kmod 30 (Debian 12) writes children, in edge
- * character order, before their parent, so the root comes last ('post'). kmod 34 writes the
- * same nodes parent first ('pre'): same size, different bytes. Add a row to support another
- * version; 'pre' is implemented but not yet checked against a kmod 34 oracle, so not exposed.
+ * character order, before their parent, so the root comes last ('post-order'). kmod 34 writes the
+ * same nodes parent first ('pre-order'): same size, different bytes.
  */
-type IndexLayout = 'kmod30';
-
-const LAYOUTS: Record<IndexLayout, { order: 'post' | 'pre' }> = {
-  kmod30: { order: 'post' },
-};
+type IndexLayout = 'post-order' | 'pre-order';
 
 interface TrieNode {
   /** Byte string (see toByteString). */
@@ -146,8 +141,8 @@ export class KmodInsertModel {
   }
 
   /** The index file's bytes: sizes and offsets first, then one Uint8Array filled in place. */
-  serialize(layout: IndexLayout = 'kmod30'): Uint8Array {
-    const { order } = LAYOUTS[layout];
+  serialize(layout: IndexLayout = 'post-order'): Uint8Array {
+    const order = layout === 'pre-order' ? 'pre' : 'post';
     const nodes: TrieNode[] = [];
     let cursor = INDEX_HEADER_SIZE;
     const place = (node: TrieNode): void => {
