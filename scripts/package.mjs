@@ -11,11 +11,13 @@
 // prebuilt is shipped, and a noarch label would let an arm64 system install a CLI that cannot
 // open .ko.xz modules.
 //
-// Options: --out DIR (default dist-pkg), --only deb|rpm, --no-build (reuse dist/ as it is).
-// Needs dpkg-deb (dpkg) and rpmbuild (Debian: apt-get install rpm).
+// Options: --out DIR (default dist-pkg), --only deb|rpm|pacman, --no-build (reuse dist/ as it is).
+// Needs dpkg-deb (dpkg) and rpmbuild (Debian: apt-get install rpm); --only pacman (not built by
+// default) builds pacman/PKGBUILD with makepkg (Debian: apt-get install makepkg libarchive-tools).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -94,8 +96,13 @@ for (const [dir, name] of runtimeClosure(['lzma-native'])) {
     },
   });
 }
-copyFileSync(join(repo, 'hooks', 'depmod-tx-hook'), join(libdir, 'hooks', 'depmod-tx-hook'));
-chmodSync(join(libdir, 'hooks', 'depmod-tx-hook'), 0o755);
+// Every file of hooks/: the hook itself, the zypp commit plugin and the alpm hook (the rpm spec and
+// the PKGBUILD install the last two where libzypp and pacman look for them).
+for (const f of readdirSync(join(repo, 'hooks'))) {
+  if (f === 'README.md') continue;
+  copyFileSync(join(repo, 'hooks', f), join(libdir, 'hooks', f));
+  chmodSync(join(libdir, 'hooks', f), statSync(join(repo, 'hooks', f)).mode & 0o111 ? 0o755 : 0o644);
+}
 // The wrapper finds the bundle from its own location, so it also works where the tree is not at /
 // (dpkg --root with --force-script-chrootless runs scripts outside the root).
 writeFileSync(
@@ -161,11 +168,16 @@ function buildDeb() {
   return deb;
 }
 
+/** The staged payload as one tar in DIR: the rpm's Source0 and the PKGBUILD's source. */
+function stageTar(dir) {
+  execFileSync('tar', ['--sort=name', `--mtime=@${epoch}`, '--owner=0', '--group=0', '--numeric-owner', '-cf', join(dir, `depmod-tx-${version}-stage.tar`), '-C', stage, '.']);
+}
+
 function buildRpm() {
   const top = join(out, 'rpmbuild');
   rmSync(top, { recursive: true, force: true });
   for (const d of ['SOURCES', 'SPECS', 'BUILD', 'RPMS', 'SRPMS', 'BUILDROOT']) mkdirSync(join(top, d), { recursive: true });
-  execFileSync('tar', ['--sort=name', `--mtime=@${epoch}`, '--owner=0', '--group=0', '--numeric-owner', '-cf', join(top, 'SOURCES', `depmod-tx-${version}-stage.tar`), '-C', stage, '.']);
+  stageTar(join(top, 'SOURCES'));
   // rpmbuild traces every %install line on stderr: shown only when it fails.
   const r = spawnSync(
     'rpmbuild',
@@ -181,8 +193,36 @@ function buildRpm() {
   return rpm;
 }
 
+/**
+ * pacman/PKGBUILD through makepkg (pacman's own, Debian: makepkg + libarchive-tools). makepkg
+ * refuses to run as root, so as root it runs as nobody (65534) in a temporary directory nobody owns.
+ */
+function buildPacman() {
+  // Not under OUT: nobody must be able to reach it, and OUT may sit in a private directory.
+  const top = mkdtempSync(join(tmpdir(), 'depmod-tx-makepkg-'));
+  chmodSync(top, 0o755);
+  stageTar(top);
+  writeFileSync(join(top, 'PKGBUILD'), readFileSync(join(repo, 'pacman', 'PKGBUILD'), 'utf8').replaceAll('@VERSION@', version));
+  copyFileSync(join(repo, 'pacman', 'depmod-tx.install'), join(top, 'depmod-tx.install'));
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) execFileSync('chown', ['-R', '65534:65534', top]);
+  const env = { ...process.env, HOME: top, PKGDEST: top, SRCDEST: top, BUILDDIR: join(top, 'build'), PKGEXT: '.pkg.tar.zst', SOURCE_DATE_EPOCH: String(epoch) };
+  const cmd = asRoot ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'makepkg'] : ['makepkg'];
+  // --nodeps: nodejs and util-linux are Arch packages the build host need not have.
+  const r = spawnSync(cmd[0], [...cmd.slice(1), '--nodeps', '--noconfirm', '--force'], { cwd: top, encoding: 'utf8', env });
+  if (r.status !== 0) throw new Error(`makepkg failed (${r.error?.message ?? r.status}):\n${r.stdout}${r.stderr}`);
+  const name = readdirSync(top).find((f) => f.startsWith(`depmod-tx-${version}-1-`) && f.endsWith('.pkg.tar.zst'));
+  if (name === undefined) throw new Error(`makepkg made no depmod-tx-${version}-1-*.pkg.tar.zst:\n${r.stdout}${r.stderr}`);
+  copyFileSync(join(top, name), join(out, name));
+  rmSync(top, { recursive: true, force: true });
+  return join(out, name);
+}
+
 const made = [];
-if (only !== 'rpm') made.push(buildDeb());
-if (only !== 'deb') made.push(buildRpm());
+if (only === 'pacman') made.push(buildPacman());
+else {
+  if (only !== 'rpm') made.push(buildDeb());
+  if (only !== 'deb') made.push(buildRpm());
+}
 rmSync(stage, { recursive: true, force: true });
 for (const m of made) console.log(m);

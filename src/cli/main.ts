@@ -174,16 +174,17 @@ export async function main(argv: string[]): Promise<void> {
     )
     .command(
       'replay <files..>',
-      'Record and commit a saved journal file or a plain list of paths (as rpm hands to file triggers)',
+      "Record and commit a saved journal, a plain list of paths (as rpm hands to file triggers), or a package manager's log (dpkg.log, apt history.log, zypp history, dnf history info output, pacman.log)",
       (y) =>
         y
           .positional('files', { type: 'string', array: true, demandOption: true })
           .option('root', { alias: 'b', type: 'string', default: '/' })
+          .option('since', { type: 'string', describe: 'package manager logs: only what happened at or after this time (YYYY-MM-DD[ HH:MM[:SS]], local)' })
           .option('json', { type: 'boolean', default: false }),
       (a) =>
         run(async () => {
           const { runReplay } = await import('./txn.ts');
-          return runReplay({ root: a.root, json: a.json, files: a.files as string[] }, io);
+          return runReplay({ root: a.root, json: a.json, files: a.files as string[], since: a.since }, io);
         }),
     )
     .command(
@@ -208,6 +209,19 @@ export async function main(argv: string[]): Promise<void> {
         run(async () => {
           const { runAptHook } = await import('./txn.ts');
           return runAptHook({ root: a.root, json: false, verbose: a.verbose, input: a.input }, io);
+        }),
+    )
+    .command(
+      'zypp-plugin',
+      'libzypp commit plugin (frames on stdin): one commit at the end of each zypper transaction',
+      (y) =>
+        y
+          .option('root', { alias: 'b', type: 'string', default: '/' })
+          .option('reply-fd', { type: 'number', default: 1, describe: 'file descriptor for the answers to libzypp' }),
+      (a) =>
+        run(async () => {
+          const { runZyppPlugin } = await import('./txn.ts');
+          return runZyppPlugin({ root: a.root, json: false, replyFd: a['reply-fd'] }, io);
         }),
     )
     .demandCommand(1, 'name a command')

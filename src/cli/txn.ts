@@ -1,6 +1,6 @@
 // The transaction commands: record, commit, replay, status, apt-hook. They are thin: the work is in
 // src/txn (journal, locks, collectors) and src/merge (one merge per kernel).
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EXIT } from './exit-codes.ts';
 import type { ReportIo } from './merge-report.ts';
@@ -28,43 +28,6 @@ export async function runRecord(a: TxnArgs & { op: 'add' | 'remove'; package?: s
   if (a.json) io.stdout(`${JSON.stringify({ txn: r.txn, journal: r.journal ?? null, recorded: r.recorded, ignored: r.ignored, refused: r.refused.map((e) => e.message) })}\n`);
   else if (a.verbose) io.stderr(`recorded ${r.recorded} event(s) in ${r.journal ?? '(nothing)'}; ${r.ignored} path(s) not modules; ${r.refused.length} refused\n`);
   return r.refused.length > 0 ? EXIT.usage : EXIT.ok;
-}
-
-/**
- * Kernels to look at when dpkg ran without apt (plain `dpkg -i`): nothing was recorded, so every
- * kernel whose tree changed since its database was written is merged. With a cache this is the
- * cheap directory-mtime check of `update`; without one, a tree newer than its modules.dep.bin.
- */
-function kernelsToScan(root: string): string[] {
-  const out = new Set<string>();
-  for (const base of ['lib/modules', 'usr/lib/modules']) {
-    let names: string[];
-    try {
-      names = readdirSync(join(root, base));
-    } catch {
-      continue;
-    }
-    for (const kver of names) {
-      const moddir = join(root, base, kver);
-      if (!statSync(moddir, { throwIfNoEntry: false })?.isDirectory()) continue;
-      if (existsSync(join(root, 'var', 'cache', 'depmod-tx', `${kver}.cache`)) || treeNewerThanDatabase(moddir)) out.add(kver);
-    }
-  }
-  return [...out];
-}
-
-function treeNewerThanDatabase(moddir: string): boolean {
-  const db = statSync(join(moddir, 'modules.dep.bin'), { throwIfNoEntry: false });
-  if (!db) return readdirSync(moddir).some((n) => n === 'kernel' || n === 'updates' || n === 'extra');
-  const stack = [moddir];
-  while (stack.length > 0) {
-    const d = stack.pop()!;
-    const st = statSync(d, { throwIfNoEntry: false });
-    if (!st) continue;
-    if (st.mtimeMs > db.mtimeMs) return true;
-    for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) stack.push(join(d, e.name));
-  }
-  return false;
 }
 
 async function finishKernels(root: string, results: KernelResult[], io: ReportIo, json: boolean): Promise<Array<{ kver: string; action: string; detail: string }>> {
@@ -98,32 +61,11 @@ export async function runCommit(a: TxnArgs & { scan: boolean; kernels?: string[]
   for (const k of a.kernels ?? []) validateKver(k);
   const merge = updateMerge({ onFinding: (kver, m) => io.stderr(`depmod-tx: WARNING: ${kver}: ${m}\n`) });
   const summary = await commit({ root: a.root, merge, ...(a.kernels && a.kernels.length ? { kernels: a.kernels } : {}) });
-  // commit() records its own results in status.json; kernels merged by the scan are added below.
-  const extraStart = summary.kernels.length;
+  // Kernels whose trees changed without a record (a plain dpkg -i); commit() and the scan each
+  // record their own results in status.json.
   if (a.scan) {
-    const done = new Set(summary.kernels.map((k) => k.kver));
-    const extra = kernelsToScan(a.root).filter((k) => !done.has(k) && (!a.kernels?.length || a.kernels.includes(k)));
-    if (extra.length > 0) {
-      const { acquireLock, kernelLockFile } = await import('../txn/lock.ts');
-      const { findModuleDir, DEFAULT_KERNEL_LOCK_MS } = await import('../txn/commit.ts');
-      for (const kver of extra) {
-        const t0 = performance.now();
-        const lock = await acquireLock(kernelLockFile(a.root, kver), DEFAULT_KERNEL_LOCK_MS);
-        try {
-          const moddir = findModuleDir(a.root, kver) ?? `/lib/modules/${kver}`;
-          const r = await merge({ root: a.root, kver, moddir, paths: [] });
-          summary.kernels.push({ kver, status: 'merged', events: 0, moddir, changed: r.changed, files: r.files, ms: r.ms, kabi: r.kabi, wallMs: performance.now() - t0 });
-        } catch (err) {
-          summary.kernels.push({ kver, status: 'failed', events: 0, wallMs: performance.now() - t0, error: (err as Error).message });
-        } finally {
-          await lock.release();
-        }
-      }
-    }
-  }
-  if (summary.kernels.length > extraStart) {
-    const { writeLastResults } = await import('../txn/status.ts');
-    await writeLastResults(a.root, summary.kernels.slice(extraStart), new Date());
+    const { mergeUnrecorded } = await import('../txn/scan.ts');
+    summary.kernels.push(...(await mergeUnrecorded({ root: a.root, merge, done: summary.kernels.map((k) => k.kver), ...(a.kernels ? { only: a.kernels } : {}) })));
   }
   for (const w of summary.warnings) io.stderr(`depmod-tx: WARNING: ${w.message}\n`);
   const initrd = await finishKernels(a.root, summary.kernels, io, a.json);
@@ -146,17 +88,22 @@ function failureExit(kernels: readonly KernelResult[]): number | undefined {
   return EXIT.state;
 }
 
-export async function runReplay(a: TxnArgs & { files: string[] }, io: ReportIo): Promise<number> {
+export async function runReplay(a: TxnArgs & { files: string[]; since?: string }, io: ReportIo): Promise<number> {
   const { replay } = await import('../txn/replay.ts');
   const { formatKernelResult } = await import('../txn/commit.ts');
   const { updateMerge } = await import('../txn/merge-adapter.ts');
-  const r = await replay({ root: a.root, files: a.files, merge: updateMerge({ onFinding: (kver, m) => io.stderr(`depmod-tx: WARNING: ${kver}: ${m}\n`) }) });
+  const { parseSince } = await import('../txn/logs/time.ts');
+  const since = a.since === undefined ? undefined : parseSince(a.since);
+  const r = await replay({ root: a.root, files: a.files, ...(since ? { since } : {}), merge: updateMerge({ onFinding: (kver, m) => io.stderr(`depmod-tx: WARNING: ${kver}: ${m}\n`) }) });
   for (const e of r.refused) io.stderr(`depmod-tx: refused: ${e.message}\n`);
   for (const w of [...r.warnings, ...r.commit.warnings]) io.stderr(`depmod-tx: WARNING: ${w.message}\n`);
   const initrd = await finishKernels(a.root, r.commit.kernels, io, a.json);
-  if (a.json) io.stdout(`${JSON.stringify({ recorded: r.recorded, ignored: r.ignored, kernels: r.commit.kernels, initrd }, null, 2)}\n`);
+  if (a.json) io.stdout(`${JSON.stringify({ recorded: r.recorded, ignored: r.ignored, logs: r.logs, scanned: r.scanned, kernels: r.commit.kernels, initrd }, null, 2)}\n`);
   else {
-    io.stdout(`replayed ${r.recorded} event(s) (${r.ignored} non-module path(s) ignored, ${r.refused.length} refused)\n`);
+    for (const l of r.logs) {
+      io.stdout(`${l.file}: ${l.format}, ${l.changes} package change(s)${since ? ` since ${since.toISOString()}` : ''}: ${l.installed.length} installed (${l.installed.join(', ') || 'none'}), ${l.gone.length} gone (${l.gone.join(', ') || 'none'})\n`);
+    }
+    io.stdout(`replayed ${r.recorded} event(s) (${r.ignored} non-module path(s) ignored, ${r.refused.length} refused)${r.scanned ? '; kernels with changed trees merged too' : ''}\n`);
     for (const k of r.commit.kernels) io.stdout(`${formatKernelResult(k)}\n`);
   }
   return failureExit(r.commit.kernels) ?? (r.refused.length > 0 ? EXIT.usage : EXIT.ok);
@@ -185,4 +132,36 @@ export async function runAptHook(a: TxnArgs & { input?: string }, io: ReportIo):
   for (const e of [...r.refused, ...r.errors]) io.stderr(`depmod-tx: ${e.message}\n`);
   if (a.verbose) io.stderr(`apt hook: recorded ${r.recorded} event(s), ${r.ignored} non-module path(s)\n`);
   return r.errors.length > 0 ? EXIT.format : EXIT.ok;
+}
+
+/**
+ * libzypp commit plugin session (src/txn/zypp-plugin.ts): frames on stdin, answers on `replyFd`
+ * (the hook gives fd 3 and points stdout at stderr, so nothing the commit or an initrd tool prints
+ * can land in the protocol). Returns the exit code of the commit, for the hook's failure log.
+ */
+export async function runZyppPlugin(a: TxnArgs & { replyFd: number }, io: ReportIo): Promise<number> {
+  const { writeSync } = await import('node:fs');
+  const { serveZyppPlugin, markZyppCommit, clearZyppCommit } = await import('../txn/zypp-plugin.ts');
+  const { exitCodeFor } = await import('./exit-codes.ts');
+  // Loaded before the commit starts: the transaction may be the one that removes depmod-tx.
+  await Promise.all([import('../txn/commit.ts'), import('../txn/merge-adapter.ts'), import('../txn/paths.ts'), import('../txn/initrd.ts'), import('execa')]);
+  const zypper = process.env.ZYPP_IS_RUNNING;
+  let code: number = EXIT.ok;
+  // With the answers on stdout, the commit's summary lines must not go there too.
+  const commitIo: ReportIo = a.replyFd === 1 ? { stdout: io.stderr, stderr: io.stderr } : io;
+  await serveZyppPlugin(process.stdin, (f) => void writeSync(a.replyFd, f), {
+    // Without zypper's pid the triggers cannot tell this zypper from another: no mark, they commit as usual.
+    begin: () => zypper && markZyppCommit(a.root, zypper),
+    commit: async () => {
+      try {
+        code = Math.max(code, await runCommit({ root: a.root, json: false, scan: false, source: 'zypper' }, commitIo));
+      } catch (err) {
+        code = Math.max(code, exitCodeFor(err));
+        throw err;
+      }
+    },
+    end: () => zypper && clearZyppCommit(a.root, zypper),
+    log: (m) => io.stderr(`depmod-tx zypp plugin: ${m}\n`),
+  });
+  return code;
 }

@@ -12,11 +12,11 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FixtureModule } from '../support/fixture-elf.ts';
-import { buildPackage, commitLines, databaseDiff, debianNode18, have, yargsBlocksNode18, kernelModules, kmpModules, KVER, stageModules } from './support.ts';
+import {
+  BROKEN_HOOKS, buildPackage, cleanEnv, commitLines, databaseDiff, debianNode18, e2eSkip, have, kernelModules, kmpModules, KVER, nextSecond, replayCatchesUp, stageModules, yargsBlocksNode18,
+} from './support.ts';
 
-const missing = ['dpkg', 'dpkg-deb', 'depmod', 'flock', 'xz'].filter((c) => !have(c));
-const skip = missing.length > 0 ? `needs ${missing.join(', ')}` : false;
-if (skip && process.env.CI === 'true') throw new Error(`e2e dpkg: ${skip}`);
+const skip = e2eSkip('dpkg', ['dpkg', 'dpkg-deb', 'depmod', 'flock', 'xz'], 'dpkg kmod util-linux xz-utils');
 
 function deb(dir: string, name: string, version: string, mods: Array<[string, FixtureModule]>, opts: { order?: boolean; kver?: string } = {}): string {
   const stage = join(dir, `${name}_${version}`);
@@ -35,15 +35,16 @@ interface Env {
   env: NodeJS.ProcessEnv;
 }
 
-function dpkg(e: Env, args: string[]): string {
-  const r = spawnSync('dpkg', [`--root=${e.root}`, '--force-script-chrootless', '--force-not-root', '--log=/dev/null', ...args], { encoding: 'utf8', env: e.env });
+// dpkg logs to the root's own /var/log/dpkg.log, which `replay` reads back.
+function dpkg(e: Env, args: string[], env: Record<string, string> = {}): string {
+  const r = spawnSync('dpkg', [`--root=${e.root}`, '--force-script-chrootless', '--force-not-root', `--log=${e.root}/var/log/dpkg.log`, ...args], { encoding: 'utf8', env: { ...e.env, ...env } });
   assert.equal(r.status, 0, `dpkg ${args.join(' ')} failed:\n${r.stdout}${r.stderr}`);
   return r.stdout + r.stderr;
 }
 
 function dpkgRoot(dir: string): string {
   const root = join(dir, 'root');
-  for (const d of ['var/lib/dpkg/info', 'var/lib/dpkg/updates', 'var/lib/dpkg/triggers', 'etc/depmod.d']) mkdirSync(join(root, d), { recursive: true });
+  for (const d of ['var/lib/dpkg/info', 'var/lib/dpkg/updates', 'var/lib/dpkg/triggers', 'var/log/apt', 'etc/depmod.d']) mkdirSync(join(root, d), { recursive: true });
   // depmod-tx's Depends are met by the host (the scripts run chrootless, with the host's node and
   // flock); dpkg must know that, because it defers the trigger of a package whose dependencies are
   // unsatisfied, even with --force-depends.
@@ -56,10 +57,7 @@ function dpkgRoot(dir: string): string {
 }
 
 function environment(root: string): Env {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  delete env.DEPMOD_TX;
-  delete env.DEPMOD_TX_ROOT;
-  return { root, env };
+  return { root, env: cleanEnv() };
 }
 
 function assertStep(e: Env, out: string, step: string): void {
@@ -69,7 +67,7 @@ function assertStep(e: Env, out: string, step: string): void {
   assert.deepEqual(databaseDiff(e.root, KVER), [], `${step}: database equals depmod -a`);
 }
 
-test('dpkg: install depmod-tx, fake kernel, KMP install/upgrade/remove, purge', { skip, timeout: 120_000 }, () => {
+test('dpkg: install depmod-tx, fake kernel, KMP install/upgrade/remove, replay of dpkg.log, purge', { skip, timeout: 120_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'dtx-e2e-dpkg-'));
   try {
     const pkg = buildPackage(join(dir, 'pkg'), 'deb');
@@ -98,6 +96,13 @@ test('dpkg: install depmod-tx, fake kernel, KMP install/upgrade/remove, purge', 
     assertStep(e, dpkg(e, ['-r', 'tkmp-modules']), 'KMP removal');
     assert.doesNotMatch(readFileSync(join(R, `lib/modules/${KVER}/modules.alias`), 'utf8'), /TST000/);
 
+    // Hooks that fail: dpkg.log since then, replayed, installs the KMP and finds what its upgrade dropped.
+    const since = await nextSecond();
+    dpkg(e, ['-i', deb(dir, 'tkmp-modules', '1.0', kmpModules(1))], BROKEN_HOOKS);
+    dpkg(e, ['-i', deb(dir, 'tkmp-modules', '2.0', kmpModules(2))], BROKEN_HOOKS);
+    replayCatchesUp(R, join(R, 'var/log/dpkg.log'), since, /dpkg-log, 2 package change\(s\) since .*: 1 installed \(tkmp-modules\), 0 gone/);
+    assert.doesNotMatch(readFileSync(join(R, `lib/modules/${KVER}/modules.dep`), 'utf8'), /kmpb/, 'the module the upgrade dropped is gone from the database');
+
     const st = spawnSync(join(R, 'usr/bin/depmod-tx'), ['status', '--root', R, '--json'], { encoding: 'utf8', env: e.env });
     assert.equal(st.status, 0, st.stderr);
     assert.deepEqual(JSON.parse(st.stdout).pending, [], 'nothing left in the journal');
@@ -113,7 +118,7 @@ test('dpkg: install depmod-tx, fake kernel, KMP install/upgrade/remove, purge', 
   }
 });
 
-test('apt-get: the Pre-Install-Pkgs v3 hook journals the KMP, the trigger merges it once', { skip: skip || (have('apt-get') ? false : 'needs apt-get'), timeout: 120_000 }, () => {
+test('apt-get: the Pre-Install-Pkgs v3 hook journals the KMP, the trigger merges it once; replay of history.log', { skip: skip || (have('apt-get') ? false : 'needs apt-get'), timeout: 120_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'dtx-e2e-apt-'));
   try {
     const pkg = buildPackage(join(dir, 'pkg'), 'deb');
@@ -128,13 +133,14 @@ test('apt-get: the Pre-Install-Pkgs v3 hook journals the KMP, the trigger merges
     const snippet = readFileSync(join(R, 'etc/apt/apt.conf.d/50depmod-tx'), 'utf8').replaceAll('/usr/lib/depmod-tx/hooks/depmod-tx-hook', hook);
     // APT_CONFIG is read before anything else (a -o Dir::Etc comes too late for apt.conf.d parts).
     writeFileSync(join(dir, 'apt/apt.conf'), snippet);
-    const apt = (args: string[]): string => {
+    const apt = (args: string[], env: Record<string, string> = {}): string => {
       const r = spawnSync('apt-get', [
         '-y', '-q',
         '-o', `Dir::Etc=${join(dir, 'apt/etc')}`,
         '-o', `Dir::State=${join(dir, 'apt/state')}`,
         '-o', `Dir::State::status=${join(R, 'var/lib/dpkg/status')}`,
         '-o', `Dir::Cache=${join(dir, 'apt/cache')}`,
+        '-o', `Dir::Log=${join(R, 'var/log/apt')}`,
         '-o', 'Debug::NoLocking=1',
         '-o', `DPkg::Options::=--root=${R}`,
         '-o', 'DPkg::Options::=--force-script-chrootless',
@@ -142,9 +148,9 @@ test('apt-get: the Pre-Install-Pkgs v3 hook journals the KMP, the trigger merges
         '-o', 'DPkg::Options::=--log=/dev/null',
         '-o', 'DPkg::Use-Pty=0',
         ...args,
-      ], { encoding: 'utf8', env: { ...e.env, APT_CONFIG: join(dir, 'apt/apt.conf'), DEPMOD_TX_ROOT: R, DEPMOD_TX: join(R, 'usr/bin/depmod-tx') }, cwd: dir });
+      ], { encoding: 'utf8', env: { ...e.env, APT_CONFIG: join(dir, 'apt/apt.conf'), DEPMOD_TX_ROOT: R, DEPMOD_TX: join(R, 'usr/bin/depmod-tx'), ...env }, cwd: dir });
       assert.equal(r.status, 0, `apt-get ${args.join(' ')}:\n${r.stdout}${r.stderr}`);
-      assert.doesNotMatch(r.stderr, /depmod-tx hook .* failed/, r.stderr);
+      if (env !== BROKEN_HOOKS) assert.doesNotMatch(r.stderr, /depmod-tx hook .* failed/, r.stderr);
       return r.stdout + r.stderr;
     };
     const out1 = apt(['install', deb(dir, 'tkmp-modules', '1.0', kmpModules(1))]);
@@ -155,6 +161,13 @@ test('apt-get: the Pre-Install-Pkgs v3 hook journals the KMP, the trigger merges
     assert.doesNotMatch(commitLines(out2, KVER)[0]!, / 0 event\(s\)/, 'upgrade recorded by the apt hook');
     const out3 = apt(['remove', 'tkmp-modules']);
     assertStep(e, out3, 'apt KMP removal');
+
+    // Hooks that fail: apt's history.log since then, replayed.
+    const since = await nextSecond();
+    apt(['install', deb(dir, 'tkmp-modules', '1.0', kmpModules(1))], BROKEN_HOOKS);
+    apt(['install', deb(dir, 'tkmp-modules', '2.0', kmpModules(2))], BROKEN_HOOKS);
+    replayCatchesUp(R, join(R, 'var/log/apt/history.log'), since, /apt-history, 2 package change\(s\) since .*: 1 installed \(tkmp-modules\), 0 gone/);
+    assert.doesNotMatch(readFileSync(join(R, `lib/modules/${KVER}/modules.dep`), 'utf8'), /kmpb/, 'the module the upgrade dropped is gone from the database');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -7,72 +7,21 @@
 // passes through from %transfiletriggerin/%transfiletriggerpostun).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import type { FixtureModule } from '../support/fixture-elf.ts';
-import { buildPackage, commitLines, databaseDiff, have, kernelModules, kmpModules, KVER, KVER2, stageModules } from './support.ts';
+import { join } from 'node:path';
+import { buildPackage, chrootRuntime, cleanEnv, commitLines, databaseDiff, e2eSkip, HOOK_RUNTIME, kernelModules, kmpModules, KVER, KVER2, rpmPackage } from './support.ts';
 
-const missing = ['rpm', 'rpmbuild', 'depmod', 'flock', 'xz', 'chroot', 'ldd'].filter((c) => !have(c));
-const notRoot = process.getuid?.() !== 0 ? 'rpm --root runs scriptlets in a chroot: needs root' : undefined;
-const skip = missing.length > 0 ? `needs ${missing.join(', ')} (Debian: apt-get install rpm)` : (notRoot ?? false);
-if (skip && process.env.CI === 'true') throw new Error(`e2e rpm: ${skip}`);
-
-/** Puts each command (and the shared libraries ldd names) into ROOT at the host's paths. */
-function chrootRuntime(root: string, commands: string[]): void {
-  const place = (src: string, at: string) => {
-    const dst = join(root, at);
-    if (existsSync(dst)) return;
-    mkdirSync(dirname(dst), { recursive: true });
-    try {
-      linkSync(src, dst);
-    } catch {
-      copyFileSync(src, dst);
-    }
-  };
-  // bin → usr/bin as on merged-/usr systems; lib stays a real directory so lib/modules is R's own.
-  mkdirSync(join(root, 'usr', 'bin'), { recursive: true });
-  symlinkSync('usr/bin', join(root, 'bin'));
-  for (const c of commands) {
-    const p = execFileSync('sh', ['-c', `command -v ${c}`], { encoding: 'utf8' }).trim();
-    const real = realpathSync(p);
-    place(real, real);
-    place(real, `/usr/bin/${c}`);
-    const ldd = spawnSync('ldd', [real], { encoding: 'utf8' });
-    for (const m of ldd.stdout.matchAll(/(\/[^\s]+)/g)) place(realpathSync(m[1]!), m[1]!);
-  }
-  for (const d of ['tmp', 'dev', 'etc/depmod.d', 'var/lib/rpm']) mkdirSync(join(root, d), { recursive: true });
-}
-
-function rpmPackage(dir: string, name: string, version: string, files: Array<{ kver: string; mods: Array<[string, FixtureModule]>; order?: boolean }>): string {
-  const top = join(dir, `rpmbuild-${name}-${version}`);
-  const stage = join(top, 'stage');
-  const listed: string[] = [];
-  for (const f of files) listed.push(...stageModules(stage, f.kver, f.mods, { order: f.order ?? false }));
-  const spec = join(top, `${name}.spec`);
-  writeFileSync(
-    spec,
-    [
-      `Name: ${name}`, `Version: ${version}`, 'Release: 1', 'Summary: e2e test package', 'License: MIT', 'BuildArch: noarch', 'AutoReqProv: no',
-      '%global __os_install_post %{nil}', '%global debug_package %{nil}',
-      '%description', 'e2e test package', '%install', `mkdir -p %{buildroot} && cp -a ${stage}/. %{buildroot}/`,
-      '%files', ...listed, '',
-    ].join('\n'),
-  );
-  const r = spawnSync('rpmbuild', ['-bb', '--nodeps', '--define', `_topdir ${top}`, spec], { encoding: 'utf8' });
-  assert.equal(r.status, 0, `rpmbuild ${name}: ${r.stderr}`);
-  return join(top, 'RPMS', 'noarch', `${name}-${version}-1.noarch.rpm`);
-}
+const skip = e2eSkip('rpm', ['rpm', 'rpmbuild', 'depmod', 'flock', 'xz', 'chroot', 'ldd'], 'rpm', 'rpm --root runs scriptlets in a chroot');
 
 test('rpm: install depmod-tx, fake kernel, KMP install, two-kernel upgrade transaction, erase', { skip, timeout: 120_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'dtx-e2e-rpm-'));
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of ['DEPMOD_TX', 'DEPMOD_TX_ROOT', 'NODE_EXTRA_CA_CERTS', 'NODE_OPTIONS']) delete env[k];
+  const env = cleanEnv();
   try {
     const pkg = buildPackage(join(dir, 'pkg'), 'rpm');
     const R = join(dir, 'root');
-    chrootRuntime(R, ['sh', 'node', 'flock', 'cat', 'dirname', 'readlink', 'rm']);
+    chrootRuntime(R, HOOK_RUNTIME);
     const rpm = (args: string[]): string => {
       const r = spawnSync('rpm', ['--root', R, '--dbpath', '/var/lib/rpm', ...args], { encoding: 'utf8', env });
       assert.equal(r.status, 0, `rpm ${args.join(' ')}:\n${r.stdout}${r.stderr}`);

@@ -1,0 +1,72 @@
+// Kernels whose trees changed without a journal entry: a plain `dpkg -i` (no apt hook recorded
+// anything), or a package a replayed log says was removed or upgraded (its old files are gone and
+// no log lists them). Each such kernel gets one merge with no recorded paths; the merge's own
+// change detection (directory mtimes against the cache) finds what changed.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { cacheFile } from '../cache/store.ts';
+import { DEFAULT_KERNEL_LOCK_MS, findModuleDir, type KernelMerge, type KernelResult } from './commit.ts';
+import { acquireLock, kernelLockFile } from './lock.ts';
+import { writeLastResults } from './status.ts';
+
+/**
+ * Every kernel whose tree may have changed since its database was written: with a cache, the cheap
+ * directory-mtime check of the merge decides; without one, a tree newer than its modules.dep.bin.
+ */
+export function kernelsToScan(root: string): string[] {
+  const out = new Set<string>();
+  for (const base of ['lib/modules', 'usr/lib/modules']) {
+    let names: string[];
+    try {
+      names = readdirSync(join(root, base));
+    } catch {
+      continue;
+    }
+    for (const kver of names) {
+      const moddir = join(root, base, kver);
+      if (!statSync(moddir, { throwIfNoEntry: false })?.isDirectory()) continue;
+      if (existsSync(cacheFile(root, kver)) || treeNewerThanDatabase(moddir)) out.add(kver);
+    }
+  }
+  return [...out];
+}
+
+function treeNewerThanDatabase(moddir: string): boolean {
+  const db = statSync(join(moddir, 'modules.dep.bin'), { throwIfNoEntry: false });
+  if (!db) return readdirSync(moddir).some((n) => n === 'kernel' || n === 'updates' || n === 'extra');
+  const stack = [moddir];
+  while (stack.length > 0) {
+    const d = stack.pop()!;
+    const st = statSync(d, { throwIfNoEntry: false });
+    if (!st) continue;
+    if (st.mtimeMs > db.mtimeMs) return true;
+    for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) stack.push(join(d, e.name));
+  }
+  return false;
+}
+
+/**
+ * One merge, under its lock, for each kernel kernelsToScan names that is not in `done` (merged
+ * already by this commit) and, when `only` is given, is in it. Results are recorded in status.json.
+ */
+export async function mergeUnrecorded(opts: { root: string; merge: KernelMerge; done: readonly string[]; only?: readonly string[] }): Promise<KernelResult[]> {
+  const done = new Set(opts.done);
+  const kvers = kernelsToScan(opts.root).filter((k) => !done.has(k) && (!opts.only?.length || opts.only.includes(k)));
+  const results: KernelResult[] = [];
+  for (const kver of kvers) {
+    const t0 = performance.now();
+    const lock = await acquireLock(kernelLockFile(opts.root, kver), DEFAULT_KERNEL_LOCK_MS);
+    try {
+      const moddir = findModuleDir(opts.root, kver) ?? `/lib/modules/${kver}`;
+      const r = await opts.merge({ root: opts.root, kver, moddir, paths: [] });
+      results.push({ kver, status: 'merged', events: 0, moddir, changed: r.changed, files: r.files, ms: r.ms, kabi: r.kabi, wallMs: performance.now() - t0 });
+    } catch (err) {
+      results.push({ kver, status: 'failed', events: 0, wallMs: performance.now() - t0, error: (err as Error).message });
+    } finally {
+      await lock.release();
+    }
+  }
+  if (results.length > 0) await writeLastResults(opts.root, results, new Date());
+  return results;
+}
