@@ -97,6 +97,7 @@ const COLUMNS: ReadonlyArray<readonly [name: string, type: Ctor, length: (c: Cou
   ['nameLen', Uint32Array, (c) => c.slots],
   ['bucket', Uint16Array, (c) => c.slots],
   ['sortIdx', Int32Array, (c) => c.slots],
+  ['zstdUnsized', Uint8Array, (c) => c.slots],
   ['fp', BigUint64Array, (c) => 4 * c.slots],
   ['aliasStart', Uint32Array, (c) => c.slots],
   ['aliasCount', Uint32Array, (c) => c.slots],

@@ -38,7 +38,8 @@ function mergeOptions<T>(y: Argv<T>) {
     .option('strict', { type: 'boolean', default: false, describe: 'exit 3 when the KABI check finds problems' })
     .option('json', { type: 'boolean', default: false, describe: 'machine-readable summary and KABI report on stdout' })
     .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'print a summary line' })
-    .option('workers', { type: 'number', describe: 'parser threads (default: all cores)' });
+    .option('workers', { type: 'number', describe: 'parser threads (default: all cores)' })
+    .option('kmod-version', { type: 'string', describe: 'write the format of this kmod (28 to 34; default: the installed depmod\'s)' });
 }
 
 function mergeArgs(a: Record<string, unknown>) {
@@ -54,6 +55,7 @@ function mergeArgs(a: Record<string, unknown>) {
     json: a.json as boolean,
     verbose: a.verbose as boolean,
     workers: a.workers as number | undefined,
+    kmodVersion: a['kmod-version'] as string | undefined,
   };
 }
 
@@ -101,11 +103,12 @@ export async function main(argv: string[]): Promise<void> {
       'Incremental merge: parse only what changed (PATHs are a hint; the tree is the truth)',
       (y) =>
         mergeOptions(y.positional('kver', { type: 'string', demandOption: true }).positional('paths', { type: 'string', array: true }))
-          .option('full-scan', { type: 'boolean', default: false, describe: 're-stat every module file' }),
+          .option('full-scan', { type: 'boolean', default: false, describe: 're-stat every module file' })
+          .option('verify', { type: 'boolean', default: false, describe: 'parse every module again and require identical output (exit 70 otherwise)' }),
       (a) =>
         run(async () => {
           const { runUpdate } = await import('./rebuild.ts');
-          return runUpdate({ ...mergeArgs(a), paths: (a.paths as string[] | undefined) ?? [], fullScan: a['full-scan'] as boolean }, io);
+          return runUpdate({ ...mergeArgs(a), paths: (a.paths as string[] | undefined) ?? [], fullScan: a['full-scan'] as boolean, verify: a.verify as boolean }, io);
         }),
     )
     .command(

@@ -17,11 +17,20 @@ export interface MergeCommandArgs {
   workers?: number | undefined;
   paths?: string[];
   fullScan?: boolean;
+  /** --kmod-version: write this kmod's format instead of the installed one's. */
+  kmodVersion?: string | undefined;
+  /** --verify: parse everything again and require the same output (exit 70 otherwise). */
+  verify?: boolean;
 }
 
 async function runMerge(command: 'rebuild' | 'update', a: MergeCommandArgs, io: ReportIo): Promise<number> {
+  const { installedKmod, requestedKmod } = await import('../merge/installed-kmod.ts');
+  const kmod = a.kmodVersion !== undefined ? requestedKmod(a.kmodVersion) : installedKmod(a.root, { persist: a.outdir === undefined });
+  if (kmod.warning !== undefined) io.stderr(`depmod-tx: WARNING: ${kmod.warning}\n`);
   const bar = progressBar(`depmod-tx ${command} ${a.kver}`);
   const opts: MergeOptions = {
+    kmod: kmod.behaviour,
+    verify: a.verify ?? false,
     root: a.root,
     kver: a.kver,
     outdir: a.outdir,

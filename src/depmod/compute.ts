@@ -89,6 +89,8 @@ export interface ComputeOptions {
   dirname: string;
   /** -P: one character stripped from symbol names. */
   symPrefix?: string;
+  /** kmod 34+: a module flagged zstdUnsized cannot be loaded and contributes nothing but its line. */
+  unsizedZstdUnreadable?: boolean;
 }
 
 /** Symbol owner codes besides a module's array index. */
@@ -113,6 +115,8 @@ export interface ComputedDatabase {
   allList: Uint32Array;
   /** Symbol ids in the table (kernel or module-exported), in kmod's hash iteration order. */
   symbolOrder: Uint32Array;
+  /** Per slot: 1 when kmod could not load the module, so none of its facts count (compute, emit). */
+  unreadable: Uint8Array;
   kabi: KabiFinding[];
   /** Set when the dependency graph has cycles: depmod then writes no file at all and exits 1. */
   cycles: CycleReport | null;
@@ -334,6 +338,18 @@ export function computeDatabase(set: ModuleSet, opts: ComputeOptions): ComputedD
   const n = order.length;
   const idxOf = new Int32Array(set.slots).fill(-1);
   for (let i = 0; i < n; i++) idxOf[order[i]!] = i;
+  const unreadable = new Uint8Array(set.slots);
+  if (opts.unsizedZstdUnreadable === true) {
+    // depmod_load_modules, in array order: the symbols, the modinfo and the dependency symbols each fail to load.
+    for (let i = 0; i < n; i++) {
+      const s = order[i]!;
+      if (set.zstdUnsized[s] !== 1) continue;
+      unreadable[s] = 1;
+      const z = 'zstd: Failed to determine decompression size';
+      const path = set.path(s);
+      warnings.push(z, `failed to load symbols from ${path.startsWith('/') ? path : `${opts.dirname}/${path}`}: Invalid argument`, z, z);
+    }
+  }
 
   // The symbol table: the kernel's symbols, then module exports in array order; the last writer wins
   // (hash_add replaces), and a module export replaces the kernel's own entry.
@@ -351,6 +367,7 @@ export function computeDatabase(set: ModuleSet, opts: ComputeOptions): ComputedD
   }
   for (let i = 0; i < n; i++) {
     const s = order[i]!;
+    if (unreadable[s] === 1) continue;
     for (let e = set.expStart[s]!, end = e + set.expCount[s]!; e < end; e++) {
       const id = canon.exports(set.expSym[e]!);
       owner[id] = i;
@@ -372,6 +389,7 @@ export function computeDatabase(set: ModuleSet, opts: ComputeOptions): ComputedD
   for (let i = 0; i < n; i++) {
     const s = order[i]!;
     depStart[i] = deps;
+    if (unreadable[s] === 1) continue;
     for (let k = set.impStart[s]!, end = k + set.impCount[s]!; k < end; k++) {
       const id = canon.imports(set.impSym[k]!);
       const o = owner[id]!;
@@ -416,7 +434,7 @@ export function computeDatabase(set: ModuleSet, opts: ComputeOptions): ComputedD
   } else {
     ({ allStart, allList } = sortedClosures(n, depStart, depList, depSortIdx));
   }
-  return { order, idxOf, owner, ownerCrc, depStart, depList, depSortIdx, allStart, allList, symbolOrder, kabi, cycles, warnings };
+  return { order, idxOf, owner, ownerCrc, depStart, depList, depSortIdx, allStart, allList, symbolOrder, unreadable, kabi, cycles, warnings };
 }
 
 function finding(

@@ -128,6 +128,7 @@ function valueLines(
   sink.ascii(header);
   for (let i = 0; i < db.order.length; i++) {
     const s = db.order[i]!;
+    if (db.unreadable[s] === 1) continue;
     for (let v = start[s]!, end = v + count[s]!; v < end; v++) {
       sink.ascii(keyword);
       if (nameFirst) {
@@ -155,11 +156,13 @@ function writeAliasBin(input: EmitInput, warnings: string[]): Uint8Array {
   // depmod reports an alias it cannot normalise while inserting, module by module.
   for (let i = 0; i < db.order.length; i++) {
     const s = db.order[i]!;
+    if (db.unreadable[s] === 1) continue;
     for (let a = set.aliasStart[s]!, end = a + set.aliasCount[s]!; a < end; a++) {
       if (set.aliasKeyLen[a] === UNMATCHED_ALIAS) warnings.push(`Unmatched bracket in ${set.heap.text(set.aliasRawOff[a]!, set.aliasRawLen[a]!)}`);
     }
   }
-  const sorted = set.sortedAliases();
+  const unreadable = db.unreadable;
+  const sorted = unreadable.includes(1) ? filterKeyOrder(set.sortedAliases(), (a) => unreadable[set.aliasSlot[a]!] !== 1) : set.sortedAliases();
   const byKey = sorted.ids;
   const count = byKey.length;
   const keyOff = new Uint32Array(count);
@@ -285,6 +288,7 @@ function writeDevname({ set, db }: EmitInput, warnings: string[]): Uint8Array {
   let out = '';
   for (let i = 0; i < db.order.length; i++) {
     const s = db.order[i]!;
+    if (db.unreadable[s] === 1) continue;
     let devname: string | null = null;
     let type = '';
     let major = 0;

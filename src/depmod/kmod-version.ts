@@ -15,7 +15,8 @@
 //   33  modules.weakdep from `weakdep=` modinfo (05828b4).
 //   34  every index written in pre-order, the root node first (dada048); same keys, values, sizes.
 //       A module named twice in modules.order takes the place of its first line, not its last
-//       (19c0df1, a1186fa).
+//       (19c0df1, a1186fa). A .ko.zst is decompressed in one call sized by its first frame's
+//       header: one without a content size cannot be loaded (src/module/zstd-frames.ts).
 // Pure: a version string in, a behaviour out.
 
 /** How a binary index's nodes are laid out in the file (src/index/trie.ts). */
@@ -39,6 +40,8 @@ export interface KmodBehaviour {
   warnsMissingBuiltinModinfo: boolean;
   /** A module listed twice in modules.order sorts by its first line (kmod 34) or its last. */
   orderFirstLineWins: boolean;
+  /** A .ko.zst without a sized single frame cannot be loaded (kmod 34+). */
+  zstdNeedsSizedFrame: boolean;
 }
 
 /** The oldest and newest kmod whose output depmod-tx reproduces. */
@@ -67,6 +70,7 @@ export function kmodBehaviour(version: string): KmodBehaviour | undefined {
     supportsExclude: major >= 30,
     warnsMissingBuiltinModinfo: major >= 30,
     orderFirstLineWins: major >= 34,
+    zstdNeedsSizedFrame: major >= 34,
   };
 }
 

@@ -42,6 +42,8 @@ export interface ModuleSetColumns {
   bucket: Uint16Array;
   /** modules.order position (orderPositions), 1 for a module the file does not list. */
   sortIdx: Int32Array;
+  /** 1 for a .ko.zst kmod 34+ cannot load (ModuleRecord.zstdUnsized). */
+  zstdUnsized: Uint8Array;
   /** 4 per slot: size, mtimeNs, ctimeNs, ino. */
   fp: BigUint64Array;
   aliasStart: Uint32Array;
@@ -104,6 +106,7 @@ export class ModuleSet implements ModuleSetColumns {
   nameLen = new Uint32Array(256);
   bucket = new Uint16Array(256);
   sortIdx = new Int32Array(256);
+  zstdUnsized = new Uint8Array(256);
   fp = new BigUint64Array(1024);
   aliasStart = new Uint32Array(256);
   aliasCount = new Uint32Array(256);
@@ -190,6 +193,7 @@ export class ModuleSet implements ModuleSetColumns {
     this.nameOff[s] = this.heap.append(nameBytes);
     this.nameLen[s] = nameBytes.length;
     this.sortIdx[s] = sortIdx;
+    this.zstdUnsized[s] = record.zstdUnsized === true ? 1 : 0;
     this.fp[4 * s] = fp.size;
     this.fp[4 * s + 1] = fp.mtimeNs;
     this.fp[4 * s + 2] = fp.ctimeNs;
@@ -303,6 +307,7 @@ export class ModuleSet implements ModuleSetColumns {
     this.nameLen = grow(this.nameLen, n);
     this.bucket = grow(this.bucket, n);
     this.sortIdx = grow(this.sortIdx, n);
+    this.zstdUnsized = grow(this.zstdUnsized, n);
     this.fp = grow(this.fp, 4 * n);
     this.aliasStart = grow(this.aliasStart, n);
     this.aliasCount = grow(this.aliasCount, n);
@@ -393,6 +398,7 @@ export class ModuleSet implements ModuleSetColumns {
       out.nameLen[d] = this.nameLen[s]!;
       out.bucket[d] = this.bucket[s]!;
       out.sortIdx[d] = this.sortIdx[s]!;
+      out.zstdUnsized[d] = this.zstdUnsized[s]!;
       for (let k = 0; k < 4; k++) out.fp[4 * d + k] = this.fp[4 * s + k]!;
       out.aliasStart[d] = out.aliases;
       out.aliasCount[d] = this.aliasCount[s]!;

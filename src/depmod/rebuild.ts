@@ -94,6 +94,7 @@ export function rebuildOutputs(input: RebuildInput): { set: ModuleSet; db: Compu
   const db = computeDatabase(set, {
     kabi: kabiBasisOf(input.kernelSymbols, input.moduleCrcCheck),
     dirname: input.dirname,
+    unsizedZstdUnreadable: behaviour.zstdNeedsSizedFrame,
     ...(input.symPrefix !== undefined ? { symPrefix: input.symPrefix } : {}),
   });
   db.warnings.push(...orderPositions(input.order, behaviour.orderFirstLineWins, input.dirname).warnings);

@@ -369,7 +369,8 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
   }
   const order = orderPositions(inputs.order, behaviour.orderFirstLineWins, tree.moddir);
   const sameInputs = reuse && header.inputsDigest === inputs.digest;
-  if (reuse && !sameInputs) for (const s of set.liveSlots()) set.sortIdx[s] = sortIdxOf(order, set.path(s));
+  // Positions depend on modules.order and on the kmod (which of a module's lines counts).
+  if (reuse && (!sameInputs || header.kmodVersion !== behaviour.version)) for (const s of set.liveSlots()) set.sortIdx[s] = sortIdxOf(order, set.path(s));
   const parsedSlots = toParse.map((f, i) => set.add(f.key, f.fp, parsedRecords[i]!, sortIdxOf(order, f.key)));
   for (const s of parsedSlots) for (let e = set.expStart[s]!; e < set.expStart[s]! + set.expCount[s]!; e++) touchedExports.add(set.expSym[e]!);
   const replaced = toParse.filter((f) => f.old !== undefined).length;
@@ -383,7 +384,7 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
   }
   trace('kernel symbols');
   const kabiAgainst: KabiBasis = set.kernelSource ?? (opts.symvers !== undefined ? 'modules' : 'none');
-  const db = computeDatabase(set, { kabi: kabiAgainst, dirname: tree.moddir });
+  const db = computeDatabase(set, { kabi: kabiAgainst, dirname: tree.moddir, unsizedZstdUnreadable: behaviour.zstdNeedsSizedFrame });
   trace('compute');
   // The builtin indexes depend on the builtin inputs and the kmod version only: when neither
   // changed and the files are as we left them, they are neither rendered nor compared again.
@@ -476,7 +477,7 @@ async function verifyAgainstFullParse(
     const ks = await loadKernelSymbols(ctx.wanted.file, ctx.wanted.source);
     fresh.setKernelSymbols(ks.source, ks.symbols);
   }
-  const db = computeDatabase(fresh, { kabi: ctx.kabiAgainst, dirname: tree.moddir });
+  const db = computeDatabase(fresh, { kabi: ctx.kabiAgainst, dirname: tree.moddir, unsizedZstdUnreadable: ctx.behaviour.zstdNeedsSizedFrame });
   const full = emitDatabase({ set: fresh, db, behaviour: ctx.behaviour, dirname: tree.moddir, builtin: ctx.inputs.builtin, builtinModinfo: ctx.inputs.builtinModinfo }).files;
   const differ: string[] = [];
   for (const name of new Set([...files.keys(), ...full.keys()])) {

@@ -35,7 +35,8 @@ import {
   type ElfSection,
   type ElfSymbol,
 } from '../elf/elf.ts';
-import { decompressModule, modnameFromPath } from './decompress.ts';
+import { decompressModule, detectCompression, modnameFromPath } from './decompress.ts';
+import { zstdLoadableInOneCall } from './zstd-frames.ts';
 import type { ExportedSymbol, ImportedSymbol, ModuleRecord } from './record.ts';
 
 /** kmod_elf_resolve_crc's (uint64_t)-1 for a __crc_ symbol pointing outside its section (2^64 as a double). */
@@ -253,5 +254,11 @@ export function parseModule(elfBytes: Uint8Array, file: string, opts: ParseModul
 
 /** Decompresses (by content, like kmod) and parses one module file's bytes. */
 export async function parseModuleFile(bytes: Uint8Array, file: string, opts: ParseModuleOptions = {}): Promise<ModuleRecord> {
-  return parseModule(await decompressModule(bytes, file), file, opts);
+  return withLoadability(bytes, parseModule(await decompressModule(bytes, file), file, opts));
+}
+
+/** Marks a record whose file kmod 34+ cannot load (see zstd-frames.ts); `raw` is the file as stored. */
+export function withLoadability(raw: Uint8Array, record: ModuleRecord): ModuleRecord {
+  if (detectCompression(raw) === 'zstd' && !zstdLoadableInOneCall(raw)) record.zstdUnsized = true;
+  return record;
 }

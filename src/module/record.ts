@@ -30,6 +30,11 @@ export interface ModuleRecord {
   exports: ExportedSymbol[];
   /** Undefined symbols, in the order kmod_elf_get_dependency_symbols returns them. */
   imports: ImportedSymbol[];
+  /**
+   * A .ko.zst whose stream kmod 34+ cannot decompress in one call (zstd-frames.ts): those kmods list
+   * the module with nothing in it. Absent for every other file.
+   */
+  zstdUnsized?: true;
 }
 
 /**

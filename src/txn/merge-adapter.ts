@@ -1,5 +1,6 @@
 // Adapts the incremental update (src/merge, issue 4) to the KernelMerge interface commit() takes,
 // so commit stays testable with a fake and the CLI has one obvious production wiring.
+import { installedKmod, type KmodChoice } from '../merge/installed-kmod.ts';
 import { merge } from '../merge/merge.ts';
 import type { KernelMerge } from './commit.ts';
 
@@ -7,13 +8,18 @@ export interface UpdateMergeOptions {
   symvers?: string | 'auto';
   workers?: number;
   kabiScope?: 'all' | 'affected';
+  /** The kmod whose format to write (default: the one installed in the root). */
+  kmod?: KmodChoice;
   /** Told every KABI finding and warning of each kernel's merge (the CLI prints them on stderr). */
   onFinding?: (kver: string, message: string) => void;
 }
 
 export function updateMerge(opts: UpdateMergeOptions = {}): KernelMerge {
   return async (req) => {
+    const kmod = opts.kmod ?? installedKmod(req.root);
+    if (kmod.warning !== undefined) opts.onFinding?.(req.kver, kmod.warning);
     const r = await merge({
+      kmod: kmod.behaviour,
       root: req.root,
       kver: req.kver,
       hints: req.paths,

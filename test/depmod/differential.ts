@@ -1,11 +1,14 @@
-// One seeded random tree through Debian's depmod and depmod-tx's pure pipeline; returns the
-// differences (empty when every file is byte-identical, or both report the same cycles).
-// Shared by test/depmod/synthetic.test.ts (fixed seeds in CI) and scripts/fuzz-diff.ts (more).
+// One seeded random tree through an oracle depmod (default Debian 12's kmod 30) and depmod-tx's
+// pure pipeline writing that kmod's format; returns the differences (empty when every file is
+// byte-identical, or both report the same cycles). Shared by test/depmod/synthetic.test.ts (fixed
+// seeds in CI) and scripts/fuzz-diff.ts (more).
 import { spawnSync } from 'node:child_process';
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { depmodConfigArgs, writeFixtureTree } from '../support/fixture-tree.ts';
 import { randomTree } from '../support/random-tree.ts';
+import { kmodBehaviour } from '../../src/depmod/kmod-version.ts';
+import { kmod30, type DepmodOracle } from '../support/kmod-oracles.ts';
 import { compareWithOracle } from './compare.ts';
 import { runOurs } from './pipeline.ts';
 
@@ -20,26 +23,35 @@ export function treeForSeed(seed: number): ReturnType<typeof randomTree> {
   return randomTree(seed, { ...(seed % 3 === 0 ? { compression: 'mixed' as const } : {}), ...(seed % 4 === 1 ? { cycles: true } : {}) });
 }
 
-export async function checkSeed(seed: number, base: string): Promise<SeedResult> {
+export async function checkSeed(seed: number, base: string, oracle: DepmodOracle = kmod30()): Promise<SeedResult> {
   const t = treeForSeed(seed);
+  const behaviour = kmodBehaviour(oracle.version);
+  if (behaviour === undefined) throw new Error(`${oracle.name}: kmod ${oracle.version} is not a version depmod-tx writes`);
   const ourRoot = join(base, `ours-${seed}`);
   const theirRoot = join(base, `theirs-${seed}`);
   const problems: string[] = [];
   try {
     for (const root of [ourRoot, theirRoot]) {
-      writeFixtureTree(root, t.kver, t.modules, { order: t.order, depmodConf: t.depmodConf, bits: t.bits, endian: t.endian });
+      writeFixtureTree(root, t.kver, t.modules, {
+        order: t.order,
+        depmodConf: t.depmodConf,
+        bits: t.bits,
+        endian: t.endian,
+        ...(t.builtin ? { builtin: t.builtin } : {}),
+        ...(t.builtinModinfo ? { builtinModinfo: t.builtinModinfo } : {}),
+      });
     }
     const cfgArgs = depmodConfigArgs(theirRoot, t.depmodConf);
     // kmod's cycle report never ends on some graphs and can eat all memory before printing much:
     // bound depmod's address space, time and output so such a tree cannot take the machine down.
-    const r = spawnSync('prlimit', ['--as=1073741824', '--', 'depmod', '-b', theirRoot, ...cfgArgs, '-a', t.kver], {
+    const r = spawnSync('prlimit', ['--as=1073741824', '--', ...oracle.command, '-b', theirRoot, ...cfgArgs, '-a', t.kver], {
       encoding: 'utf8',
       timeout: 30_000,
       maxBuffer: 8 * 1024 * 1024,
     });
     const oracleDir = join(theirRoot, 'lib', 'modules', t.kver);
     const configDirs = depmodConfigArgs(ourRoot, t.depmodConf).filter((a) => a !== '-C');
-    const ours = await runOurs(ourRoot, t.kver, { configDirs });
+    const ours = await runOurs(ourRoot, t.kver, { configDirs, behaviour });
     // A killed depmod may leave a partial last line: only complete lines count.
     const stderr = r.stderr ?? '';
     const complete = stderr.endsWith('\n') ? stderr : stderr.slice(0, stderr.lastIndexOf('\n') + 1);

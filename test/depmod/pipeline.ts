@@ -50,6 +50,7 @@ export async function runOurs(
     kver,
     dirname,
     configFiles,
+    ...(opts.behaviour ? { behaviour: opts.behaviour } : {}),
     io: {
       listDir: listDirIfPossible,
       statType: statTypeFollowingLinks,

@@ -1,10 +1,14 @@
 // The real proof: depmod-tx's full rebuild of Debian's own 6.1 kernels equals Debian's depmod -a
 // byte for byte, for every file, and writes no file depmod does not.
 import { strict as assert } from 'node:assert';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { describe, it } from 'node:test';
 import { parseSymvers } from '../../src/depmod/kernel-symbols.ts';
-import { cloneRoot, kernelCache, oracleOutput, realKernel, realKernelSkipReason, recompressedKernel, type Flavour } from '../support/kernels.ts';
+import { cloneRoot, kernelCache, oracleOutput, realKernel, realKernelSkipReason, recompressedKernel, trixieKernel, type Flavour } from '../support/kernels.ts';
+import { kmod30, kmod34 } from '../support/kmod-oracles.ts';
+import { kmodBehaviour } from '../../src/depmod/kmod-version.ts';
+import { cli } from '../reliability/crash-support.ts';
 import { compareWithOracle } from './compare.ts';
 import { runOurs } from './pipeline.ts';
 import { rmSync } from 'node:fs';
@@ -13,22 +17,43 @@ import { join } from 'node:path';
 
 const skip = realKernelSkipReason();
 
+const kmod34Behaviour = kmodBehaviour('34.2')!;
+
 for (const flavour of ['cloud-amd64', 'amd64'] as Flavour[]) {
   describe(`real kernel ${flavour}`, { skip }, () => {
-    it('every modules.* file is byte-identical to Debian depmod -a (.ko)', async () => {
-      const k = realKernel(flavour);
-      const r = await runOurs(k.root, k.kver);
-      assert.deepEqual(compareWithOracle(r.files, oracleOutput(k, 'none')), []);
-      assert.deepEqual(r.warnings, []);
-    });
-
-    it('every modules.* file is byte-identical to Debian depmod -a (.ko.xz)', async () => {
-      const k = recompressedKernel(realKernel(flavour), 'xz');
-      const r = await runOurs(k.root, k.kver);
-      assert.deepEqual(compareWithOracle(r.files, oracleOutput(k, 'xz')), []);
-    });
+    for (const comp of ['none', 'xz', 'zst'] as const) {
+      it(`every modules.* file is byte-identical to kmod 30's and kmod 34.2's depmod -a (${comp === 'none' ? '.ko' : `.ko.${comp}`})`, async () => {
+        const k = recompressedKernel(realKernel(flavour), comp);
+        const r = await runOurs(k.root, k.kver);
+        assert.deepEqual(compareWithOracle(r.files, oracleOutput(k, comp)), [], 'kmod 30');
+        assert.deepEqual(r.warnings, []);
+        // The same parsed modules in kmod 34's format.
+        const r34 = await runOurs(k.root, k.kver, { records: r.records, behaviour: kmod34Behaviour });
+        assert.deepEqual(compareWithOracle(r34.files, oracleOutput(k, comp, kmod34())), [], 'kmod 34.2');
+      });
+    }
   });
 }
+
+describe('Debian 13 kernel (6.12, .ko.xz, trixie)', { skip }, () => {
+  it('rebuild equals kmod 34.2 and kmod 30 (--kmod-version), and kmod 34.2 found by itself on PATH', () => {
+    const k = trixieKernel();
+    const work = mkdtempSync(join(tmpdir(), 'dtx-trixie-'));
+    try {
+      for (const [oracle, how] of [[kmod34(), 'option'], [kmod30(), 'option'], [kmod34(), 'path']] as const) {
+        const out = join(work, `${oracle.name}-${how}`);
+        mkdirSync(out);
+        const args = ['rebuild', '-b', k.root, '-C', join(work, 'no-config'), '-o', out, k.kver];
+        const r = how === 'option' ? cli([...args, '--kmod-version', oracle.version]) : cli(args, { env: { PATH: `${oracle.binDir}:/usr/bin:/bin` } });
+        assert.equal(r.status, 0, r.stderr);
+        const expected = oracleOutput(k, 'shipped', oracle);
+        assert.deepEqual(compareWithOracle(new Map(readdirSync(out).map((f) => [f, readFileSync(join(out, f))])), expected), [], `${oracle.name} by ${how}`);
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+});
 
 /** depmod's stderr; with -e it exits 1 when it printed warnings, which is not a failure here. */
 function depmodStderr(root: string, kver: string, extra: string[]): string {

@@ -11,7 +11,7 @@ import { merge } from '../../src/merge/merge.ts';
 import { buildModuleElf } from '../support/fixture-elf.ts';
 import { depmodConfigArgs, writeFixtureTree } from '../support/fixture-tree.ts';
 import { realKernelSkipReason } from '../support/kernels.ts';
-import { oracleFilesByLinks } from './incremental-oracle.ts';
+import { oracleFilesByLinks } from './oracle-dir.ts';
 import { diffFileSets, outputFiles } from './oracle-dir.ts';
 
 const skip = realKernelSkipReason();

@@ -14,7 +14,7 @@ import { mulberry32, randomTree } from '../support/random-tree.ts';
 import type { FixtureTreeModule } from '../support/fixture-tree.ts';
 import { realKernelSkipReason } from '../support/kernels.ts';
 import { diffFileSets, outputFiles } from './oracle-dir.ts';
-import { oracleFilesByLinks } from './incremental-oracle.ts';
+import { oracleFilesByLinks } from './oracle-dir.ts';
 
 const skip = realKernelSkipReason(); // needs Debian's depmod
 const SEQUENCES = Number(process.env.DEPMOD_TX_INCR_SEQUENCES ?? 32);

@@ -18,7 +18,7 @@ import { merge, type MergeOptions, type MergeResult } from '../../src/merge/merg
 import { buildModuleElf } from '../support/fixture-elf.ts';
 import { compressForPath } from '../support/fixture-tree.ts';
 import { realKernel, realKernelSkipReason, recompressedKernel, type RealKernel } from '../support/kernels.ts';
-import { oracleFilesByLinks } from './incremental-oracle.ts';
+import { oracleFilesByLinks } from './oracle-dir.ts';
 import { diffFileSets, outputFiles } from './oracle-dir.ts';
 
 const skip = realKernelSkipReason();

@@ -3,7 +3,8 @@
 // touched. One place for the apt options (privateApt) and for downloading + unpacking (unpacked).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /**
  * apt-get/apt-cache options that point every piece of state into DIR, for architecture ARCH; with
@@ -33,6 +34,23 @@ export function hostArch(): string {
   return execFileSync('dpkg', ['--print-architecture'], { encoding: 'utf8' }).trim();
 }
 
+const aptCache = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '.cache', 'apt');
+
+/**
+ * Private apt options for SUITE on this machine's architecture, with lists in .cache/apt/SUITE-ARCH,
+ * fetched once (a finished `apt-get update` leaves .updated; lists are never older than the cache).
+ */
+export function suiteApt(suite: string): string[] {
+  const arch = hostArch();
+  const dir = join(aptCache, `${suite}-${arch}`);
+  const apt = privateApt(arch, dir, suite);
+  if (!existsSync(join(dir, '.updated'))) {
+    execFileSync('apt-get', [...apt, '-qq', 'update'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    writeFileSync(join(dir, '.updated'), '');
+  }
+  return apt;
+}
+
 /**
  * The packages PKGS of SUITE (host architecture) unpacked together into BASE/root, once: BASE/.complete
  * marks a finished unpack, so an interrupted one starts over. Returns BASE/root.
@@ -41,8 +59,7 @@ export function unpackedFromSuite(base: string, suite: string, pkgs: readonly st
   const root = join(base, 'root');
   if (existsSync(join(base, '.complete'))) return root;
   rmSync(base, { recursive: true, force: true });
-  const apt = privateApt(hostArch(), join(base, 'apt'), suite);
-  execFileSync('apt-get', [...apt, '-qq', 'update'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const apt = suiteApt(suite);
   const dl = join(base, 'deb');
   mkdirSync(dl, { recursive: true });
   execFileSync('apt-get', [...apt, '-q', 'download', ...pkgs], { cwd: dl, stdio: ['ignore', 'ignore', 'inherit'] });
@@ -52,13 +69,9 @@ export function unpackedFromSuite(base: string, suite: string, pkgs: readonly st
   return root;
 }
 
-/** The newest version's package name matching REGEX in SUITE's lists (apt-cache search --names-only). */
-export function newestPackage(base: string, suite: string, regex: string): string {
-  const apt = privateApt(hostArch(), join(base, 'apt'), suite);
-  if (!existsSync(join(base, 'apt', 'state', 'lists', 'lock')) && readdirSync(join(base, 'apt', 'state', 'lists')).length <= 1) {
-    execFileSync('apt-get', [...apt, '-qq', 'update'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  }
-  const out = execFileSync('apt-cache', [...apt, 'search', '--names-only', regex], { encoding: 'utf8' });
+/** The newest package of SUITE whose name matches REGEX (apt-cache search --names-only). */
+export function newestPackage(suite: string, regex: string): string {
+  const out = execFileSync('apt-cache', [...suiteApt(suite), 'search', '--names-only', regex], { encoding: 'utf8' });
   const names = out.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n !== '');
   if (names.length === 0) throw new Error(`no package matching ${regex} in ${suite}`);
   return names.sort((a, b) => a.localeCompare(b, 'en', { numeric: true })).pop()!;

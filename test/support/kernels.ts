@@ -3,9 +3,11 @@
 // Cache: $DEPMOD_TX_KERNEL_CACHE or <repo>/.cache/kernels. Each kernel extracts to
 // <cache>/<KVER>/root (a pristine, read-only-by-convention tree: copy before you modify it).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { newestPackage, unpackedFromSuite } from './debian-archive.ts';
+import { kmod30, runOracle, type DepmodOracle } from './kmod-oracles.ts';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const kernelCache = process.env.DEPMOD_TX_KERNEL_CACHE ?? join(repoRoot, '.cache', 'kernels');
@@ -78,6 +80,22 @@ export function realKernel(flavour: Flavour): RealKernel {
   return { kver, root, moddir: join(root, 'lib', 'modules', kver), symvers };
 }
 
+/**
+ * Debian 13's newest 6.12 amd64 kernel (from the trixie suite, fetched with private apt state): its
+ * 4,000-odd modules ship as .ko.xz. No Module.symvers (symvers is '').
+ */
+export function trixieKernel(): RealKernel {
+  mkdirSync(kernelCache, { recursive: true });
+ const pkg = process.env.DEPMOD_TX_TRIXIE_IMAGE ?? newestPackage('trixie', '^linux-image-6\\.12\\.[0-9.]+\\+deb13-amd64-unsigned$');
+  const kver = pkg.replace(/^linux-image-/, '').replace(/-unsigned$/, '');
+  const base = join(kernelCache, kver);
+  const root = unpackedFromSuite(base, 'trixie', [pkg]);
+  // The package ships usr/lib/modules; a merged-/usr root, as Debian 13 is, has /lib -> usr/lib,
+  // where its depmod (MODULE_DIRECTORY /lib/modules) looks.
+  if (!existsSync(join(root, 'lib'))) symlinkSync('usr/lib', join(root, 'lib'));
+  return { kver, root, moddir: join(root, 'lib', 'modules', kver), symvers: '' };
+}
+
 export type Compression = 'none' | 'xz' | 'zst' | 'gz';
 
 /**
@@ -110,10 +128,10 @@ function navigatorCores(): number {
   return Number(execFileSync('nproc', { encoding: 'utf8' }).trim()) || 1;
 }
 
-/** Runs Debian's depmod on ROOT for KVER (writes into ROOT/lib/modules/KVER). Returns stderr. */
-export function oracleDepmod(root: string, kver: string, extra: string[] = []): string {
-  const r = spawnSync('depmod', ['-b', root, ...extra, '-a', kver], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`depmod -b ${root} -a ${kver} failed (${r.status}): ${r.stderr}`);
+/** Runs an oracle depmod (default: Debian 12's) on ROOT for KVER (writes into ROOT/lib/modules/KVER). Returns stderr. */
+export function oracleDepmod(root: string, kver: string, extra: string[] = [], oracle: DepmodOracle = kmod30()): string {
+  const r = runOracle(oracle, ['-b', root, ...extra, '-a', kver]);
+  if (r.status !== 0) throw new Error(`${oracle.name}: depmod -b ${root} -a ${kver} failed (${r.status}): ${r.stderr}`);
   return r.stderr;
 }
 
@@ -139,15 +157,17 @@ export const DEPMOD_OUTPUTS = [
 ] as const;
 
 /**
- * Debian's depmod output for a (possibly recompressed) real kernel, computed once and cached in
- * <kernel>/oracle-<name>/ (only the modules.* files depmod wrote). Returns that directory.
+ * An oracle depmod's output (default: Debian 12's) for a (possibly recompressed) real kernel,
+ * computed once and cached in <kernel>/oracle-<name>/ (oracle-<oracle>-<name>/ for other kmods;
+ * only the modules.* files depmod wrote). Returns that directory.
  */
-export function oracleOutput(k: RealKernel, name: string): string {
-  const out = join(dirname(dirname(dirname(dirname(k.moddir)))), `oracle-${name}`);
+export function oracleOutput(k: RealKernel, name: string, oracle?: DepmodOracle): string {
+  const tag = oracle === undefined || oracle.name === 'kmod30' ? name : `${oracle.name}-${name}`;
+  const out = join(dirname(dirname(dirname(dirname(k.moddir)))), `oracle-${tag}`);
   if (existsSync(join(out, '.complete'))) return out;
   const work = join(kernelCache, `.work-oracle-${process.pid}`);
   cloneRoot(k.root, work);
-  oracleDepmod(work, k.kver);
+  oracleDepmod(work, k.kver, [], oracle);
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
   const moddir = join(work, k.moddir.slice(k.root.length));

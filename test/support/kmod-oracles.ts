@@ -8,9 +8,9 @@
 // put it first on PATH and let depmod-tx find the kmod version by itself.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { unpackedFromSuite } from './debian-archive.ts';
-import { repoRoot } from './kernels.ts';
 
 export interface DepmodOracle {
   /** "kmod30", "kmod34", "v28", ... */
@@ -23,7 +23,7 @@ export interface DepmodOracle {
   binDir: string;
 }
 
-const cacheDir = join(repoRoot, '.cache');
+const cacheDir = join(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'), '.cache');
 
 function versionOf(command: readonly string[]): string {
   const r = spawnSync(command[0]!, [...command.slice(1), '--version'], { encoding: 'utf8' });
@@ -47,10 +47,14 @@ function systemDepmod(): string {
   return 'depmod';
 }
 
+let bookworm: DepmodOracle | undefined;
+
 /** Debian 12's kmod 30 (the machine's own depmod). */
 export function kmod30(): DepmodOracle {
+  if (bookworm !== undefined) return bookworm;
   const command: [string] = [systemDepmod()];
-  return { name: 'kmod30', version: versionOf(command), command, binDir: wrapper('kmod30', command) };
+  bookworm = { name: 'kmod30', version: versionOf(command), command, binDir: wrapper('kmod30', command) };
+  return bookworm;
 }
 
 let trixie: DepmodOracle | undefined;
@@ -65,17 +69,33 @@ export function kmod34(): DepmodOracle {
   return trixie;
 }
 
-/** depmods a developer built from kmod's tags (.cache/kmod-builds/NAME/bin/depmod), if any. */
+/**
+ * depmods a developer built from kmod's tags (.cache/kmod-builds/NAME/bin/depmod), if any. Builds
+ * named pr* are patched kmods kept for the benchmark (pull request 253), not formats to reproduce.
+ */
 export function localKmodBuilds(): DepmodOracle[] {
   const base = join(cacheDir, 'kmod-builds');
   if (!existsSync(base)) return [];
   const out: DepmodOracle[] = [];
   for (const name of readdirSync(base).sort()) {
+    if (name.startsWith('pr')) continue;
     const bin = join(base, name, 'bin', 'depmod');
     if (!existsSync(bin)) continue;
     out.push({ name, version: versionOf([bin]), command: [bin], binDir: join(base, name, 'bin') });
   }
   return out;
+}
+
+/** Every oracle this machine has: kmod 30, kmod 34.2, then the local builds. */
+export function allOracles(): DepmodOracle[] {
+  return [kmod30(), kmod34(), ...localKmodBuilds()];
+}
+
+/** An oracle by name (kmod30, kmod34, or a local build's name). */
+export function oracleNamed(name: string): DepmodOracle {
+  const o = allOracles().find((x) => x.name === name);
+  if (o === undefined) throw new Error(`no oracle ${name} (have: ${allOracles().map((x) => x.name).join(', ')})`);
+  return o;
 }
 
 /** Runs an oracle's depmod; returns status and stderr. */

@@ -38,6 +38,9 @@ export interface RandomTree {
   depmodConf: Record<string, string>;
   bits: 32 | 64;
   endian: 'le' | 'be';
+  /** modules.builtin lines and modules.builtin.modinfo records (undefined: the file is absent). */
+  builtin: string[] | undefined;
+  builtinModinfo: Array<[modname: string, key: string, value: string]> | undefined;
 }
 
 /** mulberry32: tiny, fast, and good enough to shuffle test cases; 32-bit state from the seed. */
@@ -121,6 +124,9 @@ function randomAlias(r: Rng, stem: string): string {
 /** A random tree for `seed`. Small: 5–40 modules unless opts say otherwise. */
 export function randomTree(seed: number, opts: RandomTreeOptions = {}): RandomTree {
   const r = rng(seed);
+  // What kmod releases differ on (weakdep, modules.order duplicates, builtin indexes) is drawn from
+  // a second generator, so the rest of each seed's tree stays what it was before they were added.
+  const v = rng(seed ^ 0x5bd1e995);
   const bits = opts.bits ?? (r.chance(0.5) ? 64 : 32);
   const endian = opts.endian ?? (r.chance(0.5) ? 'le' : 'be');
   const n = r.int(opts.minModules ?? 5, opts.maxModules ?? 40);
@@ -224,6 +230,11 @@ export function randomTree(seed: number, opts: RandomTreeOptions = {}): RandomTr
       if (r.chance(0.5)) modinfo.push(['alias', `devname:${dev}`], ['alias', major]);
       else modinfo.push(['alias', major], ['alias', `devname:${dev}`]);
     }
+    if (v.chance(0.15)) {
+      const others = slots.filter((o) => o !== s).map((o) => o.modname);
+      const deps = v.shuffle([...others, 'nonexistent_mod']).slice(0, v.int(1, 2));
+      modinfo.push(['weakdep', deps.join(' ')]);
+    }
     if (r.chance(0.5)) modinfo.push(['depends', '']);
     modinfo.push(['license', r.pick(['GPL', 'GPL v2', 'Dual MIT/GPL'])]);
     modinfo.push(['vermagic', '6.1.0-fixture SMP preempt mod_unload modversions ']);
@@ -247,7 +258,25 @@ export function randomTree(seed: number, opts: RandomTreeOptions = {}): RandomTr
     modules.filter((m) => (m.path.startsWith('kernel/') ? r.chance(0.85) : r.chance(0.15))).map((m) => m.path.replace(/\.ko\.(xz|zst|gz)$/, '.ko')),
   );
   if (r.chance(0.3)) order.splice(r.int(0, order.length), 0, 'kernel/drivers/gone/not-here.ko');
+  // A module named twice: kmod 34 sorts it by its first line, earlier kmods by its last.
+  if (order.length > 1 && v.chance(0.25)) order.splice(v.int(0, order.length), 0, v.pick(order));
 
+  let builtin: string[] | undefined;
+  let builtinModinfo: Array<[string, string, string]> | undefined;
+  if (v.chance(0.7)) {
+    const names = ['crc32c_generic', 'ext4', 'unix', 'vt', 'i8042', 'sd-mod'].slice(0, v.int(0, 6));
+    builtin = names.map((nm) => `kernel/builtin/${nm}.ko`);
+    if (v.chance(0.85)) {
+      builtinModinfo = [];
+      for (const nm of names) {
+        const mod = nm.replaceAll('-', '_');
+        if (v.chance(0.3)) builtinModinfo.push([mod, 'license', 'GPL']);
+        for (let k = v.int(0, 3); k > 0; k--) builtinModinfo.push([mod, 'alias', randomAlias(v, mod.split('_')[0] ?? 'x')]);
+        if (v.chance(0.2)) builtinModinfo.push([mod, 'alias', mod]);
+        if (v.chance(0.3)) builtinModinfo.push([mod, 'description', `built-in ${mod}`]);
+      }
+    }
+  }
   const conf: string[] = [];
   if (r.chance(0.6)) {
     const search = r.shuffle(['updates', 'extra', 'built-in', 'weak-updates', 'updates/dkms']).slice(0, r.int(1, 5));
@@ -264,5 +293,5 @@ export function randomTree(seed: number, opts: RandomTreeOptions = {}): RandomTr
   if (r.chance(0.4)) conf.push(`exclude ${r.pick(['skip', 'vendor', 'dkms', 'extra/skip'])}`);
   if (r.chance(0.2)) conf.push('# a comment line', '');
   const depmodConf: Record<string, string> = conf.length > 0 ? { 'etc/depmod.d/fixture.conf': conf.map((l) => `${l}\n`).join('') } : {};
-  return { seed, kver: RANDOM_TREE_KVER, modules, order, depmodConf, bits, endian };
+  return { seed, kver: RANDOM_TREE_KVER, modules, order, depmodConf, bits, endian, builtin, builtinModinfo };
 }
