@@ -53,6 +53,18 @@ export interface CacheHeader {
   dirs: Record<string, CachedDir>;
   /** Names of output files and their digests as last written, to detect outside edits. */
   outputs: Record<string, string>;
+  /** The KABI verdict on the database last written (absent in caches of older versions: no no-op then). */
+  kabi?: CachedKabi;
+}
+
+/**
+ * The KABI findings of the database as last written (src/depmod's KabiFinding, stored as is), so a
+ * merge that changes nothing still reports them, and --strict still fails on them.
+ */
+export interface CachedKabi {
+  /** Which input they were checked against (src/merge/inputs.ts kabiInput key): another one → recompute. */
+  key: string;
+  findings: Array<{ kind: 'unknown' | 'crc-mismatch'; module: string; modulePath: string; symbol: string; expectedCrc: number; foundCrc?: number; provider?: string; message: string }>;
 }
 
 export interface CacheContents {

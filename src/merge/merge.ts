@@ -7,9 +7,9 @@
 //   → reuse or parse records → build + render → write changed files atomically → save cache.
 import { statSync } from 'node:fs';
 import { dirname as pathDirname } from 'node:path';
-import type { CacheContents, CacheEntry, CachedDir, FileFingerprint, VerifiedHeader } from '../cache/format.ts';
+import type { CacheContents, CacheEntry, CachedDir, CachedKabi, FileFingerprint, VerifiedHeader } from '../cache/format.ts';
 import { cacheFile, decodeLoadedCache, fingerprintOf, loadCacheHeader, sameFingerprint, saveCache } from '../cache/store.ts';
-import type { Database, KabiBasis, KabiFinding } from '../depmod/build.ts';
+import type { KabiBasis, KabiFinding } from '../depmod/build.ts';
 import type { KernelSymbols } from '../depmod/kernel-symbols.ts';
 import { computeDatabase, planRebuild, renderDatabase } from '../depmod/rebuild.ts';
 import type { ListEntry } from '../depmod/search.ts';
@@ -19,7 +19,7 @@ import { parseModules } from '../io/parse-pool.ts';
 import { listDirInReaddirOrder, locateModuleTree, type ModuleTree, statTypeFollowingLinks } from '../io/tree.ts';
 import { MODULE_SUFFIXES } from '../module/decompress.ts';
 import type { ModuleRecord } from '../module/record.ts';
-import { configDirs, discoverSymvers, loadKernelSymbols, readKernelInputs } from './inputs.ts';
+import { configDirs, kabiInput, loadKernelSymbols, readKernelInputs } from './inputs.ts';
 
 export interface MergeOptions {
   root: string;
@@ -37,8 +37,6 @@ export interface MergeOptions {
   /** Kernel symbol versions for the KABI check: a file, 'auto' (discover), or undefined (no kernel symbols). */
   symvers?: string | 'auto' | undefined;
   systemMap?: string | undefined;
-  /** Which modules' KABI findings to report: all, or only those affected by this merge. */
-  kabiScope?: 'all' | 'affected';
   workers?: number | undefined;
   onProgress?: (done: number, total: number) => void;
 }
@@ -54,6 +52,7 @@ export interface MergeResult {
   reused: number;
   removed: number;
   modules: number;
+  /** Every KABI finding of the database as it is now, also when this merge changed nothing. */
   kabi: KabiFinding[];
   symversFile: string | undefined;
   /** What the KABI findings were checked against ('modules': a check was asked for, no symvers found). */
@@ -154,6 +153,7 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
   let cacheVerified: VerifiedHeader | undefined;
   let cachedDirs: Record<string, CachedDir> = {};
   let cachedOutputs: Record<string, string> = {};
+  let cachedKabi: CachedKabi | undefined;
   if (useCache) {
     const h = loadCacheHeader(cachePath, { kver: opts.kver, moddir: tree.moddir });
     if (!h.ok) fullReason = h.reason;
@@ -163,6 +163,7 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
       cacheVerified = h.verified;
       cachedDirs = h.value.dirs;
       cachedOutputs = h.value.outputs;
+      cachedKabi = h.value.kabi;
     }
   }
 
@@ -217,15 +218,18 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
     ...plan.searchWarnings,
   ];
   const outDir = opts.outdir ?? tree.moddir;
+  const kabiIn = kabiInput(tree, opts.symvers, opts.systemMap);
   if (
     cacheBytes !== undefined &&
     changedDirs.size === 0 &&
     hintKeys.size === 0 &&
+    cachedKabi?.key === kabiIn.key &&
     outputsAsLeft(outDir, cachedOutputs)
   ) {
     return {
       tree, written: [], unchanged: Object.keys(cachedOutputs), fullReason: undefined, parsed: 0, reused: plan.modules.length, removed: 0,
-      modules: plan.modules.length, kabi: [], symversFile: undefined, kabiAgainst: 'none', warnings, cycles: undefined, noop: true, ms: performance.now() - t0,
+      modules: plan.modules.length, kabi: cachedKabi.findings, symversFile: kabiIn.file, kabiAgainst: kabiIn.against, warnings, cycles: undefined, noop: true,
+      ms: performance.now() - t0,
     };
   }
 
@@ -274,29 +278,21 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
     if (err instanceof IoError && err.errno === 'ENOENT' && err.file !== undefined) throw vanished(err.file, err);
     throw err;
   }
-  const parsedNames = new Set<string>();
   toParse.forEach((f, i) => {
     const record = parsedRecords[i]!;
     records.set(f.abs, record);
     entries.push({ path: f.key, fp: f.fp, record });
-    parsedNames.add(record.name);
   });
   trace('parse');
   const liveKeys = new Set(entries.map((e) => e.path));
   const removedRecords = [...cached.values()].filter((e) => !liveKeys.has(e.path)).map((e) => e.record);
 
   // 4. The whole database, recomputed from every record.
-  let kernelSymbols: KernelSymbols | undefined;
-  let symversFile: string | undefined;
-  if (opts.symvers !== undefined) {
-    symversFile = opts.symvers === 'auto' ? discoverSymvers(tree) : opts.symvers;
-    if (symversFile !== undefined) kernelSymbols = await loadKernelSymbols(symversFile, 'symvers');
-  } else if (opts.systemMap !== undefined) {
-    symversFile = opts.systemMap;
-    kernelSymbols = await loadKernelSymbols(opts.systemMap, 'system-map');
-  }
+  const symversFile = kabiIn.file;
+  const kabiAgainst: KabiBasis = kabiIn.against;
+  const kernelSymbols: KernelSymbols | undefined =
+    symversFile !== undefined && (kabiAgainst === 'symvers' || kabiAgainst === 'system-map') ? await loadKernelSymbols(symversFile, kabiAgainst) : undefined;
   trace('kernel symbols');
-  const kabiAgainst: KabiBasis = kernelSymbols !== undefined ? kernelSymbols.source : opts.symvers !== undefined ? 'modules' : 'none';
   const db = computeDatabase({
     dirname: tree.moddir,
     modules: plan.modules,
@@ -309,10 +305,10 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
   const out = { db, ...renderDatabase({ db, builtin: inputs.builtin, builtinModinfo: inputs.builtinModinfo }) };
   trace('render');
   warnings.push(...out.db.warnings, ...out.warnings);
-  const kabi = opts.kabiScope === 'affected' && fullReason === undefined ? affectedFindings(out.db, parsedNames, removedRecords, parsedRecords) : out.db.kabi;
+  const kabi = out.db.kabi;
 
   const newCache: CacheContents = {
-    header: { kver: opts.kver, moddir: tree.moddir, inputsDigest: inputs.digest, dirs, outputs: {} },
+    header: { kver: opts.kver, moddir: tree.moddir, inputsDigest: inputs.digest, dirs, outputs: {}, kabi: { key: kabiIn.key, findings: kabi } },
     entries,
   };
   if (out.db.cycles !== null) {
@@ -385,16 +381,4 @@ function outputsAsLeft(dir: string, expected: Record<string, string>): boolean {
   if (names.length === 0) return false;
   const now = outputFingerprints(dir, names);
   return names.every((n) => now[n] === expected[n]);
-}
-
-/**
- * KABI findings for the modules this merge affected: those parsed now, and those importing a
- * symbol that a parsed or removed module exports (their provider or its CRC may have changed).
- */
-function affectedFindings(db: Database, parsedNames: Set<string>, removed: ModuleRecord[], parsed: ModuleRecord[]): KabiFinding[] {
-  const touchedSymbols = new Set<string>();
-  for (const r of [...removed, ...parsed]) for (const e of r.exports) touchedSymbols.add(e.name);
-  const affected = new Set(parsedNames);
-  for (const m of db.modules) if (m.record.imports.some((i) => touchedSymbols.has(i.name))) affected.add(m.name);
-  return db.kabi.filter((f) => affected.has(f.module));
 }

@@ -4,7 +4,7 @@
 // line is reported with its file and line number. Plain paths are recorded as "add": the merge
 // re-stats each path, so a path whose file is gone is handled as a removal anyway.
 import { readFileSync } from 'node:fs';
-import { IoError } from '../errors.ts';
+import { FormatError, InputError } from '../errors.ts';
 import { commit, type CommitSummary, type KernelMerge } from './commit.ts';
 import { decodeEventLine, type EventOp, type JournalWarning } from './journal.ts';
 import { recordEvents } from './record.ts';
@@ -31,6 +31,24 @@ interface Group {
   op: EventOp;
   package: string | null;
   paths: string[];
+}
+
+/**
+ * Refuses, once for the whole file, a file that is neither of the two formats: its first non-blank
+ * line is neither a JSON object nor an absolute path (a dpkg.log, apt's history.log, a shell
+ * script). Taken line by line it would give one refusal per line and record nothing.
+ */
+export function assertReplayable(text: string, file: string): void {
+  const lines = text.split('\n');
+  const i = lines.findIndex((l) => l.trim() !== '');
+  if (i < 0) return;
+  const first = lines[i]!.replace(/\r$/, '');
+  if (first.startsWith('{') || first.startsWith('/')) return;
+  const shown = first.length > 60 ? `${first.slice(0, 60)}...` : first;
+  throw new FormatError(
+    file,
+    `not a depmod-tx journal nor a list of module paths (line ${i + 1}: ${JSON.stringify(shown)}); replay takes JSON lines as \`depmod-tx record\` writes them, or absolute module paths one per line; nothing was recorded`,
+  );
 }
 
 /** Splits a saved log into (op, package) groups in first-seen order. Pure apart from its input. */
@@ -66,14 +84,19 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const now = opts.now ?? (() => new Date());
   const txn = opts.txn ?? `replay-${process.pid}-${now().getTime()}`;
   const out = { recorded: 0, ignored: 0, refused: [] as PathRefusedError[], warnings: [] as JournalWarning[] };
-  for (const file of opts.files) {
+  // Every file is read and checked before anything is recorded: a bad second file records nothing.
+  const texts = opts.files.map((file) => {
     let text: string;
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      throw new IoError(file, `cannot read log to replay: ${e.message}`, e.code, { cause: err });
+      throw new InputError(file, `cannot read log to replay: ${e.code ?? e.message}`, e.code, { cause: err });
     }
+    assertReplayable(text, file);
+    return { file, text };
+  });
+  for (const { file, text } of texts) {
     const p = parseReplayText(text, file);
     out.warnings.push(...p.warnings);
     for (const g of p.groups) {
