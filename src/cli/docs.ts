@@ -154,7 +154,12 @@ export function renderBashCompletion(): string {
     const kinds = [...new Set(c.positionals.map((p) => p.value))];
     if (kinds.length === 1) lines.push(`\t\t${completer(kinds[0])}`);
     else if (kinds.length > 1) {
-      lines.push('\t\tlocal n=0 i', '\t\tfor ((i = 2; i < COMP_CWORD; i++)); do [[ ${COMP_WORDS[i]} == -* ]] || ((n++)); done');
+      // Count the positionals before the cursor: words that are neither options nor their values.
+      const valueFlags = valued.flatMap((o) => [`--${o.name}`, ...(o.alias !== undefined ? [`-${o.alias}`] : [])]).join(' | ');
+      lines.push(
+        '\t\tlocal n=0 i',
+        `\t\tfor ((i = 2; i < COMP_CWORD; i++)); do case \${COMP_WORDS[i]} in ${valueFlags ? `${valueFlags}) ((i++)) ;; ` : ''}-*) ;; *) ((n++)) ;; esac; done`,
+      );
       lines.push(`\t\tif ((n == 0)); then ${completer(c.positionals[0]!.value)}; else ${completer(c.positionals[c.positionals.length - 1]!.value)}; fi`);
     } else lines.push('\t\tCOMPREPLY=()');
     lines.push('\t\t;;');

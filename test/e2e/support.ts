@@ -16,9 +16,9 @@ export function have(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
 
-/** Runs scripts/package.mjs into OUT and returns the package file it made. */
+/** Runs scripts/package.mjs into OUT and returns the package file it made (from the dist/ scripts/test.mjs built: rebuilding it here would pull it from under tests running alongside). */
 export function buildPackage(out: string, kind: 'deb' | 'rpm'): string {
-  const r = spawnSync(process.execPath, [join(repoRoot, 'scripts', 'package.mjs'), '--out', out, '--only', kind], { cwd: repoRoot, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [join(repoRoot, 'scripts', 'package.mjs'), '--out', out, '--only', kind, '--no-build'], { cwd: repoRoot, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`npm run package failed: ${r.stdout}${r.stderr}`);
   const made = r.stdout.trim().split('\n').pop() ?? '';
   if (!existsSync(made)) throw new Error(`package.mjs reported ${made}, which does not exist`);
