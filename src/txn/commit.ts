@@ -5,8 +5,9 @@
 // and only then remove exactly the events it was given. Events recorded while the merge runs stay
 // for the next commit. A merge that throws or a lock that times out leaves every event in place.
 // A kernel that was removed (module directory gone, or left holding no modules: moduleTreeGone) has
-// its events and cache dropped instead of merged, and no database is written into what is left. When nothing is pending the cost is one readdir: zypper's classic mode
-// calls us after every single-package rpm transaction.
+// its events and cache dropped instead of merged, and no database is written into what is left.
+// When nothing is pending the cost is one readdir: zypper's classic mode calls us after every
+// single-package rpm transaction.
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
