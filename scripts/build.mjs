@@ -1,6 +1,9 @@
 // Bundles the CLI and the parse worker into dist/ with esbuild: one file to load instead of
 // hundreds of modules, which matters because package-manager hooks start depmod-tx often.
 // lzma-native is a native addon and stays external (resolved from node_modules at run time).
+// Then renders the man page and the bash completion from the same command table as --help
+// (scripts/docs.ts) into dist/, where scripts/package.mjs takes them from.
+import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { build } from 'esbuild';
 
@@ -32,3 +35,4 @@ const common = {
 // build's chunks behind, and `npm run package` (which ships all of dist/) would ship them too.
 rmSync('dist', { recursive: true, force: true });
 await build({ ...common, entryPoints: { 'depmod-tx': 'src/cli/bin.ts', 'parse-worker': 'src/io/parse-worker.ts' }, outdir: 'dist', outExtension: { '.js': '.mjs' }, splitting: true, chunkNames: "[name]-[hash]" });
+execFileSync(process.execPath, ['--import', 'tsx', 'scripts/docs.ts', '--out', 'dist'], { stdio: 'inherit' });

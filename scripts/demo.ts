@@ -27,6 +27,7 @@ execFileSync('npm', ['run', '-s', 'build'], { cwd: repo, stdio: 'inherit' });
 
 step(`fixture root ${root}: two kernels with a small base tree each`);
 rmSync(root, { recursive: true, force: true });
+mkdirSync(join(root, 'etc', 'depmod.d'), { recursive: true });
 const base: FixtureTreeModule[] = [
   { path: 'kernel/lib/core-lib.ko', module: { modinfo: [['license', 'GPL']], exports: [{ name: 'core_hello', crc: 0x1111 }] } },
   { path: 'kernel/drivers/net/demo-net.ko', module: { modinfo: [['alias', 'pci:v00008086d00001234sv*sd*bc*sc*i*'], ['license', 'GPL']], imports: [{ name: 'core_hello', crc: 0x1111 }], exports: [{ name: 'net_hello', crc: 0x2222 }] } },
@@ -59,12 +60,12 @@ writeFileSync(logFile, `${log.join('\n')}\n`);
 console.log(readFileSync(logFile, 'utf8').trimEnd());
 
 step('replay the saved transaction log: one merge per kernel (vendor-helper was built against another core_lib: a KABI warning)');
-mkdirSync(join(root, 'etc', 'depmod.d'), { recursive: true });
 run(['replay', '--root', root, logFile]);
 run(['status', '--root', root]);
 
-step('replaying the same log again changes nothing');
+step('replaying the same log again changes nothing; the known KABI mismatch is still reported');
 run(['replay', '--root', root, logFile]);
+run(['status', '--root', root]);
 
 const depmod = ['/usr/sbin/depmod', '/sbin/depmod'].find((p) => spawnSync(p, ['--version']).status === 0);
 step(depmod ? 'compare with Debian depmod -a on a copy of each tree' : 'Debian depmod not installed: comparison skipped');

@@ -7,6 +7,8 @@
 //   /usr/lib/depmod-tx/node_modules/...      lzma-native (N-API prebuilt for linux-x64) and its run-time
 //                                            dependency closure: the one part esbuild cannot inline
 //   /usr/lib/depmod-tx/hooks/depmod-tx-hook  the entry point rpm, dpkg and apt call
+//   /usr/share/man/man1/depmod-tx.1.gz       man page, and /usr/share/bash-completion/completions/
+//                                            depmod-tx: both rendered by the build from the CLI's table
 // The native addon is why the packages are amd64/x86_64 and not all/noarch: only the linux-x64
 // prebuilt is shipped, and a noarch label would let an arm64 system install a CLI that cannot
 // open .ko.xz modules.
@@ -20,6 +22,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8'));
@@ -43,7 +46,7 @@ const epoch = Number(process.env.SOURCE_DATE_EPOCH ?? (() => {
 })()) || 0;
 
 if (!noBuild) execFileSync(process.execPath, [join(repo, 'scripts', 'build.mjs')], { cwd: repo, stdio: 'inherit' });
-for (const f of ['depmod-tx.mjs', 'parse-worker.mjs']) {
+for (const f of ['depmod-tx.mjs', 'parse-worker.mjs', 'depmod-tx.1', 'depmod-tx.bash-completion']) {
   if (!existsSync(join(repo, 'dist', f))) throw new Error(`dist/${f} is missing: run npm run build`);
 }
 
@@ -115,6 +118,13 @@ exec "\${DEPMOD_TX_NODE:-node}" "$here/../lib/depmod-tx/depmod-tx.mjs" "$@"
   { mode: 0o755 },
 );
 chmodSync(join(stage, 'usr', 'bin', 'depmod-tx'), 0o755);
+const mandir = join(stage, 'usr', 'share', 'man', 'man1');
+mkdirSync(mandir, { recursive: true });
+// gzip -9n, as Debian policy asks of man pages: no name or time in the header, so reproducible.
+writeFileSync(join(mandir, 'depmod-tx.1.gz'), gzipSync(readFileSync(join(repo, 'dist', 'depmod-tx.1')), { level: 9 }));
+const completions = join(stage, 'usr', 'share', 'bash-completion', 'completions');
+mkdirSync(completions, { recursive: true });
+copyFileSync(join(repo, 'dist', 'depmod-tx.bash-completion'), join(completions, 'depmod-tx'));
 const docdir = join(stage, 'usr', 'share', 'doc', 'depmod-tx');
 mkdirSync(docdir, { recursive: true });
 copyFileSync(join(repo, 'docs', 'packagers.md'), join(docdir, 'packagers.md'));

@@ -1,9 +1,14 @@
 // Runs every test/**/*.test.ts with Node's built-in runner (tsx strips the types).
 // Node 20's --test does not expand globs, so the file list is built here.
 // DEPMOD_TX_TEST_FILTER=substring limits the run to matching files.
+// The bundle (dist/) is built once first: CLI tests run it (test/support/cli.ts), and no test file
+// may rebuild it while others run (e2e packaging passes --no-build).
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+
+const built = spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
+if (built.status !== 0) process.exit(built.status ?? 1);
 
 function walk(dir) {
   const out = [];

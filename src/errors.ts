@@ -6,8 +6,9 @@ export type ErrorKind =
   | 'usage' // bad command line
   | 'format' // a module, index, symvers, journal or package file is malformed
   | 'config' // depmod.d or depmod-tx configuration
-  | 'state' // cache, journal, lock, missing module directory
-  | 'io' // reading or writing the system failed (ENOSPC, EROFS, EACCES ...)
+  | 'noinput' // a named input file or a module directory does not exist or cannot be read
+  | 'state' // a lock held by another process, journal state: retry later
+  | 'io' // writing the system failed (ENOSPC, EROFS, EACCES ...)
   | 'kabi'; // --strict and the KABI check found problems
 
 export class DepmodTxError extends Error {
@@ -59,4 +60,12 @@ export class IoError extends DepmodTxError {
     super('io', message, file, options);
     this.errno = errno;
   }
+}
+
+/**
+ * An input the user or the package manager named (a module file, a log to replay, a kernel's module
+ * directory) that does not exist or cannot be read. Still an IoError: the read failed with `errno`.
+ */
+export class InputError extends IoError {
+  override readonly kind: ErrorKind = 'noinput';
 }

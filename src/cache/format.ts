@@ -32,13 +32,6 @@ export interface DirEntry {
   type: 'file' | 'dir' | 'link' | 'other';
 }
 
-/** The identity of a file whose contents the cache depends on (Module.symvers, System.map). */
-export interface FileIdentity {
-  path: string;
-  /** size:mtimeNs:ino */
-  fp: string;
-}
-
 /** What the database's KABI check found, as counts (the findings themselves are in the body). */
 export interface KabiSummary {
   against: KabiBasis;
@@ -57,8 +50,8 @@ export interface CacheHeader {
   dirs: Record<string, string>;
   /** Output files as last written: size:mtimeNs:ino, to detect outside edits. */
   outputs: Record<string, string>;
-  /** The kernel symbols in the set came from this file (null: none loaded). */
-  kernelSymbols: (FileIdentity & { source: KernelSymbolSource }) | null;
+  /** What the KABI check compared with (src/merge/inputs.ts kabiInput key): the set's kernel symbols came from it. */
+  kabiKey: string;
   kabi: KabiSummary;
   /** Modules in the database (reported by the no-op path). */
   modules: number;

@@ -3,6 +3,7 @@
 // Exit 0 when the files would load on every kernel asked, 3 (EXIT.kabi) otherwise; writes nothing.
 import { UsageError } from '../errors.ts';
 import { checkModules, type CheckProblem, type KernelVerdict } from '../merge/check.ts';
+import { assertNamedInputsExist } from '../merge/inputs.ts';
 import { isModulePath } from '../module/decompress.ts';
 import { EXIT } from './exit-codes.ts';
 import type { ReportIo } from './merge-report.ts';
@@ -52,6 +53,7 @@ export async function runCheck(a: CheckArgs, io: ReportIo): Promise<number> {
   if (files.length === 0) throw new UsageError('check: name at least one module file (.ko, .ko.xz, .ko.zst, .ko.gz)');
   if (a.all && kvers.length > 0) throw new UsageError('check: give kernel versions or --all, not both');
   if (!a.all && kvers.length === 0) throw new UsageError('check: name at least one kernel version, or --all');
+  assertNamedInputsExist(a.root, { config: a.config, symvers: a.symvers });
   const verdicts = await checkModules({ root: a.root, kernels: a.all ? 'all' : kvers, files, symvers: a.symvers, config: a.config });
   if (a.all && verdicts.length === 0) throw new UsageError(`check --all: no kernel module directories under ${a.root}`);
   for (const v of verdicts) {

@@ -1,4 +1,8 @@
 // `depmod-tx rebuild` and `depmod-tx update`: the same merge, with and without the cache.
+import { mkdirSync } from 'node:fs';
+import { IoError } from '../errors.ts';
+import { locateModuleTree } from '../io/tree.ts';
+import { assertNamedInputsExist } from '../merge/inputs.ts';
 import { merge, type MergeOptions } from '../merge/merge.ts';
 import { reportMerge, type ReportIo } from './merge-report.ts';
 import { progressBar } from './progress.ts';
@@ -15,6 +19,7 @@ export interface MergeCommandArgs {
   json: boolean;
   verbose?: boolean;
   workers?: number | undefined;
+  lockTimeoutMs: number;
   paths?: string[];
   fullScan?: boolean;
   /** --kmod-version: write this kmod's format instead of the installed one's. */
@@ -23,7 +28,26 @@ export interface MergeCommandArgs {
   verify?: boolean;
 }
 
+/**
+ * What can be known wrong before any work is refused before it: a missing module directory, symvers
+ * or System.map (66), --config (78), an --outdir that cannot be created (74; depmod -o creates it too). Nothing is
+ * created under --root then, not even the lock file.
+ */
+function prepare(a: MergeCommandArgs): void {
+  locateModuleTree(a.root, a.kver);
+  assertNamedInputsExist(a.root, a);
+  if (a.outdir !== undefined) {
+    try {
+      mkdirSync(a.outdir, { recursive: true, mode: 0o755 });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new IoError(a.outdir, `cannot create output directory: ${e.code ?? e.message}`, e.code, { cause: err });
+    }
+  }
+}
+
 async function runMerge(command: 'rebuild' | 'update', a: MergeCommandArgs, io: ReportIo): Promise<number> {
+  prepare(a);
   const { installedKmod, requestedKmod } = await import('../merge/installed-kmod.ts');
   const kmod = a.kmodVersion !== undefined ? requestedKmod(a.kmodVersion) : installedKmod(a.root, { persist: a.outdir === undefined });
   if (kmod.warning !== undefined) io.stderr(`depmod-tx: WARNING: ${kmod.warning}\n`);
@@ -38,18 +62,16 @@ async function runMerge(command: 'rebuild' | 'update', a: MergeCommandArgs, io: 
     full: command === 'rebuild',
     fullScan: a.fullScan ?? false,
     hints: a.paths ?? [],
-    // update always checks KABI when the kernel's symvers can be found; rebuild only when asked.
-    symvers: a.symvers ?? (command === 'update' || a.check || a.strict ? 'auto' : undefined),
+    // update always checks KABI (against the kernel's symvers when one is found); rebuild only when
+    // asked. An explicit --symvers wins over --system-map, which wins over the discovered symvers.
+    symvers: a.symvers ?? (a.systemMap === undefined && (command === 'update' || a.check || a.strict) ? 'auto' : undefined),
     systemMap: a.systemMap,
-    kabiScope: command === 'update' ? 'affected' : 'all',
     workers: a.workers,
     onProgress: bar.update,
   };
   // The same per-kernel lock commit takes: a manual update never races a package transaction.
-  const { assertSafeKernelVersion } = await import('../io/tree.ts');
-  assertSafeKernelVersion(a.kver);
   const { acquireLock, kernelLockFile } = await import('../txn/lock.ts');
-  const lock = a.outdir === undefined ? await acquireLock(kernelLockFile(a.root, a.kver), 300_000) : undefined;
+  const lock = a.outdir === undefined ? await acquireLock(kernelLockFile(a.root, a.kver), a.lockTimeoutMs) : undefined;
   try {
     const r = await merge(opts);
     bar.done();

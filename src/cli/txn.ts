@@ -2,9 +2,11 @@
 // src/txn (journal, locks, collectors) and src/merge (one merge per kernel).
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EXIT } from './exit-codes.ts';
+import { EXIT, exitCodeForKind } from './exit-codes.ts';
 import type { ReportIo } from './merge-report.ts';
 import type { KernelResult } from '../txn/commit.ts';
+import type { Lock } from '../txn/lock.ts';
+import { DepmodTxError, InputError } from '../errors.ts';
 import { kabiSummary } from '../merge/kabi-summary.ts';
 
 export interface TxnArgs {
@@ -54,18 +56,26 @@ async function finishKernels(root: string, results: KernelResult[], io: ReportIo
   return actions;
 }
 
-export async function runCommit(a: TxnArgs & { scan: boolean; kernels?: string[]; source?: string }, io: ReportIo): Promise<number> {
+export async function runCommit(a: TxnArgs & { scan: boolean; kernels?: string[] | undefined; source?: string | undefined; lockTimeoutMs?: number }, io: ReportIo): Promise<number> {
   const { commit, formatKernelResult } = await import('../txn/commit.ts');
   const { updateMerge } = await import('../txn/merge-adapter.ts');
   const { validateKver } = await import('../txn/paths.ts');
   for (const k of a.kernels ?? []) validateKver(k);
   const merge = updateMerge({ onFinding: (kver, m) => io.stderr(`depmod-tx: WARNING: ${kver}: ${m}\n`) });
-  const summary = await commit({ root: a.root, merge, ...(a.kernels && a.kernels.length ? { kernels: a.kernels } : {}) });
+  const summary = await commit({ root: a.root, merge, ...(a.kernels && a.kernels.length ? { kernels: a.kernels } : {}), ...(a.lockTimeoutMs !== undefined ? { lockTimeoutMs: a.lockTimeoutMs } : {}) });
   // Kernels whose trees changed without a record (a plain dpkg -i); commit() and the scan each
   // record their own results in status.json.
   if (a.scan) {
     const { mergeUnrecorded } = await import('../txn/scan.ts');
-    summary.kernels.push(...(await mergeUnrecorded({ root: a.root, merge, done: summary.kernels.map((k) => k.kver), ...(a.kernels ? { only: a.kernels } : {}) })));
+    summary.kernels.push(
+      ...(await mergeUnrecorded({
+        root: a.root,
+        merge,
+        done: summary.kernels.map((k) => k.kver),
+        ...(a.kernels ? { only: a.kernels } : {}),
+        ...(a.lockTimeoutMs !== undefined ? { lockTimeoutMs: a.lockTimeoutMs } : {}),
+      })),
+    );
   }
   for (const w of summary.warnings) io.stderr(`depmod-tx: WARNING: ${w.message}\n`);
   const initrd = await finishKernels(a.root, summary.kernels, io, a.json);
@@ -79,22 +89,29 @@ export async function runCommit(a: TxnArgs & { scan: boolean; kernels?: string[]
 
 /**
  * The exit code of the worst failed kernel: its database could not be written (disk full, read-only,
- * permission) → 74; a malformed module or config in its tree → 65 / 78; anything else (lock) → 75.
+ * permission) → 74; a malformed module or config in its tree → 65 / 78; a missing input → 66;
+ * anything else (a lock held past --lock-timeout) → 75.
  */
 function failureExit(kernels: readonly KernelResult[]): number | undefined {
   const failed = kernels.filter((k) => k.status === 'failed');
   if (failed.length === 0) return undefined;
-  for (const kind of ['io', 'format', 'config'] as const) if (failed.some((k) => k.errorKind === kind)) return EXIT[kind];
+  for (const kind of ['io', 'format', 'config', 'noinput'] as const) if (failed.some((k) => k.errorKind === kind)) return exitCodeForKind(kind);
   return EXIT.state;
 }
 
-export async function runReplay(a: TxnArgs & { files: string[]; since?: string }, io: ReportIo): Promise<number> {
+export async function runReplay(a: TxnArgs & { files: string[]; since?: string; lockTimeoutMs?: number }, io: ReportIo): Promise<number> {
   const { replay } = await import('../txn/replay.ts');
   const { formatKernelResult } = await import('../txn/commit.ts');
   const { updateMerge } = await import('../txn/merge-adapter.ts');
   const { parseSince } = await import('../txn/logs/time.ts');
   const since = a.since === undefined ? undefined : parseSince(a.since);
-  const r = await replay({ root: a.root, files: a.files, ...(since ? { since } : {}), merge: updateMerge({ onFinding: (kver, m) => io.stderr(`depmod-tx: WARNING: ${kver}: ${m}\n`) }) });
+  const r = await replay({
+    root: a.root,
+    files: a.files,
+    ...(since ? { since } : {}),
+    merge: updateMerge({ onFinding: (kver, m) => io.stderr(`depmod-tx: WARNING: ${kver}: ${m}\n`) }),
+    ...(a.lockTimeoutMs !== undefined ? { lockTimeoutMs: a.lockTimeoutMs } : {}),
+  });
   for (const e of r.refused) io.stderr(`depmod-tx: refused: ${e.message}\n`);
   for (const w of [...r.warnings, ...r.commit.warnings]) io.stderr(`depmod-tx: WARNING: ${w.message}\n`);
   const initrd = await finishKernels(a.root, r.commit.kernels, io, a.json);
@@ -118,7 +135,10 @@ export async function runStatus(a: TxnArgs, io: ReportIo): Promise<number> {
   }
   if (s.pending.length === 0) io.stdout('pending: nothing\n');
   for (const p of s.pending) io.stdout(`pending: ${p.kver}: ${p.events} event(s) (${p.add} add, ${p.remove} remove) from ${p.packages.join(', ') || 'unknown packages'}\n`);
-  for (const [kver, l] of Object.entries(s.last)) io.stdout(`last: ${kver} at ${l.at}: ${l.status}${l.changed ? ', database changed' : ''}${l.error ? `: ${l.error}` : ''}${l.kabi ? `, ${kabiSummary(l.kabi.against ?? 'symvers', l.kabi.unknown, l.kabi.mismatched)}` : ''}\n`);
+  for (const [kver, l] of Object.entries(s.last)) {
+    if (l.status === 'removed') io.stdout(`last: ${kver} at ${l.at}: kernel removed (its modules are gone): no database written, cache dropped\n`);
+    else io.stdout(`last: ${kver} at ${l.at}: ${l.status}${l.changed ? ', database changed' : ''}${l.error ? `: ${l.error}` : ''}${l.kabi ? `, ${kabiSummary(l.kabi.against ?? 'symvers', l.kabi.unknown, l.kabi.mismatched)}` : ''}\n`);
+  }
   for (const w of s.warnings) io.stderr(`depmod-tx: WARNING: ${w.message}\n`);
   return EXIT.ok;
 }
@@ -126,7 +146,13 @@ export async function runStatus(a: TxnArgs, io: ReportIo): Promise<number> {
 /** apt DPkg::Pre-Install-Pkgs with protocol version 3: the transaction's plan on stdin. */
 export async function runAptHook(a: TxnArgs & { input?: string }, io: ReportIo): Promise<number> {
   const { collectAptHook } = await import('../txn/collect-apt.ts');
-  const text = a.input ? readFileSync(a.input, 'utf8') : await readStdin();
+  let text: string;
+  try {
+    text = a.input ? readFileSync(a.input, 'utf8') : await readStdin();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new InputError(a.input ?? '-', `cannot read the apt hook protocol text: ${e.code ?? e.message}`, e.code, { cause: err });
+  }
   const txn = `apt-${process.pid}-${Date.now()}`;
   const r = await collectAptHook({ root: a.root, text, txn });
   for (const e of [...r.refused, ...r.errors]) io.stderr(`depmod-tx: ${e.message}\n`);

@@ -3,7 +3,7 @@
 // only when all of them are safely on disk are they renamed over the old ones, and the directory is
 // fsync'ed. A failure before the renames (ENOSPC, EROFS, EACCES) removes the temporaries and leaves
 // the old files untouched.
-import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { IoError } from '../errors.ts';
 
@@ -19,8 +19,10 @@ const crashCounts = new Map<string, number>();
 /**
  * Test hook: DEPMOD_TX_CRASH_AT=<step> kills the process the first time it reaches that step,
  * `<step>#<n>` the n-th time (a step such as a lock taken several times per run). See test/reliability.
+ * DEPMOD_TX_FAULT_AT=<step> throws an untyped error there instead: what a bug looks like (exit 70).
  */
 export function crashPoint(step: string): void {
+  if (process.env.DEPMOD_TX_FAULT_AT === step) throw new Error(`fault injected at ${step} (DEPMOD_TX_FAULT_AT)`);
   const at = process.env.DEPMOD_TX_CRASH_AT;
   if (at === undefined || !at.startsWith(step)) return;
   const n = (crashCounts.get(step) ?? 0) + 1;
@@ -87,10 +89,15 @@ export function fsyncDir(dir: string): void {
   }
 }
 
-/** Writes one buffer to a new file and fsyncs it; mode 0644 like depmod's outputs. */
+/**
+ * Writes one buffer to a new file and fsyncs it; mode 0644 like depmod's outputs, whatever the
+ * umask: open()'s mode is masked by it (under `umask 077` a 0600 modules.dep breaks modinfo and
+ * modprobe for users; kmod master fchmods its temporary files for the same reason).
+ */
 export function writeDurable(path: string, bytes: Uint8Array, mode = 0o644): void {
   const fd = openSync(path, 'wx', mode);
   try {
+    fchmodSync(fd, mode);
     let off = 0;
     while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
     fsyncSync(fd);

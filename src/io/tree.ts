@@ -2,7 +2,8 @@
 // in the order the kernel returns them, and the small text inputs depmod reads.
 import { existsSync, lstatSync, opendirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { StateError, UsageError } from '../errors.ts';
+import { InputError, UsageError } from '../errors.ts';
+import { isModulePath } from '../module/decompress.ts';
 
 export interface DirEntry {
   name: string;
@@ -73,7 +74,39 @@ export function locateModuleTree(root: string, kver: string): ModuleTree {
       /* try the next location */
     }
   }
-  throw new StateError(candidates[0]!, 'module directory not found (nor under usr/lib/modules)');
+  throw new InputError(candidates[0]!, 'module directory not found (nor under usr/lib/modules)', 'ENOENT');
+}
+
+/**
+ * Whether a kernel's module directory no longer holds a kernel: its package was removed, and dpkg
+ * or rpm left the directory because files they do not own remain (the modules.* database written
+ * after install, other leftovers). True when it has neither of the files a kernel package ships
+ * (modules.order, modules.builtin) and no module file anywhere below it. Symbolic links (build,
+ * source) are not followed. A real tree answers false after two stat calls.
+ */
+export function moduleTreeGone(moddir: string): boolean {
+  if (existsSync(join(moddir, 'modules.order')) || existsSync(join(moddir, 'modules.builtin'))) return false;
+  const stack = [moddir];
+  while (stack.length > 0) {
+    const dir = stack.pop()!;
+    for (const e of listDirIfPossible(dir) ?? []) {
+      if (e.type === 'dir') stack.push(join(dir, e.name));
+      else if (e.type === 'file' && isModulePath(e.name)) return false;
+    }
+  }
+  return true;
+}
+
+/** A kernel whose module directory is missing under root, or holds no kernel any more (moduleTreeGone). */
+export function kernelRemoved(root: string, kver: string): boolean {
+  let tree: ModuleTree;
+  try {
+    tree = locateModuleTree(root, kver);
+  } catch (err) {
+    if (err instanceof InputError) return true;
+    throw err;
+  }
+  return moduleTreeGone(tree.moddir);
 }
 
 /** Bytes of a file, or undefined when it does not exist. Other errors propagate. */

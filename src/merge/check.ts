@@ -17,7 +17,7 @@ import { DEFAULT_BEHAVIOUR } from '../depmod/rebuild.ts';
 import type { KernelSymbols } from '../depmod/kernel-symbols.ts';
 import { planRebuild } from '../depmod/rebuild.ts';
 import { importVerdict, symbolLookupName, type KabiBasis } from '../depmod/compute.ts';
-import { IoError } from '../errors.ts';
+import { InputError } from '../errors.ts';
 import { parseModules } from '../io/parse-pool.ts';
 import { locateModuleTree, type ModuleTree, statTypeFollowingLinks, listDirIfPossible } from '../io/tree.ts';
 import { MODULE_SUFFIXES } from '../module/decompress.ts';
@@ -103,7 +103,7 @@ export async function readCandidates(files: readonly string[]): Promise<Candidat
       bytes = readFileSync(file);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      throw new IoError(file, `cannot read module: ${e.code ?? e.message}`, e.code, { cause: err });
+      throw new InputError(file, `cannot read module: ${e.code ?? e.message}`, e.code, { cause: err });
     }
     out.push({ file, record: await parseModuleFile(bytes, file) });
   }

@@ -3,8 +3,10 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import type { KabiBasis } from '../depmod/compute.ts';
 import type { KmodBehaviour } from '../depmod/kmod-version.ts';
 import { configFileOrder, type ConfigFile, type ConfigListing, type ConfigWarning } from '../depmod/config.ts';
+import { ConfigError, InputError } from '../errors.ts';
 import { parseSymvers, parseSystemMap, type KernelSymbols } from '../depmod/kernel-symbols.ts';
 import { listDirInReaddirOrder, readIfExists, type ModuleTree } from '../io/tree.ts';
 
@@ -25,8 +27,24 @@ export interface KernelInputs {
  * With --root / (every hook run) the two are the same.
  */
 export function configDirs(root: string, explicit: readonly string[] | undefined, behaviour: KmodBehaviour): string[] {
-  if (explicit && explicit.length > 0) return [...explicit];
+  if (explicit && explicit.length > 0) {
+    // kmod skips a -C path that does not exist; then no depmod.d is read at all, and a typo silently
+    // yields a database without the system's overrides and excludes. Refused before any work.
+    for (const p of explicit) if (!existsSync(p)) throw new ConfigError(p, '--config: no such file or directory');
+    return [...explicit];
+  }
   return behaviour.configDirs.map((d) => join(root, d));
+}
+
+/**
+ * Files named on the command line must exist: checked before any work (and before any lock file or
+ * state directory is created), not found halfway through a merge. --config → 78, the others → 66.
+ */
+export function assertNamedInputsExist(root: string, named: { config?: readonly string[] | undefined; symvers?: string | undefined; systemMap?: string | undefined }): void {
+  for (const p of named.config ?? []) if (!existsSync(p)) throw new ConfigError(p, '--config: no such file or directory');
+  for (const [what, file] of [['Module.symvers', named.symvers], ['System.map', named.systemMap]] as const) {
+    if (file !== undefined && !existsSync(file)) throw new InputError(file, `${what} not found`, 'ENOENT');
+  }
 }
 
 function listConfigDir(path: string): ConfigListing {
@@ -85,4 +103,28 @@ export function symversCandidates(tree: ModuleTree): string[] {
 
 export function discoverSymvers(tree: ModuleTree): string | undefined {
   return symversCandidates(tree).find((p) => existsSync(p));
+}
+
+/** What a merge's KABI check compares imports with, and a key that changes when that input does. */
+export interface KabiInput {
+  against: KabiBasis;
+  /** The Module.symvers or System.map file, when one is used. */
+  file: string | undefined;
+  /** against + file + its size, mtime and inode: a new linux-headers package changes it. */
+  key: string;
+}
+
+/**
+ * symvers: a file, 'auto' (discover it), or undefined; systemMap: used when symvers is undefined.
+ * 'modules': a check was asked for but no symvers exists, so only module CRCs are compared.
+ */
+export function kabiInput(tree: ModuleTree, symvers: string | 'auto' | undefined, systemMap: string | undefined): KabiInput {
+  const file = symvers === 'auto' ? discoverSymvers(tree) : symvers ?? systemMap;
+  const against: KabiBasis = file !== undefined ? (symvers !== undefined ? 'symvers' : 'system-map') : symvers !== undefined ? 'modules' : 'none';
+  let fp = '';
+  if (file !== undefined) {
+    const st = statSync(file, { bigint: true, throwIfNoEntry: false });
+    fp = st ? `${st.size}:${st.mtimeNs}:${st.ino}` : 'missing';
+  }
+  return { against, file, key: `${against}\0${file ?? ''}\0${fp}` };
 }

@@ -11,7 +11,7 @@
 //   apply:   parse, update the set, compute + emit, write changed files atomically, save the cache
 import { statSync } from 'node:fs';
 import { dirname as pathDirname } from 'node:path';
-import type { CacheHeader, DirEntry, FileIdentity, KabiSummary } from '../cache/format.ts';
+import type { CacheHeader, DirEntry, KabiSummary } from '../cache/format.ts';
 import { cacheFile, fingerprintOf, openCache, sameFingerprint, saveCache, type OpenedCache } from '../cache/store.ts';
 import { computeDatabase, type ComputedDatabase, type KabiBasis, type KabiFinding } from '../depmod/compute.ts';
 import { emitDatabase } from '../depmod/emit.ts';
@@ -25,7 +25,7 @@ import { parseModules } from '../io/parse-pool.ts';
 import { listDirInReaddirOrder, locateModuleTree, type ModuleTree, statTypeFollowingLinks } from '../io/tree.ts';
 import { MODULE_SUFFIXES } from '../module/decompress.ts';
 import type { ModuleRecord } from '../module/record.ts';
-import { configDirs, discoverSymvers, loadKernelSymbols, readKernelInputs, type KernelInputs } from './inputs.ts';
+import { configDirs, kabiInput, loadKernelSymbols, readKernelInputs, type KabiInput, type KernelInputs } from './inputs.ts';
 
 export interface MergeOptions {
   root: string;
@@ -43,8 +43,6 @@ export interface MergeOptions {
   /** Kernel symbol versions for the KABI check: a file, 'auto' (discover), or undefined (no kernel symbols). */
   symvers?: string | 'auto' | undefined;
   systemMap?: string | undefined;
-  /** Which modules' KABI findings to report: all, or only those affected by this merge. */
-  kabiScope?: 'all' | 'affected';
   /** The kmod whose output to write (default kmod 30). */
   kmod?: KmodBehaviour | undefined;
   /** After the merge, parse every module again and require identical output (exit 70 otherwise). */
@@ -64,10 +62,8 @@ export interface MergeResult {
   reused: number;
   removed: number;
   modules: number;
-  /** KABI findings reported by this merge (kabiScope). */
+  /** Every KABI finding of the database as it is now, also when this merge changed nothing (depmod -e reports them all). */
   kabi: KabiFinding[];
-  /** Every KABI finding of the database as it stands after the merge (no-op included). */
-  databaseKabi: KabiFinding[];
   symversFile: string | undefined;
   /** What the KABI findings were checked against ('modules': a check was asked for, no symvers found). */
   kabiAgainst: KabiBasis;
@@ -181,31 +177,6 @@ function vanished(file: string, err: unknown): VanishedModuleError {
   return new VanishedModuleError(file, 'module file vanished while merging (is another program changing the module tree?)', 'ENOENT', { cause: err });
 }
 
-/** The kernel symbols a merge checks against: which file, of which kind, as it is now on disk. */
-interface KernelSymbolsWanted {
-  file: string | undefined;
-  source: 'symvers' | 'system-map' | undefined;
-  identity: (FileIdentity & { source: 'symvers' | 'system-map' }) | null;
-}
-
-function kernelSymbolsWanted(opts: MergeOptions, tree: ModuleTree): KernelSymbolsWanted {
-  let file: string | undefined;
-  let source: 'symvers' | 'system-map' | undefined;
-  if (opts.symvers !== undefined) {
-    file = opts.symvers === 'auto' ? discoverSymvers(tree) : opts.symvers;
-    source = file === undefined ? undefined : 'symvers';
-  } else if (opts.systemMap !== undefined) {
-    file = opts.systemMap;
-    source = 'system-map';
-  }
-  const fp = file === undefined ? undefined : identityOf(file);
-  return { file, source, identity: file !== undefined && source !== undefined && fp !== undefined ? { path: file, fp, source } : null };
-}
-
-function sameIdentity(a: CacheHeader['kernelSymbols'], b: KernelSymbolsWanted['identity']): boolean {
-  return a === null || b === null ? a === b : a.path === b.path && a.fp === b.fp && a.source === b.source;
-}
-
 async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
   const t0 = performance.now();
   const trace = phaseTracer(opts.kver);
@@ -215,7 +186,7 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
   const cachePath = cacheFile(opts.root, opts.kver);
   const useCache = !opts.full && opts.outdir === undefined;
   const outDir = opts.outdir ?? tree.moddir;
-  const wanted = kernelSymbolsWanted(opts, tree);
+  const kabiIn = kabiInput(tree, opts.symvers, opts.systemMap);
 
   // 1. The cache header, if it can be trusted for this tree.
   let fullReason: string | undefined = opts.full ? 'full rebuild requested' : opts.outdir !== undefined ? '--outdir given' : undefined;
@@ -253,15 +224,15 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
     hintKeys.size === 0 &&
     !opts.fullScan &&
     !opts.verify &&
-    sameIdentity(header.kernelSymbols, wanted.identity) &&
+    header.kabiKey === kabiIn.key &&
     outputsAsLeft(outDir, header.outputs)
   ) {
     const stored = storedFindings(header, opened!);
     if (stored !== undefined) {
       return {
         tree, written: [], unchanged: Object.keys(header.outputs), fullReason: undefined, parsed: 0, reused: 0, removed: 0,
-        modules: header.modules, kabi: opts.kabiScope === 'affected' ? [] : stored, databaseKabi: stored, symversFile: wanted.file,
-        kabiAgainst: header.kabi.against, kmodVersion: behaviour.version, warnings: header.warnings, cycles: undefined, noop: true,
+        modules: header.modules, kabi: stored, symversFile: kabiIn.file,
+        kabiAgainst: kabiIn.against, kmodVersion: behaviour.version, warnings: header.warnings, cycles: undefined, noop: true,
         ms: performance.now() - t0,
       };
     }
@@ -362,28 +333,18 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
   const removedSlots: number[] = [];
   if (!reuse) set = new ModuleSet();
   else for (const s of set.liveSlots()) if (kept[s] !== 1) removedSlots.push(s);
-  const touchedExports = new Set<number>();
-  for (const s of removedSlots) {
-    for (let e = set.expStart[s]!; e < set.expStart[s]! + set.expCount[s]!; e++) touchedExports.add(set.expSym[e]!);
-    set.drop(s);
-  }
+  for (const s of removedSlots) set.drop(s);
   const order = orderPositions(inputs.order, behaviour.orderFirstLineWins, tree.moddir);
   const sameInputs = reuse && header.inputsDigest === inputs.digest;
   // Positions depend on modules.order and on the kmod (which of a module's lines counts).
   if (reuse && (!sameInputs || header.kmodVersion !== behaviour.version)) for (const s of set.liveSlots()) set.sortIdx[s] = sortIdxOf(order, set.path(s));
-  const parsedSlots = toParse.map((f, i) => set.add(f.key, f.fp, parsedRecords[i]!, sortIdxOf(order, f.key)));
-  for (const s of parsedSlots) for (let e = set.expStart[s]!; e < set.expStart[s]! + set.expCount[s]!; e++) touchedExports.add(set.expSym[e]!);
+  toParse.forEach((f, i) => set.add(f.key, f.fp, parsedRecords[i]!, sortIdxOf(order, f.key)));
   const replaced = toParse.filter((f) => f.old !== undefined).length;
 
   // 7. Kernel symbols: kept from the cache while their file is unchanged.
-  if (!reuse || !sameIdentity(header.kernelSymbols, wanted.identity)) {
-    if (wanted.file !== undefined && wanted.source !== undefined) {
-      const ks = await loadKernelSymbols(wanted.file, wanted.source);
-      set.setKernelSymbols(ks.source, ks.symbols);
-    } else set.setKernelSymbols(undefined, new Map());
-  }
+  const kabiAgainst: KabiBasis = kabiIn.against;
+  if (!reuse || header.kabiKey !== kabiIn.key) await loadKernelSymbolsInto(set, kabiIn);
   trace('kernel symbols');
-  const kabiAgainst: KabiBasis = set.kernelSource ?? (opts.symvers !== undefined ? 'modules' : 'none');
   const db = computeDatabase(set, { kabi: kabiAgainst, dirname: tree.moddir, unsizedZstdUnreadable: behaviour.zstdNeedsSizedFrame });
   trace('compute');
   // The builtin indexes depend on the builtin inputs and the kmod version only: when neither
@@ -399,8 +360,7 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
   const out = emitDatabase({ set, db, behaviour, dirname: tree.moddir, builtin: inputs.builtin, builtinModinfo: inputs.builtinModinfo, keep, keptWarnings: header?.builtinWarnings });
   trace('emit');
   warnings.push(...order.warnings, ...db.warnings, ...out.warnings);
-  const kabi =
-    opts.kabiScope === 'affected' && reuse ? affectedFindings(set, db, new Set(parsedSlots), touchedExports) : db.kabi;
+  const kabi = db.kabi;
 
   const newHeader: CacheHeader = {
     kver: opts.kver,
@@ -409,7 +369,7 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
     kmodVersion: behaviour.version,
     dirs,
     outputs: {},
-    kernelSymbols: set.kernelSource === undefined ? null : wanted.identity,
+    kabiKey: kabiIn.key,
     kabi: summaryOf(kabiAgainst, db.kabi),
     modules: db.order.length,
     warnings,
@@ -427,7 +387,7 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
     save();
     throw new CycleError(tree.moddir, db.cycles.cycles, db.cycles.messages);
   }
-  if (opts.verify) await verifyAgainstFullParse(tree, plan.modules, out.files, { inputs, behaviour, wanted, kabiAgainst, workers: opts.workers });
+  if (opts.verify) await verifyAgainstFullParse(tree, plan.modules, out.files, { inputs, behaviour, kabiIn, workers: opts.workers });
 
   // 8. Write what changed, then remember what we left behind.
   const w = writeFilesAtomically(outDir, out.files);
@@ -440,7 +400,7 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
   trace('cache save');
   return {
     tree, written: w.written, unchanged: w.unchanged, fullReason, parsed: toParse.length, reused: plan.modules.length - toParse.length,
-    removed: removedSlots.length - replaced, modules: db.order.length, kabi, databaseKabi: db.kabi, symversFile: wanted.file, kabiAgainst,
+    removed: removedSlots.length - replaced, modules: db.order.length, kabi, symversFile: kabiIn.file, kabiAgainst,
     kmodVersion: behaviour.version, warnings, cycles: undefined, noop: false, ms: performance.now() - t0,
   };
 }
@@ -449,6 +409,14 @@ function summaryOf(against: KabiBasis, findings: readonly KabiFinding[]): KabiSu
   let unknown = 0;
   for (const f of findings) if (f.kind === 'unknown') unknown++;
   return { against, unknown, mismatched: findings.length - unknown };
+}
+
+/** The set's kernel symbols from what the KABI check compares with (none for 'modules' and 'none'). */
+async function loadKernelSymbolsInto(set: ModuleSet, kabiIn: KabiInput): Promise<void> {
+  if (kabiIn.file !== undefined && (kabiIn.against === 'symvers' || kabiIn.against === 'system-map')) {
+    const ks = await loadKernelSymbols(kabiIn.file, kabiIn.against);
+    set.setKernelSymbols(ks.source, ks.symbols);
+  } else set.setKernelSymbols(undefined, new Map());
 }
 
 /** The database's findings as the cache recorded them; undefined when the body cannot be read. */
@@ -467,17 +435,14 @@ async function verifyAgainstFullParse(
   tree: ModuleTree,
   modules: ReturnType<typeof planRebuild>['modules'],
   files: ReadonlyMap<string, Uint8Array>,
-  ctx: { inputs: KernelInputs; behaviour: KmodBehaviour; wanted: KernelSymbolsWanted; kabiAgainst: KabiBasis; workers: number | undefined },
+  ctx: { inputs: KernelInputs; behaviour: KmodBehaviour; kabiIn: KabiInput; workers: number | undefined },
 ): Promise<void> {
   const records = await parseModules(modules.map((m) => ({ abs: m.abspath, display: keyOf(tree, m.abspath) })), ctx.workers !== undefined ? { workers: ctx.workers } : {});
   const order = orderPositions(ctx.inputs.order, ctx.behaviour.orderFirstLineWins, tree.moddir);
   const fresh = new ModuleSet();
   modules.forEach((m, i) => fresh.add(keyOf(tree, m.abspath), fingerprintOf(m.abspath), records[i]!, sortIdxOf(order, keyOf(tree, m.abspath))));
-  if (ctx.wanted.file !== undefined && ctx.wanted.source !== undefined) {
-    const ks = await loadKernelSymbols(ctx.wanted.file, ctx.wanted.source);
-    fresh.setKernelSymbols(ks.source, ks.symbols);
-  }
-  const db = computeDatabase(fresh, { kabi: ctx.kabiAgainst, dirname: tree.moddir, unsizedZstdUnreadable: ctx.behaviour.zstdNeedsSizedFrame });
+  await loadKernelSymbolsInto(fresh, ctx.kabiIn);
+  const db = computeDatabase(fresh, { kabi: ctx.kabiIn.against, dirname: tree.moddir, unsizedZstdUnreadable: ctx.behaviour.zstdNeedsSizedFrame });
   const full = emitDatabase({ set: fresh, db, behaviour: ctx.behaviour, dirname: tree.moddir, builtin: ctx.inputs.builtin, builtinModinfo: ctx.inputs.builtinModinfo }).files;
   const differ: string[] = [];
   for (const name of new Set([...files.keys(), ...full.keys()])) {
@@ -530,21 +495,4 @@ function outputsAsLeft(dir: string, expected: Record<string, string>): boolean {
   const names = Object.keys(expected);
   if (names.length === 0) return false;
   return names.every((n) => identityOf(`${dir}/${n}`) === expected[n]);
-}
-
-/**
- * KABI findings for the modules this merge affected: those parsed now, and those importing a
- * symbol that a parsed or removed module exports (their provider or its CRC may have changed).
- */
-function affectedFindings(set: ModuleSet, db: ComputedDatabase, parsed: ReadonlySet<number>, touchedExports: ReadonlySet<number>): KabiFinding[] {
-  if (db.kabi.length === 0) return [];
-  const touched = new Uint8Array(set.pool.count);
-  for (const id of touchedExports) touched[id] = 1;
-  const affected = new Set<string>();
-  for (const s of set.liveSlots()) {
-    let hit = parsed.has(s);
-    for (let k = set.impStart[s]!, end = k + set.impCount[s]!; !hit && k < end; k++) hit = touched[set.impSym[k]!] === 1;
-    if (hit) affected.add(set.name(s));
-  }
-  return db.kabi.filter((f) => affected.has(f.module));
 }

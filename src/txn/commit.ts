@@ -4,9 +4,10 @@
 // held the lock before us has removed what it merged, so nothing is merged twice), run the merge,
 // and only then remove exactly the events it was given. Events recorded while the merge runs stay
 // for the next commit. A merge that throws or a lock that times out leaves every event in place.
-// A kernel whose module directory is gone (its package was removed) has its events and cache
-// dropped instead of merged. When nothing is pending the cost is one readdir: zypper's classic mode
-// calls us after every single-package rpm transaction.
+// A kernel that was removed (module directory gone, or left holding no modules: moduleTreeGone) has
+// its events and cache dropped instead of merged, and no database is written into what is left.
+// When nothing is pending the cost is one readdir: zypper's classic mode calls us after every
+// single-package rpm transaction.
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -16,6 +17,7 @@ import { DEFAULT_JOURNAL_LOCK_MS, readJournal, removeEvents, type JournalWarning
 import { checkContainment, PathRefusedError } from './paths.ts';
 import { writeLastResults } from './status.ts';
 import { crashPoint } from '../io/atomic.ts';
+import { moduleTreeGone } from '../io/tree.ts';
 import type { KabiBasis } from '../depmod/compute.ts';
 import { kabiSummary } from '../merge/kabi-summary.ts';
 import { DepmodTxError, type ErrorKind } from '../errors.ts';
@@ -49,7 +51,8 @@ export interface KernelMerge {
   (req: MergeRequest): Promise<MergeResult>;
 }
 
-export type KernelStatus = 'merged' | 'dropped' | 'failed' | 'nothing';
+/** 'removed': the kernel's modules are gone; its events and cache were dropped, no database written. */
+export type KernelStatus = 'merged' | 'removed' | 'failed' | 'nothing';
 
 export interface KernelResult {
   kver: string;
@@ -131,8 +134,8 @@ export function formatKernelResult(r: KernelResult): string {
       const kabi = r.kabi ? kabiSummary(r.kabi.against ?? 'symvers', r.kabi.unknown, r.kabi.mismatched) : kabiSummary('none', 0, 0);
       return `${r.kver}: ${what}, ${r.events} event(s), ${Math.round(r.ms ?? 0)} ms merge (${wall} total), ${kabi}`;
     }
-    case 'dropped':
-      return `${r.kver}: module directory gone, dropped ${r.events} event(s) and the cache`;
+    case 'removed':
+      return `${r.kver}: kernel removed (no modules left), no database written; dropped ${r.events} event(s) and the cache`;
     case 'nothing':
       return `${r.kver}: nothing pending (merged by a concurrent commit)`;
     case 'failed':
@@ -171,10 +174,10 @@ async function commitKernel(opts: CommitOptions, kver: string, jl: number, addWa
     events = snap.events.filter((e) => e.module.kver === kver);
     if (events.length === 0) return { kver, status: 'nothing', events: 0, wallMs: performance.now() - t0 };
     const moddir = findModuleDir(root, kver, opts.moduleDirs);
-    if (moddir === undefined) {
+    if (moddir === undefined || moduleTreeGone(join(root, moddir))) {
       dropCache(cacheFile(root, kver));
       await removeEvents(root, events, jl);
-      return { kver, status: 'dropped', events: events.length, wallMs: performance.now() - t0 };
+      return { kver, status: 'removed', events: events.length, wallMs: performance.now() - t0 };
     }
     // Re-checked here, under the lock: a symlink swapped in since `record` must not redirect the merge.
     const usable: PendingEvent[] = [];
@@ -189,7 +192,8 @@ async function commitKernel(opts: CommitOptions, kver: string, jl: number, addWa
         refused.push(e);
       }
     }
-    const res = usable.length > 0 ? await opts.merge({ root, kver, moddir, paths: uniquePaths(usable) }) : { changed: false, files: [], ms: 0, kabi: { unknown: 0, mismatched: 0 } };
+    // Nothing usable: no merge ran, so nothing is known about KABI (not "ok").
+    const res: MergeResult = usable.length > 0 ? await opts.merge({ root, kver, moddir, paths: uniquePaths(usable) }) : { changed: false, files: [], ms: 0, kabi: undefined };
     crashPoint(`commit:after-merge:${kver}`);
     await removeEvents(root, events, jl);
     crashPoint(`commit:after-remove:${kver}`);

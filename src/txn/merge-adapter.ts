@@ -7,10 +7,9 @@ import type { KernelMerge } from './commit.ts';
 export interface UpdateMergeOptions {
   symvers?: string | 'auto';
   workers?: number;
-  kabiScope?: 'all' | 'affected';
   /** The kmod whose format to write (default: the one installed in the root). */
   kmod?: KmodChoice;
-  /** Told every KABI finding and warning of each kernel's merge (the CLI prints them on stderr). */
+  /** Told every warning and every KABI finding of each kernel's database, known ones included (the CLI prints them on stderr). */
   onFinding?: (kver: string, message: string) => void;
 }
 
@@ -24,7 +23,6 @@ export function updateMerge(opts: UpdateMergeOptions = {}): KernelMerge {
       kver: req.kver,
       hints: req.paths,
       symvers: opts.symvers ?? 'auto',
-      kabiScope: opts.kabiScope ?? 'affected',
       ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
     });
     for (const w of r.warnings) opts.onFinding?.(req.kver, w);

@@ -11,7 +11,7 @@
 // packages removed or upgraded in the window may have taken files no database lists any more, so
 // then every kernel whose tree changed is merged too (scan.ts).
 import { readFileSync } from 'node:fs';
-import { IoError } from '../errors.ts';
+import { FormatError, InputError } from '../errors.ts';
 import { commit, type CommitSummary, type KernelMerge } from './commit.ts';
 import { decodeEventLine, type EventOp, type JournalWarning } from './journal.ts';
 import type { ClientLogFormat, LogWarning, PackageChange } from './logs/client-log.ts';
@@ -115,7 +115,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       text = readFileSync(file, 'utf8');
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      throw new IoError(file, `cannot read log to replay: ${e.message}`, e.code, { cause: err });
+      throw new InputError(file, `cannot read log to replay: ${e.code ?? e.message}`, e.code, { cause: err });
     }
     return { file, text, input: detectReplayInput(text, file) };
   });

@@ -5,9 +5,11 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { cacheFile } from '../cache/store.ts';
+import { cacheFile, dropCache } from '../cache/store.ts';
+import { DepmodTxError } from '../errors.ts';
+import { moduleTreeGone } from '../io/tree.ts';
 import { DEFAULT_KERNEL_LOCK_MS, findModuleDir, type KernelMerge, type KernelResult } from './commit.ts';
-import { acquireLock, kernelLockFile } from './lock.ts';
+import { acquireLock, kernelLockFile, type Lock } from './lock.ts';
 import { writeLastResults } from './status.ts';
 
 /**
@@ -50,21 +52,28 @@ function treeNewerThanDatabase(moddir: string): boolean {
  * One merge, under its lock, for each kernel kernelsToScan names that is not in `done` (merged
  * already by this commit) and, when `only` is given, is in it. Results are recorded in status.json.
  */
-export async function mergeUnrecorded(opts: { root: string; merge: KernelMerge; done: readonly string[]; only?: readonly string[] }): Promise<KernelResult[]> {
+export async function mergeUnrecorded(opts: { root: string; merge: KernelMerge; done: readonly string[]; only?: readonly string[]; lockTimeoutMs?: number }): Promise<KernelResult[]> {
   const done = new Set(opts.done);
   const kvers = kernelsToScan(opts.root).filter((k) => !done.has(k) && (!opts.only?.length || opts.only.includes(k)));
   const results: KernelResult[] = [];
   for (const kver of kvers) {
     const t0 = performance.now();
-    const lock = await acquireLock(kernelLockFile(opts.root, kver), DEFAULT_KERNEL_LOCK_MS);
+    let lock: Lock | undefined;
     try {
+      lock = await acquireLock(kernelLockFile(opts.root, kver), opts.lockTimeoutMs ?? DEFAULT_KERNEL_LOCK_MS);
       const moddir = findModuleDir(opts.root, kver) ?? `/lib/modules/${kver}`;
+      // A kernel package removed by plain dpkg -r: the trigger must not write a database into what is left.
+      if (moduleTreeGone(join(opts.root, moddir))) {
+        dropCache(cacheFile(opts.root, kver));
+        results.push({ kver, status: 'removed', events: 0, wallMs: performance.now() - t0 });
+        continue;
+      }
       const r = await opts.merge({ root: opts.root, kver, moddir, paths: [] });
       results.push({ kver, status: 'merged', events: 0, moddir, changed: r.changed, files: r.files, ms: r.ms, kabi: r.kabi, wallMs: performance.now() - t0 });
     } catch (err) {
-      results.push({ kver, status: 'failed', events: 0, wallMs: performance.now() - t0, error: (err as Error).message });
+      results.push({ kver, status: 'failed', events: 0, wallMs: performance.now() - t0, error: (err as Error).message, ...(err instanceof DepmodTxError ? { errorKind: err.kind } : {}) });
     } finally {
-      await lock.release();
+      await lock?.release();
     }
   }
   if (results.length > 0) await writeLastResults(opts.root, results, new Date());

@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { stateDirs } from '../cache/store.ts';
 import { crashPoint, fsyncDir, sweepStaleTemps, writeDurable } from '../io/atomic.ts';
+import { kernelRemoved } from '../io/tree.ts';
 import { journalLockFile, withLock } from './lock.ts';
 import { DEFAULT_JOURNAL_LOCK_MS, readJournal, type JournalWarning } from './journal.ts';
 import type { KernelResult } from './commit.ts';
@@ -76,7 +77,7 @@ export async function writeLastResults(root: string, results: readonly KernelRes
   });
 }
 
-export async function status(opts: { root: string; lockTimeoutMs?: number }): Promise<StatusReport> {
+export async function status(opts: { root: string; lockTimeoutMs?: number; now?: () => Date }): Promise<StatusReport> {
   const snap = await readJournal(opts.root, opts.lockTimeoutMs ?? DEFAULT_JOURNAL_LOCK_MS);
   const byK = new Map<string, KernelPending & { txs: Set<string>; pkgs: Set<string> }>();
   for (const e of snap.events) {
@@ -90,5 +91,12 @@ export async function status(opts: { root: string; lockTimeoutMs?: number }): Pr
     if (e.package !== null) p.pkgs.add(e.package);
   }
   const pending = [...byK.values()].map(({ txs, pkgs, ...p }) => ({ ...p, transactions: [...txs], packages: [...pkgs] }));
-  return { pending, last: readState(statusFile(opts.root)).kernels, warnings: snap.warnings };
+  // A kernel purged since its last commit (no trigger ran for it, or it ran before the directory
+  // went): its last result describes a database that no longer exists.
+  const last = readState(statusFile(opts.root)).kernels;
+  const noticed = (opts.now ?? (() => new Date()))().toISOString();
+  for (const [kver, l] of Object.entries(last)) {
+    if (l.status !== 'removed' && kernelRemoved(opts.root, kver)) last[kver] = { kver, status: 'removed', events: 0, wallMs: 0, at: noticed };
+  }
+  return { pending, last, warnings: snap.warnings };
 }

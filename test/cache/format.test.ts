@@ -32,7 +32,7 @@ const header: CacheHeader = {
   kmodVersion: '30',
   dirs: { '': '1' },
   outputs: { 'modules.dep': '1:2:3' },
-  kernelSymbols: null,
+  kabiKey: 'none',
   kabi: { against: 'none', unknown: 0, mismatched: 0 },
   modules: 0,
   warnings: [],

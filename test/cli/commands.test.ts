@@ -1,52 +1,22 @@
 // The CLI as package managers and admins use it: record (stdin) → commit, replay twice, status,
 // refused paths and kernel versions, exit codes. Results compared with Debian's depmod.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { BASE_ORDER, runCli, withCliRoot as withRoot } from '../support/cli.ts';
 import { writeFixtureTree, type FixtureTreeModule } from '../support/fixture-tree.ts';
 import { realKernelSkipReason } from '../support/kernels.ts';
 import { diffFileSets, oracleFiles, outputFiles } from '../merge/oracle-dir.ts';
 
-const bin = resolve(import.meta.dirname, '..', '..', 'src', 'cli', 'bin.ts');
 const skip = realKernelSkipReason();
-
-function cli(args: string[], input?: string, env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', bin, ...args], { encoding: 'utf8', input, env: { ...process.env, DEPMOD_TX_TRACE: '', ...env } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-const base: FixtureTreeModule[] = [
-  { path: 'kernel/lib/core.ko', module: { exports: [{ name: 'core_fn', crc: 0x10 }] } },
-  { path: 'kernel/drivers/a.ko', module: { modinfo: [['alias', 'pci:v1d2*']], imports: [{ name: 'core_fn', crc: 0x10 }] } },
-];
+const cli = (args: string[], input?: string, env: Record<string, string> = {}) => runCli(args, { ...(input !== undefined ? { input } : {}), env });
 const kmp: FixtureTreeModule[] = [{ path: 'updates/kmp-x.ko', module: { modinfo: [['alias', 'usb:vABCD*']], imports: [{ name: 'core_fn', crc: 0x10 }] } }];
-
-function makeRoot(): { root: string; kvers: string[]; cfg: string } {
-  const root = mkdtempSync(join(tmpdir(), 'dtx-cli-'));
-  const kvers = ['6.1.0-1-test', '6.12.0-1-test'];
-  const cfg = join(root, 'etc', 'depmod.d');
-  mkdirSync(cfg, { recursive: true });
-  for (const k of kvers) writeFixtureTree(root, k, base, { order: base.map((m) => m.path) });
-  return { root, kvers, cfg };
-}
-
-/** Runs `body` on a fresh root (makeRoot) and removes the root afterwards, whatever happened. */
-function withRoot(body: (r: ReturnType<typeof makeRoot>) => void): void {
-  const r = makeRoot();
-  try {
-    body(r);
-  } finally {
-    rmSync(r.root, { recursive: true, force: true });
-  }
-}
 
 test('record from stdin then commit: one merge per kernel, databases equal depmod -a', { skip }, () => {
   withRoot(({ root, kvers, cfg }) => {
     for (const k of kvers) assert.equal(cli(['rebuild', '--root', root, '-C', cfg, k]).code, 0);
-    for (const k of kvers) writeFixtureTree(root, k, kmp, { order: base.map((m) => m.path) });
+    for (const k of kvers) writeFixtureTree(root, k, kmp, { order: BASE_ORDER });
     const list = kvers.map((k) => `/lib/modules/${k}/updates/kmp-x.ko`).join('\n') + '\n/usr/share/doc/kmp-x/README\n';
     const rec = cli(['record', '--root', root, '--op', 'add', '--package', 'kmp-x', '--json', '-'], list);
     assert.equal(rec.code, 0, rec.stderr);
@@ -69,7 +39,7 @@ test('record from stdin then commit: one merge per kernel, databases equal depmo
 
 test('replay of a saved log is idempotent; a path escape is refused with exit 64', { skip }, () => {
   withRoot(({ root, kvers, cfg }) => {
-    for (const k of kvers) writeFixtureTree(root, k, kmp, { order: base.map((m) => m.path) });
+    for (const k of kvers) writeFixtureTree(root, k, kmp, { order: BASE_ORDER });
     const log = join(root, 'txn.log');
     writeFileSync(log, kvers.map((k) => `/lib/modules/${k}/updates/kmp-x.ko`).join('\n') + '\n');
     const first = cli(['replay', '--root', root, '--json', log]);
@@ -106,7 +76,7 @@ test('no symvers anywhere: update still compares CRCs between modules (--json ka
     const k = kvers[0]!;
     assert.equal(cli(['rebuild', '--root', root, '-C', cfg, k]).code, 0);
     // A KMP built against another build of core.ko: it expects core_fn with CRC 0x11, core.ko has 0x10.
-    writeFixtureTree(root, k, [{ path: 'updates/stale.ko', module: { imports: [{ name: 'core_fn', crc: 0x11 }, { name: 'printk', crc: 0x1 }] } }], { order: base.map((m) => m.path) });
+    writeFixtureTree(root, k, [{ path: 'updates/stale.ko', module: { imports: [{ name: 'core_fn', crc: 0x11 }, { name: 'printk', crc: 0x1 }] } }], { order: BASE_ORDER });
     const r = cli(['update', '--root', root, '-C', cfg, '--json', '--strict', k, `/lib/modules/${k}/updates/stale.ko`]);
     assert.equal(r.code, 3, r.stderr);
     const j = JSON.parse(r.stdout);
@@ -122,7 +92,7 @@ test('no symvers anywhere: update still compares CRCs between modules (--json ka
     // The same module through a transaction: the commit summary names what was checked.
     const k2 = kvers[1]!;
     assert.equal(cli(['rebuild', '--root', root, '-C', cfg, k2]).code, 0);
-    writeFixtureTree(root, k2, [{ path: 'updates/stale.ko', module: { imports: [{ name: 'core_fn', crc: 0x11 }] } }], { order: base.map((m) => m.path) });
+    writeFixtureTree(root, k2, [{ path: 'updates/stale.ko', module: { imports: [{ name: 'core_fn', crc: 0x11 }] } }], { order: BASE_ORDER });
     assert.equal(cli(['record', '--root', root, '--op', 'add', `/lib/modules/${k2}/updates/stale.ko`]).code, 0);
     const c = cli(['commit', '--root', root, '--json']);
     assert.equal(c.code, 0, c.stderr);

@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FixtureModule } from '../support/fixture-elf.ts';
@@ -76,6 +76,8 @@ test('dpkg: install depmod-tx, fake kernel, KMP install/upgrade/remove, replay o
 
     dpkg(e, ['-i', pkg]);
     assert.ok(existsSync(join(R, 'usr/lib/depmod-tx/hooks/depmod-tx-hook')));
+    assert.ok(existsSync(join(R, 'usr/share/man/man1/depmod-tx.1.gz')), 'man page installed');
+    assert.ok(existsSync(join(R, 'usr/share/bash-completion/completions/depmod-tx')), 'bash completion installed');
     assert.match(readFileSync(join(R, 'etc/apt/apt.conf.d/50depmod-tx'), 'utf8'), /DPkg::Tools::Options::\/usr\/lib\/depmod-tx\/hooks\/depmod-tx-hook::Version "3";/);
     const help = spawnSync(join(R, 'usr/bin/depmod-tx'), ['--help'], { encoding: 'utf8', env: e.env });
     assert.equal(help.status, 0, help.stderr);
@@ -106,6 +108,17 @@ test('dpkg: install depmod-tx, fake kernel, KMP install/upgrade/remove, replay o
     const st = spawnSync(join(R, 'usr/bin/depmod-tx'), ['status', '--root', R, '--json'], { encoding: 'utf8', env: e.env });
     assert.equal(st.status, 0, st.stderr);
     assert.deepEqual(JSON.parse(st.stdout).pending, [], 'nothing left in the journal');
+
+    // dpkg -r of the kernel: its directory stays (modules.* are no package's files); the trigger
+    // (commit --scan) writes no database into it and drops the cache; status says removed.
+    const dbBefore = statSync(join(R, `lib/modules/${KVER}/modules.dep.bin`)).mtimeMs;
+    const removed = commitLines(dpkg(e, ['-r', 'linux-image-9.9.9-test']), KVER);
+    assert.equal(removed.length, 1);
+    assert.match(removed[0]!, /kernel removed \(no modules left\), no database written/);
+    assert.equal(statSync(join(R, `lib/modules/${KVER}/modules.dep.bin`)).mtimeMs, dbBefore);
+    assert.ok(!existsSync(join(R, `var/cache/depmod-tx/${KVER}.cache`)), 'cache dropped');
+    const status = () => JSON.parse(spawnSync(join(R, 'usr/bin/depmod-tx'), ['status', '--root', R, '--json'], { encoding: 'utf8', env: e.env }).stdout);
+    assert.equal(status().last[KVER]?.status, 'removed');
 
     assert.ok(existsSync(join(R, 'var/cache/depmod-tx')), 'a cache was written');
     dpkg(e, ['--purge', 'depmod-tx']);
@@ -185,6 +198,11 @@ test('the packaged CLI runs on Debian 12\'s nodejs 18', { skip: skip || ('reason
     const v = spawnSync(join(tree, 'usr/bin/depmod-tx'), ['status', '--root', join(dir, 'empty'), '--json'], { encoding: 'utf8', env });
     assert.equal(v.status, 0, v.stderr);
     assert.deepEqual(JSON.parse(v.stdout).pending, []);
+    // yargs 17's ESM entry cut words in --help on every Node (issue 11); the bundle must not, on 18 either.
+    const h = spawnSync(join(tree, 'usr/bin/depmod-tx'), ['--help'], { encoding: 'utf8', env: { ...env, COLUMNS: '80' } });
+    assert.equal(h.status, 0, h.stderr);
+    assert.match(h.stdout, /Incremental kernel module database \(depmod\) for package\s+transactions\./);
+    assert.match(h.stdout, /KABI dry run: would these module files load\s+on\s+these\s+kernels/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildPackage, chrootRuntime, cleanEnv, commitLines, databaseDiff, e2eSkip, HOOK_RUNTIME, kernelModules, kmpModules, KVER, KVER2, rpmPackage } from './support.ts';
@@ -41,6 +41,8 @@ test('rpm: install depmod-tx, fake kernel, KMP install, two-kernel upgrade trans
     // --nodeps: nodejs and util-linux are not packages in this root; chrootRuntime put their files there.
     rpm(['-i', '--nodeps', pkg]);
     assert.ok(existsSync(join(R, 'usr/lib/depmod-tx/hooks/depmod-tx-hook')));
+    assert.ok(existsSync(join(R, 'usr/share/man/man1/depmod-tx.1.gz')), 'man page installed');
+    assert.ok(existsSync(join(R, 'usr/share/bash-completion/completions/depmod-tx')), 'bash completion installed');
     const trig = spawnSync('rpm', ['--root', R, '--dbpath', '/var/lib/rpm', '-q', '--filetriggers', 'depmod-tx'], { encoding: 'utf8' }).stdout;
     for (const t of ['filetriggerin', 'filetriggerun', 'transfiletriggerin', 'transfiletriggerpostun']) assert.match(trig, new RegExp(`^${t} scriptlet .*-- /lib/modules, /usr/lib/modules`, 'm'));
 
@@ -63,6 +65,17 @@ test('rpm: install depmod-tx, fake kernel, KMP install, two-kernel upgrade trans
     assert.deepEqual(s.pending, [], 'journal empty');
     assert.equal(s.last[KVER]?.status, 'merged');
     assert.equal(s.last[KVER2]?.status, 'merged');
+
+    // Erasing a kernel: rpm leaves its directory (our modules.* are in it); no database is written
+    // into what is left, and status says the kernel was removed.
+    const dbBefore = statSync(join(R, `lib/modules/${KVER2}/modules.dep.bin`)).mtimeMs;
+    const erased = rpm(['-e', 'kernel-test2']);
+    const lines = commitLines(erased, KVER2);
+    assert.equal(lines.length, 1, erased);
+    assert.match(lines[0]!, /kernel removed \(no modules left\), no database written/);
+    assert.equal(statSync(join(R, `lib/modules/${KVER2}/modules.dep.bin`)).mtimeMs, dbBefore);
+    const st2 = spawnSync('chroot', [R, '/usr/bin/depmod-tx', 'status', '--json'], { encoding: 'utf8', env });
+    assert.equal(JSON.parse(st2.stdout).last[KVER2]?.status, 'removed', st2.stdout);
 
     rpm(['-e', 'depmod-tx']);
     assert.ok(!existsSync(join(R, 'var/lib/depmod-tx')) && !existsSync(join(R, 'var/cache/depmod-tx')), 'erase removes journal, state and cache');

@@ -31,15 +31,18 @@ export function e2eSkip(suite: string, commands: string[], install: string, root
   return skip;
 }
 
-/** Runs scripts/package.mjs into OUT and returns the package file it made. */
+/**
+ * Runs scripts/package.mjs into OUT and returns the package file it made (from the dist/
+ * scripts/test.mjs built: rebuilding it here would pull it from under tests running alongside).
+ */
 export function buildPackage(out: string, kind: 'deb' | 'rpm' | 'pacman'): string {
-  const r = spawnSync(process.execPath, [join(repoRoot, 'scripts', 'package.mjs'), '--out', out, '--only', kind], { cwd: repoRoot, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [join(repoRoot, 'scripts', 'package.mjs'), '--out', out, '--only', kind, '--no-build'], { cwd: repoRoot, encoding: 'utf8' });
   return packageMade(r.status, r.stdout, r.stderr);
 }
 
 /** buildPackage without blocking, for building it while other packages build. */
 export async function buildPackageAsync(out: string, kind: 'deb' | 'rpm' | 'pacman'): Promise<string> {
-  const r = await execa(process.execPath, [join(repoRoot, 'scripts', 'package.mjs'), '--out', out, '--only', kind], { cwd: repoRoot, reject: false });
+  const r = await execa(process.execPath, [join(repoRoot, 'scripts', 'package.mjs'), '--out', out, '--only', kind, '--no-build'], { cwd: repoRoot, reject: false });
   return packageMade(r.exitCode ?? 1, String(r.stdout), String(r.stderr));
 }
 

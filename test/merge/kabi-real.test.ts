@@ -46,7 +46,7 @@ test('merge KABI findings on amd64 vs the cloud symvers equal depmod -e -E; vs i
     const root = join(work, 'r');
     cloneRoot(amd.root, root);
     const moddir = join(root, 'lib', 'modules', amd.kver);
-    const r = await merge({ root, kver: amd.kver, full: true, symvers: cloud.symvers, kabiScope: 'all', config: [] });
+    const r = await merge({ root, kver: amd.kver, full: true, symvers: cloud.symvers, config: [] });
     assert.equal(r.symversFile, cloud.symvers);
     const oracle = new Map(DEPMOD_OUTPUTS.map((f) => [f, readFileSync(join(oracleOutput(amd, 'none'), f))] as const));
     assert.deepEqual(diffFileSets(outputFiles(moddir), oracle), [], 'kernel symbols must not change the files');
@@ -64,7 +64,7 @@ test('merge KABI findings on amd64 vs the cloud symvers equal depmod -e -E; vs i
 
     // Matching symvers, from the cache this time (update, every module in scope): nothing, like depmod.
     // fullScan: an unchanged tree would otherwise take the no-op path, which checks nothing.
-    const r2 = await merge({ root, kver: amd.kver, symvers: amd.symvers, kabiScope: 'all', config: [], fullScan: true });
+    const r2 = await merge({ root, kver: amd.kver, symvers: amd.symvers, config: [], fullScan: true });
     assert.equal(r2.fullReason, undefined);
     assert.equal(r2.noop, false);
     assert.ok(r2.reused > 4000, `records from the cache: ${r2.reused}`);
@@ -73,7 +73,7 @@ test('merge KABI findings on amd64 vs the cloud symvers equal depmod -e -E; vs i
     assert.deepEqual(depmodFindings(root, amd.kver, amd.symvers), []);
 
     // No symvers to be found (Debian ships it in linux-headers): the in-tree modules agree with each other.
-    const r3 = await merge({ root, kver: amd.kver, symvers: 'auto', kabiScope: 'all', config: [], fullScan: true });
+    const r3 = await merge({ root, kver: amd.kver, symvers: 'auto', config: [], fullScan: true });
     assert.equal(r3.symversFile, undefined);
     assert.equal(r3.kabiAgainst, 'modules');
     assert.deepEqual(r3.kabi, []);
@@ -95,7 +95,7 @@ test('merge KABI findings on amd64 vs the cloud symvers equal depmod -e -E; vs i
     assert.ok(victim !== '', 'ext4 imports a jbd2 symbol');
     mkdirSync(join(moddir, 'updates'), { recursive: true });
     writeFileSync(join(moddir, 'updates/ext4.ko'), ext4);
-    const r4 = await merge({ root, kver: amd.kver, symvers: 'auto', kabiScope: 'all', config: [], hints: ['updates/ext4.ko'] });
+    const r4 = await merge({ root, kver: amd.kver, symvers: 'auto', config: [], hints: ['updates/ext4.ko'] });
     assert.equal(r4.kabiAgainst, 'modules');
     assert.deepEqual(r4.kabi.map((f) => [f.kind, f.modulePath.slice(moddir.length + 1), f.symbol, f.provider]), [['crc-mismatch', 'updates/ext4.ko', victim, 'jbd2']]);
     assert.deepEqual(depmodFindings(root, amd.kver, amd.symvers), [`updates/ext4.ko\t${victim}\tcrc-mismatch`]);

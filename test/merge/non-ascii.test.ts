@@ -24,12 +24,12 @@ test('UTF-8 in symbol names, aliases and softdeps: files equal depmod; KABI matc
     const moddir = join(root, 'lib', 'modules', KVER);
     const symvers = join(root, 'Module.symvers');
     writeFileSync(symvers, '0x00000007\tkern_ß\tvmlinux\tEXPORT_SYMBOL\t\n');
-    const r = await merge({ root, kver: KVER, workers: 0, symvers, kabiScope: 'all' });
+    const r = await merge({ root, kver: KVER, workers: 0, symvers });
     assert.deepEqual(diffFileSets(outputFiles(moddir), oracleFiles(root, KVER, depmodConfigArgs(root, undefined))), []);
     assert.deepEqual(r.kabi, [], 'sym_é resolves to a.ko with its CRC, kern_ß to vmlinux with its CRC');
 
     writeFileSync(symvers, '0x00000008\tkern_ß\tvmlinux\tEXPORT_SYMBOL\t\n');
-    const r2 = await merge({ root, kver: KVER, workers: 0, symvers, kabiScope: 'all', fullScan: true });
+    const r2 = await merge({ root, kver: KVER, workers: 0, symvers, fullScan: true });
     assert.deepEqual(r2.kabi.map((f) => [f.kind, f.symbol, f.foundCrc]), [['crc-mismatch', 'kern_ß', 8]]);
   } finally {
     rmSync(root, { recursive: true, force: true });

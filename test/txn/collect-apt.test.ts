@@ -64,7 +64,11 @@ test('real apt-get hook input (upgrade + removal + new install) is recorded per 
   const root = join(dir, 'root');
   const K1 = '6.1.0-90-test';
   const K2 = '6.1.0-91-test';
-  for (const k of [K1, K2]) mkdirSync(join(root, 'lib/modules', k), { recursive: true });
+  // Installed kernels ship modules.order (commit takes a directory without it and without modules for a removed kernel's).
+  for (const k of [K1, K2]) {
+    mkdirSync(join(root, 'lib/modules', k), { recursive: true });
+    writeFileSync(join(root, 'lib/modules', k, 'modules.order'), '');
+  }
   // Installed state (the system as dpkg knows it), in a throwaway apt/dpkg state.
   const admin = join(dir, 'admin');
   mkdirSync(join(admin, 'info'), { recursive: true });

@@ -16,7 +16,11 @@ const CHILD = fileURLToPath(new URL('./child-commit.ts', import.meta.url));
 function tempRoot(t: { after(fn: () => void): void }, kvers: string[]): string {
   const root = mkdtempSync(join(tmpdir(), 'depmod-tx-commit-'));
   t.after(() => rmSync(root, { recursive: true, force: true }));
-  for (const k of kvers) mkdirSync(join(root, 'lib/modules', k, 'kernel'), { recursive: true });
+  // An installed kernel ships modules.order: without it (and without modules) commit takes the kernel for removed.
+  for (const k of kvers) {
+    mkdirSync(join(root, 'lib/modules', k, 'kernel'), { recursive: true });
+    writeFileSync(join(root, 'lib/modules', k, 'modules.order'), '');
+  }
   return root;
 }
 
@@ -77,7 +81,7 @@ test('a merge that throws keeps its events; other kernels still commit', async (
   assert.deepEqual(calls.map((c) => c.paths), [['/lib/modules/bad/a.ko']]);
 });
 
-test('a kernel whose module directory vanished is dropped with its cache', async (t) => {
+test('a kernel whose module directory vanished is removed: events and cache dropped', async (t) => {
   const root = tempRoot(t, ['keep']);
   await recordEvents({ root, op: 'remove', package: 'linux-image-gone', txn: 'tx', paths: ['/lib/modules/gone/kernel/a.ko', '/lib/modules/keep/a.ko'] });
   mkdirSync(join(root, 'var/cache/depmod-tx'), { recursive: true });
@@ -85,7 +89,7 @@ test('a kernel whose module directory vanished is dropped with its cache', async
   const { merge, calls } = countingMerge();
   const s = await commit({ root, merge });
   assert.deepEqual(calls.map((c) => c.kver), ['keep']);
-  assert.deepEqual(s.kernels.find((k) => k.kver === 'gone'), { kver: 'gone', status: 'dropped', events: 1, wallMs: s.kernels.find((k) => k.kver === 'gone')!.wallMs });
+  assert.deepEqual(s.kernels.find((k) => k.kver === 'gone'), { kver: 'gone', status: 'removed', events: 1, wallMs: s.kernels.find((k) => k.kver === 'gone')!.wallMs });
   assert.equal(existsSync(cacheFile(root, 'gone')), false);
   assert.equal((await readJournal(root)).events.length, 0);
 });

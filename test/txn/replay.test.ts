@@ -12,7 +12,11 @@ import { replay } from '../../src/txn/replay.ts';
 function setup(t: { after(fn: () => void): void }): { root: string; calls: MergeRequest[]; merge: (r: MergeRequest) => Promise<{ changed: boolean; files: string[]; ms: number; kabi: { unknown: number; mismatched: number } }> } {
   const root = mkdtempSync(join(tmpdir(), 'depmod-tx-replay-'));
   t.after(() => rmSync(root, { recursive: true, force: true }));
-  for (const k of ['6.1.0-a', '6.1.0-b']) mkdirSync(join(root, 'lib/modules', k), { recursive: true });
+  // Installed kernels: each ships modules.order (a directory without it and without modules is a removed kernel's).
+  for (const k of ['6.1.0-a', '6.1.0-b']) {
+    mkdirSync(join(root, 'lib/modules', k), { recursive: true });
+    writeFileSync(join(root, 'lib/modules', k, 'modules.order'), '');
+  }
   const calls: MergeRequest[] = [];
   return { root, calls, merge: async (r) => (calls.push(r), { changed: calls.length <= 2, files: [], ms: 1, kabi: { unknown: 0, mismatched: 0 } }) };
 }
