@@ -4,24 +4,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import {
-  fitLine,
-  fixedPartTarget,
-  identityTarget,
-  jsonPathFor,
-  markdownTable,
-  median,
-  parseBenchArgs,
-  parseGnuTime,
-  ratioTarget,
-  rotation,
-  rssTarget,
-  selected,
-  spread,
-  summarize,
-  verdict,
-  type Stats,
-} from '../../scripts/bench-stats.ts';
+import * as bench from '../../scripts/bench-stats.ts';
 
 /** GNU time is what the bench reads; .ci/run installs it, so in CI its absence is an error. */
 function noGnuTime(): string | false {
@@ -30,11 +13,11 @@ function noGnuTime(): string | false {
   return 'no /usr/bin/time (apt-get install time)';
 }
 
-const stats = (wallMs: number, cpuMs: number, rssMb = 50): Stats => ({ runs: 1, wallMs, cpuMs, rssMb, minWallMs: wallMs, maxWallMs: wallMs });
+const stats = (wallMs: number, cpuMs: number, rssMb = 50): bench.Stats => ({ runs: 1, wallMs, cpuMs, rssMb, minWallMs: wallMs, maxWallMs: wallMs });
 
 describe('bench options', () => {
   it('defaults: 5 runs, both kmod formats, every scenario', () => {
-    const o = parseBenchArgs([], '/r/bench-results.md');
+    const o = bench.parseBenchArgs([], '/r/bench-results.md');
     assert.ok(typeof o !== 'string');
     assert.equal(o.runs, 5);
     assert.deepEqual(o.formats, ['30', '34']);
@@ -43,11 +26,11 @@ describe('bench options', () => {
   });
 
   it('--quick means one run unless --runs says otherwise, in either order', () => {
-    const q = parseBenchArgs(['--quick'], 'x');
+    const q = bench.parseBenchArgs(['--quick'], 'x');
     assert.ok(typeof q !== 'string');
     assert.equal(q.runs, 1);
     for (const argv of [['--quick', '--runs', '3'], ['--runs', '3', '--quick']]) {
-      const o = parseBenchArgs(argv, 'x');
+      const o = bench.parseBenchArgs(argv, 'x');
       assert.ok(typeof o !== 'string');
       assert.equal(o.runs, 3);
       assert.equal(o.quick, true);
@@ -55,7 +38,7 @@ describe('bench options', () => {
   });
 
   it('--only splits on commas and repeats; --node repeats; --formats narrows', () => {
-    const o = parseBenchArgs(['--only', 'add10,noop', '--only', 'cold-xz', '--node', '/a/node', '--node', '/b/node', '--formats', '34', '--all-nodes', '--keep'], 'x');
+    const o = bench.parseBenchArgs(['--only', 'add10,noop', '--only', 'cold-xz', '--node', '/a/node', '--node', '/b/node', '--formats', '34', '--all-nodes', '--keep'], 'x');
     assert.ok(typeof o !== 'string');
     assert.deepEqual(o.only, ['add10', 'noop', 'cold-xz']);
     assert.deepEqual(o.nodes, ['/a/node', '/b/node']);
@@ -65,54 +48,54 @@ describe('bench options', () => {
   });
 
   it('refuses what it cannot use, naming it', () => {
-    assert.match(parseBenchArgs(['--runs', '0'], 'x') as string, /--runs wants a positive integer, not 0/);
-    assert.match(parseBenchArgs(['--runs', '2.5'], 'x') as string, /--runs/);
-    assert.match(parseBenchArgs(['--runs'], 'x') as string, /not nothing/);
-    assert.match(parseBenchArgs(['--out', '--keep'], 'x') as string, /--out wants a file name/);
-    assert.match(parseBenchArgs(['--formats', '31'], 'x') as string, /--formats wants 30, 34 or 30,34, not 31/);
-    assert.match(parseBenchArgs(['--fast'], 'x') as string, /unknown option --fast/);
+    assert.match(bench.parseBenchArgs(['--runs', '0'], 'x') as string, /--runs wants a positive integer, not 0/);
+    assert.match(bench.parseBenchArgs(['--runs', '2.5'], 'x') as string, /--runs/);
+    assert.match(bench.parseBenchArgs(['--runs'], 'x') as string, /not nothing/);
+    assert.match(bench.parseBenchArgs(['--out', '--keep'], 'x') as string, /--out wants a file name/);
+    assert.match(bench.parseBenchArgs(['--formats', '31'], 'x') as string, /--formats wants 30, 34 or 30,34, not 31/);
+    assert.match(bench.parseBenchArgs(['--fast'], 'x') as string, /unknown option --fast/);
   });
 
   it('selects scenarios by any substring; the JSON file sits beside the Markdown one', () => {
-    assert.equal(selected('add10-xz', []), true);
-    assert.equal(selected('add10-xz', ['noop', 'xz']), true);
-    assert.equal(selected('cold-ko-amd64', ['noop', 'xz']), false);
-    assert.equal(jsonPathFor('/r/bench-results.md'), '/r/bench-results.json');
-    assert.equal(jsonPathFor('/tmp/out'), '/tmp/out.json');
+    assert.equal(bench.selected('add10-xz', []), true);
+    assert.equal(bench.selected('add10-xz', ['noop', 'xz']), true);
+    assert.equal(bench.selected('cold-ko-amd64', ['noop', 'xz']), false);
+    assert.equal(bench.jsonPathFor('/r/bench-results.md'), '/r/bench-results.json');
+    assert.equal(bench.jsonPathFor('/tmp/out'), '/tmp/out.json');
   });
 });
 
 describe('run order', () => {
   it('rotates by one per run: over n runs each tool is first once and runs once per run', () => {
-    assert.deepEqual(rotation(3, 0), [0, 1, 2]);
-    assert.deepEqual(rotation(3, 1), [1, 2, 0]);
-    assert.deepEqual(rotation(3, 2), [2, 0, 1]);
-    assert.deepEqual(rotation(3, 3), [0, 1, 2]);
-    const firsts = new Set(Array.from({ length: 5 }, (_, run) => rotation(5, run)[0]));
+    assert.deepEqual(bench.rotation(3, 0), [0, 1, 2]);
+    assert.deepEqual(bench.rotation(3, 1), [1, 2, 0]);
+    assert.deepEqual(bench.rotation(3, 2), [2, 0, 1]);
+    assert.deepEqual(bench.rotation(3, 3), [0, 1, 2]);
+    const firsts = new Set(Array.from({ length: 5 }, (_, run) => bench.rotation(5, run)[0]));
     assert.equal(firsts.size, 5);
-    for (let run = 0; run < 5; run++) assert.deepEqual([...rotation(5, run)].sort(), [0, 1, 2, 3, 4]);
+    for (let run = 0; run < 5; run++) assert.deepEqual([...bench.rotation(5, run)].sort(), [0, 1, 2, 3, 4]);
   });
 
   it('spreads picks over the sorted list, never twice the same, refusing more than there are', () => {
     const all = Array.from({ length: 100 }, (_, i) => i);
-    assert.deepEqual(spread(all, 4), [12, 37, 62, 87]);
-    assert.deepEqual(spread(all, 1), [50]);
-    assert.equal(new Set(spread(all, 100)).size, 100);
-    assert.throws(() => spread(all, 101), /cannot pick 101 of 100/);
+    assert.deepEqual(bench.spread(all, 4), [12, 37, 62, 87]);
+    assert.deepEqual(bench.spread(all, 1), [50]);
+    assert.equal(new Set(bench.spread(all, 100)).size, 100);
+    assert.throws(() => bench.spread(all, 101), /cannot pick 101 of 100/);
   });
 });
 
 describe('figures', () => {
   it('median of odd and even counts, unsorted input left alone', () => {
     const xs = [5, 1, 3];
-    assert.equal(median(xs), 3);
+    assert.equal(bench.median(xs), 3);
     assert.deepEqual(xs, [5, 1, 3]);
-    assert.equal(median([4, 1, 3, 2]), 2.5);
-    assert.throws(() => median([]), /median of nothing/);
+    assert.equal(bench.median([4, 1, 3, 2]), 2.5);
+    assert.throws(() => bench.median([]), /median of nothing/);
   });
 
   it('summarize: medians of wall and CPU, the highest RSS', () => {
-    const s = summarize([
+    const s = bench.summarize([
       { wallMs: 300, cpuMs: 10, rssMb: 70 },
       { wallMs: 100, cpuMs: 30, rssMb: 90 },
       { wallMs: 200, cpuMs: 20, rssMb: 80 },
@@ -121,70 +104,64 @@ describe('figures', () => {
   });
 
   it('reads GNU time -f "%e %U %S %M", also after its non-zero-status line', () => {
-    assert.deepEqual(parseGnuTime('0.52 0.41 0.07 73216\n'), { userMs: 410, sysMs: 70, maxRssKb: 73216 });
-    assert.deepEqual(parseGnuTime('Command exited with non-zero status 1\n1.00 0.50 0.25 1024\n'), { userMs: 500, sysMs: 250, maxRssKb: 1024 });
-    assert.throws(() => parseGnuTime('0.52 0.41\n'), /not "%e %U %S %M"/);
+    assert.deepEqual(bench.parseGnuTime('0.52 0.41 0.07 73216\n'), { userMs: 410, sysMs: 70, maxRssKb: 73216 });
+    assert.deepEqual(bench.parseGnuTime('Command exited with non-zero status 1\n1.00 0.50 0.25 1024\n'), { userMs: 500, sysMs: 250, maxRssKb: 1024 });
+    assert.throws(() => bench.parseGnuTime('0.52 0.41\n'), /not "%e %U %S %M"/);
   });
 
   it('reads what the installed GNU time writes', { skip: noGnuTime() }, () => {
     const r = spawnSync('/usr/bin/time', ['-f', '%e %U %S %M', process.execPath, '-e', 'let x = 0; for (let i = 0; i < 3e7; i++) x += i;'], { encoding: 'utf8' });
     assert.equal(r.status, 0);
-    const t = parseGnuTime(r.stderr);
+    const t = bench.parseGnuTime(r.stderr);
     assert.ok(t.userMs > 0, `a busy loop uses user time: ${r.stderr}`);
     assert.ok(t.maxRssKb > 10_000, `node's peak RSS is above 10 MB: ${r.stderr}`);
   });
 
   it('fits a line exactly through collinear points, and by least squares otherwise', () => {
-    const exact = fitLine([
-      { x: 0, y: 100 },
-      { x: 10, y: 120 },
-      { x: 1000, y: 2100 },
-    ]);
-    assert.ok(Math.abs(exact.a - 100) < 1e-9);
-    assert.ok(Math.abs(exact.b - 2) < 1e-12);
-    assert.ok(Math.abs(exact.r2 - 1) < 1e-12);
+    const fit = (xy: Array<[number, number]>): { a: number; b: number; r2: number } => bench.fitLine(xy.map(([x, y]) => ({ x, y })));
+    const near = (got: number, want: number): void => assert.ok(Math.abs(got - want) < 1e-9, `${got} is not ${want}`);
+    const exact = fit([[0, 100], [10, 120], [1000, 2100]]);
+    near(exact.a, 100);
+    near(exact.b, 2);
+    near(exact.r2, 1);
     // (0,1) (1,3) (2,2): mean x 1, mean y 2, sxy = 1, sxx = 2 → b = 0.5, a = 1.5; sse 1.5 of syy 2 → r² 0.25.
-    const noisy = fitLine([
-      { x: 0, y: 1 },
-      { x: 1, y: 3 },
-      { x: 2, y: 2 },
-    ]);
-    assert.ok(Math.abs(noisy.b - 0.5) < 1e-12);
-    assert.ok(Math.abs(noisy.a - 1.5) < 1e-12);
-    assert.ok(Math.abs(noisy.r2 - 0.25) < 1e-12);
-    assert.throws(() => fitLine([{ x: 1, y: 1 }]), /two points/);
-    assert.throws(() => fitLine([{ x: 1, y: 1 }, { x: 1, y: 2 }]), /two points/);
+    const noisy = fit([[0, 1], [1, 3], [2, 2]]);
+    near(noisy.b, 0.5);
+    near(noisy.a, 1.5);
+    near(noisy.r2, 0.25);
+    assert.throws(() => fit([[1, 1]]), /two points/);
+    assert.throws(() => fit([[1, 1], [1, 2]]), /two points/);
   });
 });
 
 describe('targets', () => {
   it('a ratio goal is on wall-time medians, passes at the limit, and says when its baseline is missing', () => {
-    const at = ratioTarget('vs PR 253', stats(60, 50), stats(100, 100), 0.6, 'PR 253');
+    const at = bench.ratioTarget('vs PR 253', stats(60, 50), stats(100, 100), 0.6, 'PR 253');
     assert.equal(at.pass, true);
     assert.equal(at.got, '0.60× (cpu 0.50×)');
-    assert.equal(verdict(at), '0.60× (cpu 0.50×) ≤ 0.6×: pass');
-    const over = ratioTarget('vs PR 253', stats(61, 10), stats(100, 100), 0.6, 'PR 253');
+    assert.equal(bench.verdict(at), '0.60× (cpu 0.50×) ≤ 0.6×: pass');
+    const over = bench.ratioTarget('vs PR 253', stats(61, 10), stats(100, 100), 0.6, 'PR 253');
     assert.equal(over.pass, false);
-    assert.equal(verdict(over), '0.61× (cpu 0.10×) ≤ 0.6×: FAIL');
-    const missing = ratioTarget('vs PR 253', stats(61, 10), undefined, 0.6, 'PR 253');
+    assert.equal(bench.verdict(over), '0.61× (cpu 0.10×) ≤ 0.6×: FAIL');
+    const missing = bench.ratioTarget('vs PR 253', stats(61, 10), undefined, 0.6, 'PR 253');
     assert.equal(missing.pass, undefined);
-    assert.equal(verdict(missing), 'PR 253 not present');
+    assert.equal(bench.verdict(missing), 'PR 253 not present');
   });
 
   it('RSS, identity and the fixed part of the curve', () => {
-    assert.equal(rssTarget('peak RSS', stats(1, 1, 150), 150).pass, true);
-    assert.equal(verdict(rssTarget('peak RSS', stats(1, 1, 151), 150), true), 'FAIL: 151 MB');
-    assert.equal(verdict(identityTarget('identical', []), true), 'pass');
-    const d = identityTarget('identical', ['modules.dep', 'modules.alias.bin']);
+    assert.equal(bench.rssTarget('peak RSS', stats(1, 1, 150), 150).pass, true);
+    assert.equal(bench.verdict(bench.rssTarget('peak RSS', stats(1, 1, 151), 150), true), 'FAIL: 151 MB');
+    assert.equal(bench.verdict(bench.identityTarget('identical', []), true), 'pass');
+    const d = bench.identityTarget('identical', ['modules.dep', 'modules.alias.bin']);
     assert.equal(d.pass, false);
-    assert.equal(verdict(d, true), 'FAIL: modules.dep, modules.alias.bin differ');
-    const fixed = fixedPartTarget('fixed part', { a: 130, b: 0, r2: 1 }, stats(75, 60), 50);
+    assert.equal(bench.verdict(d, true), 'FAIL: modules.dep, modules.alias.bin differ');
+    const fixed = bench.fixedPartTarget('fixed part', { a: 130, b: 0, r2: 1 }, stats(75, 60), 50);
     assert.equal(fixed.got, '55 ms');
     assert.equal(fixed.pass, false);
-    assert.equal(fixedPartTarget('fixed part', { a: 125, b: 0, r2: 1 }, stats(75, 60), 50).pass, true);
+    assert.equal(bench.fixedPartTarget('fixed part', { a: 125, b: 0, r2: 1 }, stats(75, 60), 50).pass, true);
   });
 
   it('renders a Markdown table with right-aligned columns and escaped pipes', () => {
-    assert.deepEqual(markdownTable(['a', 'b'], [['x|y', '1']], new Set([1])), ['| a | b |', '| --- | ---: |', '| x\\|y | 1 |']);
+    assert.deepEqual(bench.markdownTable(['a', 'b'], [['x|y', '1']], new Set([1])), ['| a | b |', '| --- | ---: |', '| x\\|y | 1 |']);
   });
 });
