@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { cloneRoot, realKernel, realKernelSkipReason, recompressedKernel } from '../support/kernels.ts';
 import { databaseDiff } from '../e2e/support.ts';
 import { outputFiles } from '../merge/oracle-dir.ts';
-import { addonUnreachable, packagedCli, pathWithoutXz, scratchOutsideRepo, type PackagedCli } from './packaged.ts';
+import { packagedCli, probeRuntime, pathWithoutXz, scratchOutsideRepo, type PackagedCli } from './packaged.ts';
 
 const skip = realKernelSkipReason() ?? false;
 
@@ -49,9 +49,7 @@ test('the packaged CLI without the lzma-native addon: inspect, rebuild, cache re
   const dir = scratchOutsideRepo('dtx-no-addon-');
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const cli = packagedCli(dir);
-  const why = addonUnreachable(cli);
-  assert.ok(why !== undefined, 'the staged bundle must not reach lzma-native');
-  assert.equal(why, 'ERR_MODULE_NOT_FOUND');
+  assert.equal(probeRuntime(cli).addon, 'ERR_MODULE_NOT_FOUND', 'the staged bundle must not reach lzma-native');
   const noXz = pathWithoutXz(dir);
 
   const plain = realKernel('cloud-amd64');

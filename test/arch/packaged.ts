@@ -25,15 +25,26 @@ export function packagedCli(dir: string): PackagedCli {
   return { deb, tree, bundle: join(tree, 'usr', 'lib', 'depmod-tx', 'depmod-tx.mjs') };
 }
 
-/**
- * Why `import('lzma-native')` fails from where the bundle lives, as the bundle's own dynamic import
- * would (a probe module next to it), or undefined when the addon can be loaded from there.
- */
-export function addonUnreachable(cli: PackagedCli, node = process.execPath): string | undefined {
-  const probe = join(dirname(cli.bundle), 'probe-lzma-native.mjs');
-  writeFileSync(probe, "try { await import('lzma-native'); console.log('loaded'); } catch (e) { console.log(e.code ?? e.message); }\n");
-  const out = execFileSync(node, [probe], { encoding: 'utf8' }).trim();
-  return out === 'loaded' ? undefined : out;
+export interface RuntimeProbe {
+  arch: string;
+  endianness: string;
+  version: string;
+  /** What `import('lzma-native')` gives from where the bundle lives: 'loaded' or the error's code. */
+  addon: string;
+}
+
+/** Runs a probe module next to the bundle with NODE: the runtime, and whether the addon resolves there. */
+export function probeRuntime(cli: PackagedCli, node = process.execPath): RuntimeProbe {
+  const probe = join(dirname(cli.bundle), 'probe-runtime.mjs');
+  writeFileSync(
+    probe,
+    `import { endianness } from 'node:os';
+let addon = 'loaded';
+try { await import('lzma-native'); } catch (e) { addon = e.code ?? e.message; }
+console.log(JSON.stringify({ arch: process.arch, endianness: endianness(), version: process.version, addon }));
+`,
+  );
+  return JSON.parse(execFileSync(node, [probe], { encoding: 'utf8' })) as RuntimeProbe;
 }
 
 /** The commands the CLI and its wrapper run besides node (flock(1) for the kernel lock, zstd(1)). */

@@ -72,7 +72,7 @@ test('rpm: install depmod-tx, fake kernel, KMP install, two-kernel upgrade trans
   try {
     const pkg = buildPackage(join(dir, 'pkg'), 'rpm');
     const R = join(dir, 'root');
-    chrootRuntime(R, ['sh', 'node', 'flock', 'cat', 'dirname', 'readlink', 'rm']);
+    chrootRuntime(R, ['sh', 'node', 'flock', 'cat', 'dirname', 'readlink', 'rm', 'xz']);
     const rpm = (args: string[]): string => {
       const r = spawnSync('rpm', ['--root', R, '--dbpath', '/var/lib/rpm', ...args], { encoding: 'utf8', env });
       assert.equal(r.status, 0, `rpm ${args.join(' ')}:\n${r.stdout}${r.stderr}`);
