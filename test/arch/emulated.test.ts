@@ -7,10 +7,11 @@
 //   2. `depmod-tx rebuild` through the installed wrapper and the root's node: a full parse of a few
 //      hundred .ko.xz in parse workers through xz(1) batches;
 //   3. installs a KMP of six modules of that architecture (plain .ko, .ko.xz, a concatenated .ko.xz
-//      for the single-file decoder): the file trigger updates the database incrementally, once;
-//   4. removes the KMP: the trigger updates it again.
-// After 2, 3 and 4 the database must equal the host's depmod (kmod 30) on the root's tree. Time and
-// peak RSS of every emulated node run are printed as test diagnostics.
+//      for the single-file decoder): the file trigger updates the database incrementally, once.
+// After 2 and 3 the database must equal the host's depmod (kmod 30) on the root's tree. Removal and
+// upgrade run no code that depends on the architecture; test/e2e/dpkg.test.ts covers them. Each
+// emulated start of node costs seconds, so this suite starts it only twice per architecture. Time
+// and peak RSS of every emulated node run are printed as test diagnostics.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -82,12 +83,10 @@ function inRoot(fa: ForeignArch, cli: PackagedCli, dir: string, times: string): 
   step(dpkg(['-i', kmp]), 'KMP install');
   const dep = readFileSync(join(R, moddir, 'modules.dep'), 'utf8');
   for (const f of fa.kmp) assert.match(dep, new RegExp(`^updates/kmp/${basename(f).replaceAll('.', '\\.')}:`, 'm'));
-  step(dpkg(['-r', 'emulated-kmp']), 'KMP removal');
-  assert.doesNotMatch(readFileSync(join(R, moddir, 'modules.dep'), 'utf8'), /^updates\/kmp\//m);
 }
 
 for (const spec of ARCHES) {
-  test(`${spec.deb} under qemu: dpkg --root installs kernel and depmod-tx, rebuild, the trigger merges a KMP in and out`, { skip, timeout: 900_000 }, (t) => {
+  test(`${spec.deb} under qemu: dpkg --root installs kernel and depmod-tx, rebuild, the trigger merges a KMP`, { skip, timeout: 900_000 }, (t) => {
     const t0 = performance.now();
     const fa = foreignArch(spec);
     const setup = (performance.now() - t0) / 1000;
@@ -103,7 +102,7 @@ for (const spec of ARCHES) {
     t.diagnostic(
       `${spec.deb}: ${fa.kernelPackage} (${fa.kver}), ${fa.modules} modules + ${fa.kmp.length} in the KMP; ` +
         `setup ${setup.toFixed(1)} s (downloads when not cached), emulated part ${((t2 - t1) / 1000).toFixed(1)} s; ` +
-        `node runs (rebuild, KMP in, KMP out): ${runs.map((r) => `${r.seconds.toFixed(1)} s/${Math.round(r.maxRssKiB / 1024)} MiB`).join(', ')}; ` +
+        `node runs (rebuild, KMP): ${runs.map((r) => `${r.seconds.toFixed(1)} s/${Math.round(r.maxRssKiB / 1024)} MiB`).join(', ')}; ` +
         `peak RSS ${Math.round(peak / 1024)} MiB`,
     );
   });
