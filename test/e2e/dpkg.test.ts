@@ -109,6 +109,8 @@ test('dpkg: install depmod-tx, fake kernel, KMP install/upgrade/remove, replay o
     assert.equal(st.status, 0, st.stderr);
     assert.deepEqual(JSON.parse(st.stdout).pending, [], 'nothing left in the journal');
 
+    // The KMP the replay put back goes first, so that removing the kernel leaves no module behind.
+    assertStep(e, dpkg(e, ['-r', 'tkmp-modules']), 'KMP removal after the replay');
     // dpkg -r of the kernel: its directory stays (modules.* are no package's files); the trigger
     // (commit --scan) writes no database into it and drops the cache; status says removed.
     const dbBefore = statSync(join(R, `lib/modules/${KVER}/modules.dep.bin`)).mtimeMs;

@@ -59,7 +59,11 @@ test('the three formats decompress to the same module', async () => {
     ['m.ko.zst', cli('zstd', ['-c', '-q'], elf)],
     ['m.ko', elf],
   ] as const) {
-    assert.deepEqual(await parseModuleFile(bytes, file), want, file);
+    const got = await parseModuleFile(bytes, file);
+    // zstd from a pipe writes no content size: kmod 34 could not load that file (zstd-frames.ts).
+    if (file.endsWith('.zst')) assert.equal(got.zstdUnsized, true, 'streamed zstd is marked');
+    const { zstdUnsized: _marked, ...facts } = got;
+    assert.deepEqual(facts, want, file);
   }
 });
 
