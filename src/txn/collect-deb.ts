@@ -15,6 +15,7 @@ import { createGunzip } from 'node:zlib';
 import { Decompress as ZstdDecompress } from 'fzstd';
 import tar from 'tar-stream';
 import { FormatError } from '../errors.ts';
+import { xzDecompressStream } from '../module/decompress.ts';
 
 export type DebCompression = 'xz' | 'zst' | 'gz' | 'none';
 
@@ -94,7 +95,7 @@ function zstdTransform(): Transform {
   });
 }
 
-async function decompressor(c: DebCompression): Promise<Duplex> {
+async function decompressor(c: DebCompression, file: string): Promise<Duplex> {
   switch (c) {
     case 'none':
       return new PassThrough();
@@ -102,10 +103,8 @@ async function decompressor(c: DebCompression): Promise<Duplex> {
       return createGunzip();
     case 'zst':
       return zstdTransform();
-    case 'xz': {
-      const m = (await import('lzma-native')) as typeof import('lzma-native') & { default?: typeof import('lzma-native') };
-      return (m.default ?? m).createStream('autoDecoder');
-    }
+    case 'xz':
+      return xzDecompressStream(file);
   }
 }
 
@@ -138,8 +137,10 @@ export async function listDebPayload(file: string): Promise<DebPayload> {
     stream.resume();
   });
   const source = data.size === 0 ? [] : createReadStream(file, { start: data.offset, end: data.offset + data.size - 1 });
+  // Outside the try: no decoder on this system is its own typed error, not a damaged payload.
+  const decoder = await decompressor(compression, file);
   try {
-    await pipeline(source as NodeJS.ReadableStream, await decompressor(compression), extract as unknown as Writable);
+    await pipeline(source as NodeJS.ReadableStream, decoder, extract as unknown as Writable);
   } catch (err) {
     throw new FormatError(file, `cannot read ${data.name}: ${(err as Error).message}`, data.offset, { cause: err });
   }
