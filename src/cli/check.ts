@@ -4,7 +4,7 @@
 import { UsageError } from '../errors.ts';
 import { checkModules, type CheckProblem, type KernelVerdict } from '../merge/check.ts';
 import { assertNamedInputsExist } from '../merge/inputs.ts';
-import { isModulePath } from '../module/decompress.ts';
+import { isModulePath } from '../module/suffixes.ts';
 import { EXIT } from './exit-codes.ts';
 import type { ReportIo } from './merge-report.ts';
 

@@ -1,21 +1,34 @@
-// depmod-tx command line: the table in spec.ts turned into yargs commands, errors turned into exit
-// codes (exit-codes.ts), and paths made absolute once, here at the edge.
-//
-// yargs is loaded through 'yargs/yargs', whose factory is built on yargs' CommonJS platform shim:
-// the ESM entry ('yargs') hands cliui a wrap() that cuts lines every N characters, mid-word
-// ("for p|ackage"; yargs issue 2112). The CommonJS build wraps with wrap-ansi at word boundaries.
-// yargs 18 fixes it but needs Node >= 20.19, and Debian 12's nodejs is 18.
+// depmod-tx command line: the table in spec.ts run as commands, errors turned into exit codes
+// (exit-codes.ts), and paths made absolute once, here at the edge. A command line fast-args.ts
+// understands runs at once; everything else (--help, --version, usage errors) goes to yargs
+// (yargs-cli.ts), loaded only then: the package managers' calls never pay for it.
+import { writeSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { Argv } from 'yargs';
-import yargsFactory from 'yargs/yargs';
-import pkg from '../../package.json' with { type: 'json' };
 import { UsageError } from '../errors.ts';
-import { EXIT, exitCodeFor, exitCodeHelp } from './exit-codes.ts';
-import { COMMANDS, GLOBAL_OPTIONS, resolvePathOptions, yargsCommand, type Args, type CommandSpec, type OptionSpec } from './spec.ts';
+import { EXIT, exitCodeFor } from './exit-codes.ts';
+import { fastParse } from './fast-args.ts';
+import { COMMANDS, resolvePathOptions, type Args, type CommandSpec } from './spec.ts';
 
-const io = {
-  stdout: (s: string): void => void process.stdout.write(s),
-  stderr: (s: string): void => void process.stderr.write(s),
+/**
+ * Output goes straight to the descriptors: a command's report is a few lines, and the stream
+ * objects behind process.stdout/stderr (net, stream, tty) cost a short run several milliseconds to
+ * load. A closed pipe (`depmod-tx ... | head`) ends the output; it is not a crash.
+ */
+function writeTo(fd: 1 | 2, s: string): void {
+  try {
+    writeSync(fd, s);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    // A non-blocking descriptor that is full: the stream waits for it.
+    if (code === 'EAGAIN') (fd === 1 ? process.stdout : process.stderr).write(s);
+    else throw err;
+  }
+}
+
+export const io = {
+  stdout: (s: string): void => writeTo(1, s),
+  stderr: (s: string): void => writeTo(2, s),
 };
 
 function fail(err: unknown): number {
@@ -35,7 +48,7 @@ function checkNumbers(c: CommandSpec, a: Args): void {
   }
 }
 
-async function run(c: CommandSpec, a: Args): Promise<void> {
+export async function run(c: CommandSpec, a: Args): Promise<void> {
   let code: number;
   try {
     checkNumbers(c, a);
@@ -46,60 +59,9 @@ async function run(c: CommandSpec, a: Args): Promise<void> {
   process.exitCode = code;
 }
 
-function option(name: string): OptionSpec {
-  return GLOBAL_OPTIONS.find((o) => o.name === name)!;
-}
-
-function addOption<T>(y: Argv<T>, o: OptionSpec): Argv<T> {
-  return y.option(o.name, {
-    type: o.type,
-    describe: o.describe,
-    ...(o.alias !== undefined ? { alias: o.alias } : {}),
-    ...(o.default !== undefined ? { default: o.default } : {}),
-    ...(o.choices !== undefined ? { choices: o.choices } : {}),
-    ...(o.required ? { demandOption: true } : {}),
-  });
-}
-
-/** The terminal's width; $COLUMNS when output is not a terminal (like GNU tools); else 80. */
-function helpWidth(): number {
-  if (process.stdout.isTTY && process.stdout.columns > 0) return process.stdout.columns;
-  const env = Number(process.env.COLUMNS);
-  return Number.isInteger(env) && env >= 40 ? env : 80;
-}
-
 export async function main(argv: string[]): Promise<void> {
-  // `depmod-tx ... | head`: a closed pipe ends the output, it is not a crash.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    throw err;
-  });
-  const width = helpWidth();
-  let y = yargsFactory(argv)
-    .scriptName('depmod-tx')
-    .usage('$0 <command> [options]\n\nIncremental kernel module database (depmod) for package transactions.')
-    .epilogue(exitCodeHelp(width))
-    .wrap(width)
-    .strict()
-    .help('help', option('help').describe)
-    .alias('help', 'h')
-    .version('version', option('version').describe, pkg.version)
-    .fail((msg, err) => {
-      if (err) throw err;
-      io.stderr(`depmod-tx: ${msg}\nTry 'depmod-tx --help'.\n`);
-      process.exit(EXIT.usage);
-    });
-  for (const c of COMMANDS) {
-    y = y.command(
-      yargsCommand(c),
-      c.summary,
-      (cy) => {
-        for (const p of c.positionals) cy = cy.positional(p.name, { type: 'string', describe: p.describe, ...(p.variadic ? { array: true } : {}), ...(p.required ? { demandOption: true } : {}) });
-        for (const o of c.options) cy = addOption(cy, o);
-        return cy;
-      },
-      (a) => run(c, a as Args),
-    );
-  }
-  await y.demandCommand(1, 'name a command').parseAsync();
+  const fast = fastParse(argv, COMMANDS);
+  if (fast !== undefined) return run(fast.command, fast.args);
+  const { yargsMain } = await import('./yargs-cli.ts');
+  await yargsMain(argv);
 }

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { IoError } from '../errors.ts';
 import { locateModuleTree } from '../io/tree.ts';
 import { assertNamedInputsExist } from '../merge/inputs.ts';
-import { merge, type MergeOptions } from '../merge/merge.ts';
+import { merge, mergeIfChanged, type MergeOptions } from '../merge/merge.ts';
 import { reportMerge, type ReportIo } from './merge-report.ts';
 import { progressBar } from './progress.ts';
 
@@ -69,6 +69,11 @@ async function runMerge(command: 'rebuild' | 'update', a: MergeCommandArgs, io: 
     workers: a.workers,
     onProgress: bar.update,
   };
+  // Nothing changed: answered from the cache header alone, no lock needed (mergeIfChanged).
+  if (command === 'update' && a.outdir === undefined) {
+    const quick = await mergeIfChanged(opts);
+    if (quick !== undefined) return reportMerge(quick, { json: a.json, strict: a.strict, verbose: a.verbose ?? false, command }, io);
+  }
   // The same per-kernel lock commit takes: a manual update never races a package transaction.
   const { acquireLock, kernelLockFile } = await import('../txn/lock.ts');
   const lock = a.outdir === undefined ? await acquireLock(kernelLockFile(a.root, a.kver), a.lockTimeoutMs) : undefined;

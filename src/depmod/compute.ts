@@ -153,7 +153,7 @@ export function moduleArrayOrder(set: ModuleSet): Uint32Array {
 function canonicalSymbols(set: ModuleSet, symPrefix: string): { imports: (id: number) => number; exports: (id: number) => number } {
   const pool = set.pool;
   let dotted = false;
-  for (let i = 0; i < set.imports && !dotted; i++) dotted = pool.firstByte(set.impSym[i]!) === 0x2e;
+  for (let id = 0; id < pool.count && !dotted; id++) dotted = pool.firstByte(id) === 0x2e;
   if (!dotted && symPrefix === '') return { imports: (id) => id, exports: (id) => id };
   const memoI = new Map<number, number>();
   const memoE = new Map<number, number>();
@@ -285,47 +285,26 @@ export function reportCycles(unsorted: CycleVertex[]): CycleReport {
 
 /**
  * output_symbols' iteration of depmod's symbol hash table (2,048 buckets, entries sorted by strcmp
- * inside a bucket): a counting sort by bucket, then byte order inside each (short) bucket.
+ * inside a bucket): a stable counting sort by bucket of the symbols in name order (the set keeps
+ * that order), so no name is compared here.
  */
 export function symbolHashOrder(set: ModuleSet, inTable: Uint8Array): Uint32Array {
   const pool = set.pool;
+  const byName = set.sortedSymbols().ids;
+  const mask = SYMBOLS_BUCKETS - 1;
   const counts = new Uint32Array(SYMBOLS_BUCKETS + 1);
   let n = 0;
-  for (let id = 0; id < pool.count; id++) {
+  for (let k = 0; k < byName.length; k++) {
+    const id = byName[k]!;
     if (inTable[id] !== 1) continue;
-    counts[(pool.hash[id]! & (SYMBOLS_BUCKETS - 1)) + 1]!++;
+    counts[(pool.hash[id]! & mask) + 1]!++;
     n++;
   }
   for (let b = 0; b < SYMBOLS_BUCKETS; b++) counts[b + 1]! += counts[b]!;
   const out = new Uint32Array(n);
-  const fill = counts.slice(0, SYMBOLS_BUCKETS);
-  for (let id = 0; id < pool.count; id++) if (inTable[id] === 1) out[fill[pool.hash[id]! & (SYMBOLS_BUCKETS - 1)]!++] = id;
-  const h = pool.heap.bytes;
-  const before = (a: number, b: number): boolean => {
-    const oa = pool.off[a]!;
-    const ob = pool.off[b]!;
-    const la = pool.len[a]!;
-    const lb = pool.len[b]!;
-    const m = Math.min(la, lb);
-    for (let i = 0; i < m; i++) {
-      const x = h[oa + i]!;
-      const y = h[ob + i]!;
-      if (x !== y) return x < y;
-    }
-    return la < lb;
-  };
-  for (let b = 0; b < SYMBOLS_BUCKETS; b++) {
-    const lo = counts[b]!;
-    const hi = counts[b + 1]!;
-    for (let i = lo + 1; i < hi; i++) {
-      const x = out[i]!;
-      let j = i;
-      while (j > lo && before(x, out[j - 1]!)) {
-        out[j] = out[j - 1]!;
-        j--;
-      }
-      out[j] = x;
-    }
+  for (let k = 0; k < byName.length; k++) {
+    const id = byName[k]!;
+    if (inTable[id] === 1) out[counts[pool.hash[id]! & mask]!++] = id;
   }
   return out;
 }

@@ -74,6 +74,9 @@ export function kmodBehaviour(version: string): KmodBehaviour | undefined {
   };
 }
 
+/** kmod 30, the default wherever no installed kmod says otherwise (Debian 12's). */
+export const DEFAULT_BEHAVIOUR: KmodBehaviour = kmodBehaviour('30')!;
+
 /** The behaviour used when the installed kmod cannot be told: the newest format. */
 export function newestKmodBehaviour(): KmodBehaviour {
   return kmodBehaviour(String(NEWEST_KMOD))!;

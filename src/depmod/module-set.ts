@@ -243,7 +243,16 @@ export class ModuleSet implements ModuleSetColumns {
 
   drop(slot: number): void {
     this.alive[slot] = 0;
+    this.#aliasOrderHasDropped = true;
+    this.#nameOrderHasDropped = true;
   }
+
+  /**
+   * A module was dropped since that key order was last brought up to date (it may hold its ids).
+   * Not saved: the cache is written with its orders up to date (encodeCache refreshes them).
+   */
+  #aliasOrderHasDropped = false;
+  #nameOrderHasDropped = false;
 
   /** The kernel's symbols (Module.symvers or System.map, name → CRC), replacing any earlier set. */
   setKernelSymbols(source: KernelSymbolSource | undefined, symbols: ReadonlyMap<string, number>): void {
@@ -323,6 +332,8 @@ export class ModuleSet implements ModuleSetColumns {
 
   /** Live alias ids that go into modules.alias.bin, by normalised alias (key-order.ts). */
   sortedAliases(): KeyOrder {
+    if (this.aliasSortedThrough === this.aliases && !this.#aliasOrderHasDropped) return { ids: this.aliasOrder, lcp: this.aliasLcp };
+    this.#aliasOrderHasDropped = false;
     const { alive, aliasSlot, aliasKeyLen } = this;
     const o = refreshKeyOrder(
       { ids: this.aliasOrder, lcp: this.aliasLcp },
@@ -337,6 +348,8 @@ export class ModuleSet implements ModuleSetColumns {
 
   /** Live slots by module name. */
   sortedNames(): KeyOrder {
+    if (this.nameSortedThrough === this.slots && !this.#nameOrderHasDropped) return { ids: this.nameOrder, lcp: this.nameLcp };
+    this.#nameOrderHasDropped = false;
     const alive = this.alive;
     const o = refreshKeyOrder({ ids: this.nameOrder, lcp: this.nameLcp }, this.nameSortedThrough, this.slots, (s) => alive[s] === 1, {
       heap: this.heap.bytes,
@@ -350,6 +363,7 @@ export class ModuleSet implements ModuleSetColumns {
   /** Every symbol id by name. */
   sortedSymbols(): KeyOrder {
     const p = this.pool;
+    if (this.symbolSortedThrough === p.count) return { ids: this.symbolOrder, lcp: this.symbolLcp };
     const o = refreshKeyOrder({ ids: this.symbolOrder, lcp: this.symbolLcp }, this.symbolSortedThrough, p.count, () => true, { heap: p.heap.bytes, off: p.off, len: p.len });
     [this.symbolOrder, this.symbolLcp, this.symbolSortedThrough] = [o.ids, o.lcp, p.count];
     return o;

@@ -9,7 +9,7 @@ import { computeDatabase, type ComputedDatabase, type KabiBasis } from './comput
 import { configFileOrder, parseDepmodConfig, type ConfigFile, type ConfigListing, type ConfigWarning, type DepmodConfig } from './config.ts';
 import { emitDatabase, type EmitResult } from './emit.ts';
 import type { KernelSymbols } from './kernel-symbols.ts';
-import { kmodBehaviour, type KmodBehaviour } from './kmod-version.ts';
+import { DEFAULT_BEHAVIOUR, type KmodBehaviour } from './kmod-version.ts';
 import { ModuleSet, orderPositions, sortIdxOf } from './module-set.ts';
 import { searchModules, type FoundModule, type SearchIo } from './search.ts';
 
@@ -40,8 +40,7 @@ export function planConfigFiles(listings: readonly ConfigListing[]): { paths: st
   return configFileOrder(listings);
 }
 
-/** kmod 30, the default wherever no installed kmod says otherwise (Debian 12's). */
-export const DEFAULT_BEHAVIOUR: KmodBehaviour = kmodBehaviour('30')!;
+export { DEFAULT_BEHAVIOUR } from './kmod-version.ts';
 
 export function planRebuild(input: PlanInput): Plan {
   const behaviour = input.behaviour ?? DEFAULT_BEHAVIOUR;

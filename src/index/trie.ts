@@ -54,6 +54,9 @@ export interface IndexEntries {
   priority: Uint32Array;
 }
 
+/** Strings up to this many bytes are copied by hand; longer ones natively (measured crossover). */
+const COPY_BY_HAND = 12;
+
 /** Entries already in key order (equal keys adjacent), with each key's common prefix length with the one before. */
 export interface SortedEntries {
   perm: Uint32Array;
@@ -114,30 +117,38 @@ export function writeIndex(entries: IndexEntries, order: IndexNodeOrder, name: s
   }
   distinctStart[distinct] = count;
 
-  const table = buildTable(kHeap, dOff, dLen, lcp, distinct, name);
-  const placement = order === 'post-order' ? table.post : table.pre;
+  const t = buildTable(kHeap, dOff, dLen, lcp, distinct);
+  const placement = order === 'post-order' ? t.post : t.pre;
+  const nodes = t.count;
+  const { depth, parentDepth, rep, valuesKey, firstChild, nextSibling, lastChild } = t;
 
-  // Node references (offset | flags) are known once every node is placed.
+  // Sizes and references (offset | flags), in file order. Locals, not property loads: this runs once
+  // per index in a short-lived process, mostly in V8's interpreter.
   const vOff = values.off;
   const vLen = values.len;
-  const refs = new Uint32Array(table.count);
+  const refs = new Uint32Array(nodes);
+  const edge = (x: number): number => kHeap[dOff[rep[x]!]! + parentDepth[x]!]!;
   let cursor = INDEX_HEADER_SIZE;
-  for (let n = 0; n < table.count; n++) {
+  for (let n = 0; n < nodes; n++) {
     const id = placement[n]!;
     let ref = cursor;
-    const plen = table.prefixEnd[id]! - table.prefixStart[id]!;
+    const plen = id === t.root ? 0 : depth[id]! - parentDepth[id]! - 1;
     if (plen > 0) {
       cursor += plen + 1;
       ref |= NODE_PREFIX;
     }
-    if (table.hasChildren[id]) {
-      cursor += 2 + 4 * (table.last[id]! - table.first[id]! + 1);
+    const fc = firstChild[id]!;
+    if (fc >= 0) {
+      const first = edge(fc);
+      const last = edge(lastChild[id]!);
+      if (last >= INDEX_CHILDMAX) throw edgeError(name, kHeap, dOff[rep[lastChild[id]!]!]!, dLen[rep[lastChild[id]!]!]!, last);
+      cursor += 2 + 4 * (last - first + 1);
       ref |= NODE_CHILDS;
     }
-    const vk = table.valuesKey[id]!;
+    const vk = valuesKey[id]!;
     if (vk >= 0) {
       cursor += 4;
-      for (let i = distinctStart[vk]!; i < distinctStart[vk + 1]!; i++) cursor += 4 + vLen[perm[i]!]! + 1;
+      for (let i = distinctStart[vk]!, end = distinctStart[vk + 1]!; i < end; i++) cursor += 5 + vLen[perm[i]!]!;
       ref |= NODE_VALUES;
     }
     refs[id] = ref >>> 0;
@@ -146,50 +157,75 @@ export function writeIndex(entries: IndexEntries, order: IndexNodeOrder, name: s
     throw new FormatError(name, `index of ${cursor} bytes does not fit 28-bit node offsets`);
   }
 
+  // One zero-filled buffer: child slots without a child are already the 0 reference.
   const out = new Uint8Array(cursor);
-  const putU32 = (pos: number, v: number): void => {
-    out[pos] = v >>> 24;
-    out[pos + 1] = (v >>> 16) & 0xff;
-    out[pos + 2] = (v >>> 8) & 0xff;
-    out[pos + 3] = v & 0xff;
-  };
-  putU32(0, INDEX_MAGIC);
-  putU32(4, INDEX_VERSION);
-  putU32(8, refs[table.root]!);
+  const root = refs[t.root]!;
+  out[0] = INDEX_MAGIC >>> 24;
+  out[1] = (INDEX_MAGIC >>> 16) & 0xff;
+  out[2] = (INDEX_MAGIC >>> 8) & 0xff;
+  out[3] = INDEX_MAGIC & 0xff;
+  out[4] = INDEX_VERSION >>> 24;
+  out[5] = (INDEX_VERSION >>> 16) & 0xff;
+  out[6] = (INDEX_VERSION >>> 8) & 0xff;
+  out[7] = INDEX_VERSION & 0xff;
+  out[8] = root >>> 24;
+  out[9] = (root >>> 16) & 0xff;
+  out[10] = (root >>> 8) & 0xff;
+  out[11] = root & 0xff;
   const vHeap = values.heap;
-  const children = table.children;
-  for (let n = 0; n < table.count; n++) {
+  // Longer strings go through Buffer#copy (native, no view allocated); short ones byte by byte.
+  const outBuf = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+  const keyBuf = Buffer.from(kHeap.buffer, kHeap.byteOffset, kHeap.byteLength);
+  const valueBuf = Buffer.from(vHeap.buffer, vHeap.byteOffset, vHeap.byteLength);
+  for (let n = 0; n < nodes; n++) {
     const id = placement[n]!;
     let pos = refs[id]! & NODE_OFFSET_MASK;
-    const pStart = table.prefixStart[id]!;
-    const pEnd = table.prefixEnd[id]!;
-    if (pEnd > pStart) {
-      const base = dOff[table.prefixKey[id]!]!;
-      for (let i = base + pStart, end = base + pEnd; i < end; i++) out[pos++] = kHeap[i]!;
+    if (id !== t.root && depth[id]! - parentDepth[id]! > 1) {
+      const base = dOff[rep[id]!]!;
+      const from = base + parentDepth[id]! + 1;
+      const end = base + depth[id]!;
+      if (end - from > COPY_BY_HAND) pos += keyBuf.copy(outBuf, pos, from, end);
+      else for (let i = from; i < end; i++) out[pos++] = kHeap[i]!;
       out[pos++] = 0;
     }
-    if (table.hasChildren[id]) {
-      const first = table.first[id]!;
-      const last = table.last[id]!;
-      out[pos++] = first;
-      out[pos++] = last;
-      const base = table.childStart[id]!;
-      for (let i = 0; i <= last - first; i++, pos += 4) {
-        const child = children[base + i]!;
-        putU32(pos, child < 0 ? 0 : refs[child]!);
+    let c = firstChild[id]!;
+    if (c >= 0) {
+      const first = edge(c);
+      out[pos] = first;
+      out[pos + 1] = edge(lastChild[id]!);
+      const table = pos + 2;
+      pos = table + 4 * (out[pos + 1]! - first + 1);
+      for (; c >= 0; c = nextSibling[c]!) {
+        const at = table + 4 * (edge(c) - first);
+        const r = refs[c]!;
+        out[at] = r >>> 24;
+        out[at + 1] = (r >>> 16) & 0xff;
+        out[at + 2] = (r >>> 8) & 0xff;
+        out[at + 3] = r & 0xff;
       }
     }
-    const vk = table.valuesKey[id]!;
+    const vk = valuesKey[id]!;
     if (vk >= 0) {
       const from = distinctStart[vk]!;
       const to = distinctStart[vk + 1]!;
-      putU32(pos, to - from);
+      const count = to - from;
+      out[pos] = count >>> 24;
+      out[pos + 1] = (count >>> 16) & 0xff;
+      out[pos + 2] = (count >>> 8) & 0xff;
+      out[pos + 3] = count & 0xff;
       pos += 4;
       for (let i = from; i < to; i++) {
         const e = perm[i]!;
-        putU32(pos, priority[e]!);
+        const p = priority[e]!;
+        out[pos] = p >>> 24;
+        out[pos + 1] = (p >>> 16) & 0xff;
+        out[pos + 2] = (p >>> 8) & 0xff;
+        out[pos + 3] = p & 0xff;
         pos += 4;
-        for (let j = vOff[e]!, end = j + vLen[e]!; j < end; j++) out[pos++] = vHeap[j]!;
+        const from = vOff[e]!;
+        const end = from + vLen[e]!;
+        if (end - from > COPY_BY_HAND) pos += valueBuf.copy(outBuf, pos, from, end);
+        else for (let j = from; j < end; j++) out[pos++] = vHeap[j]!;
         out[pos++] = 0;
       }
     }
@@ -303,22 +339,22 @@ function orderValues(perm: Uint32Array, keys: ByteRanges, priority: Uint32Array,
   }
 }
 
-/** The trie as flat tables, with both placements of its nodes. */
+/**
+ * The trie as flat tables: per node its string depth (bytes from the root through its prefix), its
+ * parent's depth, a key below it (whose bytes spell its edge character and prefix), the key whose
+ * values it holds (or -1), and its children as a sibling list in edge order; with both placements.
+ */
 interface NodeTable {
   count: number;
   root: number;
-  /** Prefix = bytes prefixStart..prefixEnd of distinct key prefixKey; empty when start === end. */
-  prefixKey: Int32Array;
-  prefixStart: Int32Array;
-  prefixEnd: Int32Array;
-  /** The distinct key whose values this node holds, or -1. */
+  depth: Int32Array;
+  /** -1 for the root. Edge character = key rep's byte at parentDepth; prefix = its bytes parentDepth + 1 .. depth. */
+  parentDepth: Int32Array;
+  rep: Int32Array;
   valuesKey: Int32Array;
-  /** Edge range; childStart indexes `children` (last - first + 1 node ids, -1 for none). */
-  first: Uint8Array;
-  last: Uint8Array;
-  childStart: Int32Array;
-  hasChildren: Uint8Array;
-  children: Int32Array;
+  firstChild: Int32Array;
+  lastChild: Int32Array;
+  nextSibling: Int32Array;
   /** Node ids in file order for each placement. */
   pre: Int32Array;
   post: Int32Array;
@@ -326,87 +362,88 @@ interface NodeTable {
 
 /**
  * The canonical trie of n sorted distinct keys (key k: bytes dOff[k] .. + dLen[k] of heap; lcp[k]:
- * its common prefix length with key k - 1). A node for keys lo..hi at depth d (all share their first d
- * bytes) takes as prefix their longest common prefix beyond d: the smallest lcp inside the range
- * (the key's own length for a single key); the root keeps an empty prefix, as kmod's index_create
- * makes it and no split ever changes it. Its children start where the lcp falls to the node's depth.
- * Node ids are given on entry (pre-order); the post-order list is recorded on exit.
+ * its common prefix length with key k - 1), built in one pass with a stack of open nodes: a key
+ * closes every open node deeper than its LCP with the key before, opens a branching node at that
+ * depth when none ends there, and opens its own leaf. Nodes close in post-order; pre-order is a walk
+ * of the result. The root keeps an empty prefix, as kmod's index_create makes it and no split ever
+ * changes it; every other node's prefix runs to the longest common prefix of the keys below it.
  */
-function buildTable(heap: Uint8Array, dOff: Uint32Array, dLen: Uint32Array, lcp: Uint32Array, n: number, name: string): NodeTable {
+function buildTable(heap: Uint8Array, dOff: Uint32Array, dLen: Uint32Array, lcp: Uint32Array, n: number): NodeTable {
   const max = 2 * n + 1;
-  const t: NodeTable = {
-    count: 0,
-    root: 0,
-    prefixKey: new Int32Array(max),
-    prefixStart: new Int32Array(max),
-    prefixEnd: new Int32Array(max),
-    valuesKey: new Int32Array(max).fill(-1),
-    first: new Uint8Array(max),
-    last: new Uint8Array(max),
-    childStart: new Int32Array(max),
-    hasChildren: new Uint8Array(max),
-    children: new Int32Array(64),
-    pre: new Int32Array(max),
-    post: new Int32Array(max),
-  };
-  let childCount = 0;
-  let postCount = 0;
-  // Recursion depth is the trie depth, bounded by the longest key.
-  const build = (lo: number, hi: number, d: number, root: boolean): number => {
-    const id = t.count++;
-    t.pre[id] = id;
-    let end = d;
-    if (!root) {
-      if (hi - lo === 1) end = dLen[lo]!;
-      else {
-        end = lcp[lo + 1]!;
-        for (let i = lo + 2; i < hi; i++) if (lcp[i]! < end) end = lcp[i]!;
-      }
+  const depth = new Int32Array(max);
+  const parentDepth = new Int32Array(max);
+  const rep = new Int32Array(max);
+  const valuesKey = new Int32Array(max).fill(-1);
+  const firstChild = new Int32Array(max).fill(-1);
+  const lastChild = new Int32Array(max).fill(-1);
+  const nextSibling = new Int32Array(max).fill(-1);
+  const prevSibling = new Int32Array(max).fill(-1);
+  const post = new Int32Array(max);
+  const stack = new Int32Array(max);
+  let count = 1;
+  let posts = 0;
+  let top = 0;
+  parentDepth[0] = -1;
+  stack[0] = 0;
+  const append = (parent: number, child: number): void => {
+    const last = lastChild[parent]!;
+    if (last < 0) firstChild[parent] = child;
+    else {
+      nextSibling[last] = child;
+      prevSibling[child] = last;
     }
-    t.prefixKey[id] = lo;
-    t.prefixStart[id] = d;
-    t.prefixEnd[id] = end;
-    let next = lo;
-    if (dLen[lo] === end) t.valuesKey[id] = next++;
-    if (next < hi) {
-      // Sorted keys sharing `end` bytes have nondecreasing bytes at `end`: the first and the last
-      // key give the child range, and each child's keys are one run.
-      const first = heap[dOff[next]! + end]!;
-      const last = heap[dOff[hi - 1]! + end]!;
-      if (last >= INDEX_CHILDMAX) throw edgeError(name, heap, dOff[hi - 1]!, dLen[hi - 1]!, last);
-      const base = childCount;
-      const span = last - first + 1;
-      if (childCount + span > t.children.length) {
-        const bigger = new Int32Array(Math.max(t.children.length * 2, childCount + span));
-        bigger.set(t.children.subarray(0, childCount));
-        t.children = bigger;
-      }
-      t.children.fill(-1, base, base + span);
-      childCount += span;
-      t.hasChildren[id] = 1;
-      t.first[id] = first;
-      t.last[id] = last;
-      t.childStart[id] = base;
-      let run = next;
-      for (let i = next + 1; i <= hi; i++) {
-        if (i < hi && lcp[i]! > end) continue;
-        const ch = heap[dOff[run]! + end]!;
-        const child = build(run, i, end + 1, false);
-        t.children[base + ch - first] = child;
-        run = i;
-      }
-    }
-    t.post[postCount++] = id;
-    return id;
+    lastChild[parent] = child;
   };
-  if (n === 0) {
-    // An empty index is a header and a root reference with no flags (kmod writes no bytes).
-    t.count = 1;
-    t.post[0] = 0;
-    return t;
+  for (let i = 0; i < n; i++) {
+    const l = i === 0 ? 0 : lcp[i]!;
+    let closed = -1;
+    while (depth[stack[top]!]! > l) {
+      closed = stack[top--]!;
+      post[posts++] = closed;
+    }
+    let at = stack[top]!;
+    if (depth[at]! < l) {
+      // The keys so far below `closed` and key i part at depth l: a branching node takes closed's place.
+      const b = count++;
+      depth[b] = l;
+      parentDepth[b] = depth[at]!;
+      rep[b] = rep[closed]!;
+      const prev = prevSibling[closed]!;
+      prevSibling[b] = prev;
+      if (prev < 0) firstChild[at] = b;
+      else nextSibling[prev] = b;
+      lastChild[at] = b;
+      prevSibling[closed] = -1;
+      nextSibling[closed] = -1;
+      parentDepth[closed] = l;
+      firstChild[b] = closed;
+      lastChild[b] = closed;
+      stack[++top] = b;
+      at = b;
+    }
+    if (dLen[i] === l) valuesKey[at] = i; // the empty key, on the root
+    else {
+      const leaf = count++;
+      depth[leaf] = dLen[i]!;
+      parentDepth[leaf] = depth[at]!;
+      rep[leaf] = i;
+      valuesKey[leaf] = i;
+      append(at, leaf);
+      stack[++top] = leaf;
+    }
   }
-  t.root = build(0, n, 0, true);
-  return t;
+  while (top >= 0) post[posts++] = stack[top--]!;
+  // Pre-order: a node, then its children's subtrees in edge order.
+  const pre = new Int32Array(count);
+  let pres = 0;
+  top = 0;
+  stack[0] = 0;
+  while (top >= 0) {
+    const x = stack[top--]!;
+    pre[pres++] = x;
+    for (let c = lastChild[x]!; c >= 0; c = prevSibling[c]!) stack[++top] = c;
+  }
+  return { count, root: 0, depth, parentDepth, rep, valuesKey, firstChild, lastChild, nextSibling, pre, post: post.subarray(0, posts) };
 }
 
 /**

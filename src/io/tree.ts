@@ -3,7 +3,7 @@
 import { existsSync, lstatSync, opendirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError, UsageError } from '../errors.ts';
-import { isModulePath } from '../module/decompress.ts';
+import { isModulePath } from '../module/suffixes.ts';
 
 export interface DirEntry {
   name: string;

@@ -20,7 +20,7 @@ import { importVerdict, symbolLookupName, type KabiBasis } from '../depmod/compu
 import { InputError } from '../errors.ts';
 import { parseModules } from '../io/parse-pool.ts';
 import { locateModuleTree, type ModuleTree, statTypeFollowingLinks, listDirIfPossible } from '../io/tree.ts';
-import { MODULE_SUFFIXES } from '../module/decompress.ts';
+import { MODULE_SUFFIXES } from '../module/suffixes.ts';
 import { parseModuleFile } from '../module/parse.ts';
 import type { ModuleRecord } from '../module/record.ts';
 

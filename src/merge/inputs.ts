@@ -1,7 +1,7 @@
 // Reads everything a rebuild or update needs from the system besides the module files: depmod.d,
 // modules.order, modules.builtin(.modinfo), and the kernel's symbol versions for the KABI check.
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { KabiBasis } from '../depmod/compute.ts';
 import type { KmodBehaviour } from '../depmod/kmod-version.ts';
@@ -56,25 +56,76 @@ function listConfigDir(path: string): ConfigListing {
   }
 }
 
+/**
+ * The inputs readKernelInputs reads, by path and identity (size, mtime in ns, inode), without
+ * reading them: the no-op check of every merge. Package managers replace files by rename (a new
+ * inode), so an unchanged identity means unchanged contents; a changed one is settled by the digest.
+ */
+export function kernelInputsIdentity(tree: ModuleTree, configDirList: readonly string[]): string {
+  const paths = [...configFileOrder(configDirList.map(listConfigDir)).paths, ...['modules.order', 'modules.builtin', 'modules.builtin.modinfo'].map((f) => join(tree.moddir, f))];
+  return paths
+    .map((p) => {
+      const st = statSync(p, { bigint: true, throwIfNoEntry: false });
+      return `${p}\0${st ? `${st.size}:${st.mtimeNs}:${st.ino}` : '-'}`;
+    })
+    .join('\n');
+}
+
+/**
+ * The kernel's inputs, each read when first asked for: a merge whose inputs' identities are
+ * unchanged needs the depmod.d files (for the search) but not modules.order (unless modules were
+ * added), the builtin files (unless their indexes must be written again) or the digest.
+ */
 export function readKernelInputs(tree: ModuleTree, configDirList: readonly string[]): KernelInputs {
-  const order = configFileOrder(configDirList.map(listConfigDir));
-  const configFiles = order.paths.map((path) => ({ path, text: readFileSync(path, 'latin1') }));
-  const orderBytes = readIfExists(join(tree.moddir, 'modules.order'));
-  const builtin = readIfExists(join(tree.moddir, 'modules.builtin'));
-  const builtinModinfo = readIfExists(join(tree.moddir, 'modules.builtin.modinfo'));
-  const h = createHash('sha256');
-  for (const f of configFiles) h.update(`cfg\0${f.path}\0${f.text}\0`);
-  for (const [tag, b] of [['order', orderBytes], ['builtin', builtin], ['modinfo', builtinModinfo]] as const) {
-    h.update(`${tag}\0${b ? b.length : -1}\0`);
-    if (b) h.update(b);
-  }
+  const once = <T>(f: () => T): (() => T) => {
+    let done = false;
+    let v: T;
+    return () => {
+      if (!done) [v, done] = [f(), true];
+      return v!;
+    };
+  };
+  const config = once(() => {
+    const order = configFileOrder(configDirList.map(listConfigDir));
+    return { files: order.paths.map((path) => ({ path, text: readFileSync(path, 'latin1') })), warnings: order.warnings };
+  });
+  const orderBytes = once(() => readIfExists(join(tree.moddir, 'modules.order')));
+  const orderText = once(() => {
+    const b = orderBytes();
+    return b ? Buffer.from(b).toString('latin1') : undefined;
+  });
+  const builtin = once(() => readIfExists(join(tree.moddir, 'modules.builtin')));
+  const builtinModinfo = once(() => readIfExists(join(tree.moddir, 'modules.builtin.modinfo')));
+  const digest = once(() => {
+    // node:crypto only here: the no-op path decides on kernelInputsIdentity and never reads the inputs.
+    const { createHash } = createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto');
+    const h = createHash('sha256');
+    for (const f of config().files) h.update(`cfg\0${f.path}\0${f.text}\0`);
+    for (const [tag, b] of [['order', orderBytes()], ['builtin', builtin()], ['modinfo', builtinModinfo()]] as const) {
+      h.update(`${tag}\0${b ? b.length : -1}\0`);
+      if (b) h.update(b);
+    }
+    return h.digest('hex');
+  });
   return {
-    configFiles,
-    configWarnings: order.warnings,
-    order: orderBytes ? Buffer.from(orderBytes).toString('latin1') : undefined,
-    builtin,
-    builtinModinfo,
-    digest: h.digest('hex'),
+    get configFiles() {
+      return config().files;
+    },
+    get configWarnings() {
+      return config().warnings;
+    },
+    get order() {
+      return orderText();
+    },
+    get builtin() {
+      return builtin();
+    },
+    get builtinModinfo() {
+      return builtinModinfo();
+    },
+    get digest() {
+      return digest();
+    },
   };
 }
 

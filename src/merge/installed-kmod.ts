@@ -8,8 +8,8 @@
 // directory, so a merge does not run depmod each time; a kmod upgrade changes the identity and is
 // noticed by the next merge. A version that cannot be told falls back to the newest format with a
 // warning, never an error.
-import { spawnSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, readSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { basename, join } from 'node:path';
 import { stateDirs } from '../cache/store.ts';
 import { kmodBehaviour, newestKmodBehaviour, NEWEST_KMOD, OLDEST_KMOD, parseDepmodVersionOutput, type KmodBehaviour } from '../depmod/kmod-version.ts';
@@ -102,6 +102,8 @@ export function installedKmod(root: string, opts: { persist?: boolean } = {}): K
     let version: string | undefined;
     if (remembered?.depmod === depmod && remembered.identity === id) version = remembered.version;
     else {
+      // child_process is loaded only here: the remembered answer is the usual case (start-up cost).
+      const { spawnSync } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
       const r = spawnSync(depmod, ['--version'], { encoding: 'utf8', timeout: 10_000 });
       if (r.status !== 0) continue; // e.g. another architecture's binary in an image root
       version = parseDepmodVersionOutput(r.stdout);

@@ -6,26 +6,17 @@
 // emit.ts), which over interned ids costs milliseconds. So an incremental result equals a full
 // rebuild by construction, and `verify` checks it by parsing everything again.
 //
-//   observe: open the cache header, stat directories → no-op? → body, listing, search
-//   decide:  which modules to keep, parse, drop (fingerprints)
-//   apply:   parse, update the set, compute + emit, write changed files atomically, save the cache
+//   observe (here): open the cache header, stat directories and inputs → no-op?
+//   decide + apply (merge-apply.ts, loaded only when needed): body, listing, search, which modules
+//   to keep, parse and drop, update the set, compute + emit, write changed files, save the cache
 import { statSync } from 'node:fs';
-import { dirname as pathDirname } from 'node:path';
-import type { CacheHeader, DirEntry, KabiSummary } from '../cache/format.ts';
-import { cacheFile, fingerprintOf, openCache, sameFingerprint, saveCache, type OpenedCache } from '../cache/store.ts';
-import { computeDatabase, type ComputedDatabase, type KabiBasis, type KabiFinding } from '../depmod/compute.ts';
-import { emitDatabase } from '../depmod/emit.ts';
-import type { KmodBehaviour } from '../depmod/kmod-version.ts';
-import { ModuleSet, orderPositions, sortIdxOf, type Fingerprint } from '../depmod/module-set.ts';
-import { DEFAULT_BEHAVIOUR, planRebuild } from '../depmod/rebuild.ts';
-import type { ListEntry } from '../depmod/search.ts';
+import type { CacheHeader } from '../cache/format.ts';
+import { cacheFile, openCache, type OpenedCache } from '../cache/store.ts';
+import type { KabiBasis, KabiFinding } from '../depmod/compute.ts';
+import { DEFAULT_BEHAVIOUR, type KmodBehaviour } from '../depmod/kmod-version.ts';
 import { DepmodTxError, IoError } from '../errors.ts';
-import { writeFilesAtomically, crashPoint } from '../io/atomic.ts';
-import { parseModules } from '../io/parse-pool.ts';
-import { listDirInReaddirOrder, locateModuleTree, type ModuleTree, statTypeFollowingLinks } from '../io/tree.ts';
-import { MODULE_SUFFIXES } from '../module/decompress.ts';
-import type { ModuleRecord } from '../module/record.ts';
-import { configDirs, kabiInput, loadKernelSymbols, readKernelInputs, type KabiInput, type KernelInputs } from './inputs.ts';
+import { locateModuleTree, type ModuleTree } from '../io/tree.ts';
+import { configDirs, kabiInput, kernelInputsIdentity, readKernelInputs, type KernelInputs } from './inputs.ts';
 
 export interface MergeOptions {
   root: string;
@@ -92,7 +83,7 @@ export class VerifyError extends Error {
   }
 }
 
-function keyOf(tree: ModuleTree, abspath: string): string {
+export function keyOf(tree: ModuleTree, abspath: string): string {
   return abspath.startsWith(tree.moddir + '/') ? abspath.slice(tree.moddir.length + 1) : abspath;
 }
 
@@ -110,7 +101,7 @@ export function hintKey(tree: ModuleTree, p: string): string {
   return p;
 }
 
-function mtimeNs(path: string): string | undefined {
+export function mtimeNs(path: string): string | undefined {
   try {
     return String(statSync(path, { bigint: true }).mtimeNs);
   } catch {
@@ -118,7 +109,7 @@ function mtimeNs(path: string): string | undefined {
   }
 }
 
-function identityOf(path: string): string | undefined {
+export function identityOf(path: string): string | undefined {
   try {
     const st = statSync(path, { bigint: true });
     return `${st.size}:${st.mtimeNs}:${st.ino}`;
@@ -148,15 +139,6 @@ class VanishedModuleError extends IoError {}
 /** How many times a merge starts over after a module vanished under it (see merge). */
 const VANISHED_RETRIES = 2;
 
-/** Saved sets are rewritten without dropped modules once these take this share of the columns. */
-const COMPACT_AT = 0.25;
-
-/** Outputs made from the builtin inputs alone (emit.ts), reused while those inputs are unchanged. */
-const INPUT_ONLY_OUTPUTS = ['modules.builtin.bin', 'modules.builtin.alias.bin'] as const;
-
-/** Findings kept in the cache header (read by the no-op path); more go to the body only. */
-const HEADER_FINDINGS = 256;
-
 /**
  * One merge of one kernel. A module file that disappears between the listing and its read (an
  * admin's `update` while dpkg removes a package) starts the merge over from a fresh listing, before
@@ -166,23 +148,38 @@ const HEADER_FINDINGS = 256;
 export async function merge(opts: MergeOptions): Promise<MergeResult> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await mergeOnce(opts);
+      return (await mergeOnce(opts, false))!;
     } catch (err) {
       if (!(err instanceof VanishedModuleError) || attempt >= VANISHED_RETRIES) throw err;
     }
   }
 }
 
-function vanished(file: string, err: unknown): VanishedModuleError {
+/**
+ * The merge's no-op result when nothing changed since the cache was written, else undefined: only
+ * reads (the cache header, directory and input stats), so it needs no lock. Callers try it before
+ * taking the kernel's lock (a flock(1) child: three processes) and merge under the lock otherwise.
+ * A merge running concurrently either finished (its header is what we read) or has not written yet
+ * (then its tree changes show as changed directories or hints here, and we are not a no-op).
+ */
+export async function mergeIfChanged(opts: MergeOptions): Promise<MergeResult | undefined> {
+  return mergeOnce(opts, true);
+}
+
+export function vanished(file: string, err: unknown): VanishedModuleError {
   return new VanishedModuleError(file, 'module file vanished while merging (is another program changing the module tree?)', 'ENOENT', { cause: err });
 }
 
-async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
+async function mergeOnce(opts: MergeOptions, noopOnly: boolean): Promise<MergeResult | undefined> {
   const t0 = performance.now();
   const trace = phaseTracer(opts.kver);
   const behaviour = opts.kmod ?? DEFAULT_BEHAVIOUR;
   const tree = locateModuleTree(opts.root, opts.kver);
-  const inputs = readKernelInputs(tree, configDirs(opts.root, opts.config, behaviour));
+  const configList = configDirs(opts.root, opts.config, behaviour);
+  // The inputs' identities (stat) decide first; their contents are read only when those differ.
+  const inputsIdentity = kernelInputsIdentity(tree, configList);
+  let readInputs: KernelInputs | undefined;
+  const inputs = (): KernelInputs => (readInputs ??= readKernelInputs(tree, configList));
   const cachePath = cacheFile(opts.root, opts.kver);
   const useCache = !opts.full && opts.outdir === undefined;
   const outDir = opts.outdir ?? tree.moddir;
@@ -218,7 +215,7 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
   // outputs as we left them. The database's KABI findings are those the cache recorded.
   if (
     header !== undefined &&
-    header.inputsDigest === inputs.digest &&
+    (header.inputsIdentity === inputsIdentity || header.inputsDigest === inputs().digest) &&
     header.kmodVersion === behaviour.version &&
     staleDirs.size === 0 &&
     hintKeys.size === 0 &&
@@ -237,261 +234,20 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
       };
     }
   }
+  if (noopOnly) return undefined;
 
-  // 3. The module set and directory listings the cache holds.
-  let set = new ModuleSet();
-  let cachedEntries: Record<string, DirEntry[]> = {};
-  if (opened !== undefined) {
-    const body = opened.body();
-    if (body.ok) {
-      set = body.value.set;
-      cachedEntries = body.value.dirEntries;
-    } else fullReason = body.reason;
-  }
-  const reuse = fullReason === undefined && header !== undefined;
-  trace('cache body');
-
-  // 4. List the tree: a directory whose mtime is unchanged has the same entries in the same order.
-  const dirs: Record<string, string> = {};
-  const dirEntries: Record<string, DirEntry[]> = {};
-  const relisted = new Set<string>();
-  const listDir = (abs: string): ListEntry[] | undefined => {
-    const key = abs === tree.moddir ? '' : keyOf(tree, abs);
-    const m = mtimeNs(abs);
-    if (m === undefined) return undefined;
-    const cached = cachedEntries[key];
-    if (reuse && cached !== undefined && header.dirs[key] === m && !opts.fullScan && !hintDirs.has(key)) {
-      dirs[key] = m;
-      dirEntries[key] = cached;
-      return cached;
-    }
-    let entries: ListEntry[];
-    try {
-      entries = listDirInReaddirOrder(abs);
-    } catch {
-      return undefined;
-    }
-    relisted.add(key);
-    dirs[key] = m;
-    dirEntries[key] = entries;
-    return entries;
-  };
-  const plan = planRebuild({
-    kver: opts.kver,
-    dirname: tree.moddir,
-    configFiles: inputs.configFiles,
-    suffixes: MODULE_SUFFIXES,
-    behaviour,
-    io: { listDir, statType: statTypeFollowingLinks },
-  });
-  trace(`config + tree listing (${relisted.size} listed)`);
-  const warnings = [
-    ...[...inputs.configWarnings, ...plan.configWarnings].map((w) => `${w.file}${w.line !== undefined ? `:${w.line}` : ''}: ${w.message}`),
-    ...plan.searchWarnings,
-  ];
-
-  // 5. Decide: keep what the cache vouches for, parse the rest, drop what is gone.
-  const slotByPath = new Map<string, number>();
-  if (reuse) for (const s of set.liveSlots()) slotByPath.set(set.path(s), s);
-  const kept = new Uint8Array(set.slots);
-  const toParse: Array<{ abs: string; key: string; fp: Fingerprint; old: number | undefined }> = [];
-  for (const m of plan.modules) {
-    const key = keyOf(tree, m.abspath);
-    const slot = slotByPath.get(key);
-    const trusted = slot !== undefined && !opts.fullScan && !hintKeys.has(key) && !relisted.has(dirKey(tree, m.abspath));
-    if (trusted) {
-      kept[slot] = 1;
-      continue;
-    }
-    let fp: Fingerprint;
-    try {
-      fp = fingerprintOf(m.abspath); // before reading: a change after this is caught next time
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw vanished(key, err);
-      throw err;
-    }
-    if (slot !== undefined && sameFingerprint(set.fingerprint(slot), fp)) {
-      kept[slot] = 1;
-      continue;
-    }
-    toParse.push({ abs: m.abspath, key, fp, old: slot });
-  }
-  trace(`fingerprints (${toParse.length} to parse)`);
-  let parsedRecords: ModuleRecord[];
-  try {
-    parsedRecords = await parseModules(
-      toParse.map((f) => ({ abs: f.abs, display: f.key })),
-      { ...(opts.workers !== undefined ? { workers: opts.workers } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) },
-    );
-  } catch (err) {
-    if (err instanceof IoError && err.errno === 'ENOENT' && err.file !== undefined) throw vanished(err.file, err);
-    throw err;
-  }
-  trace('parse');
-
-  // 6. Apply to the set: drop what is gone or replaced, add what was parsed.
-  const removedSlots: number[] = [];
-  if (!reuse) set = new ModuleSet();
-  else for (const s of set.liveSlots()) if (kept[s] !== 1) removedSlots.push(s);
-  for (const s of removedSlots) set.drop(s);
-  const order = orderPositions(inputs.order, behaviour.orderFirstLineWins, tree.moddir);
-  const sameInputs = reuse && header.inputsDigest === inputs.digest;
-  // Positions depend on modules.order and on the kmod (which of a module's lines counts).
-  if (reuse && (!sameInputs || header.kmodVersion !== behaviour.version)) for (const s of set.liveSlots()) set.sortIdx[s] = sortIdxOf(order, set.path(s));
-  toParse.forEach((f, i) => set.add(f.key, f.fp, parsedRecords[i]!, sortIdxOf(order, f.key)));
-  const replaced = toParse.filter((f) => f.old !== undefined).length;
-
-  // 7. Kernel symbols: kept from the cache while their file is unchanged.
-  const kabiAgainst: KabiBasis = kabiIn.against;
-  if (!reuse || header.kabiKey !== kabiIn.key) await loadKernelSymbolsInto(set, kabiIn);
-  trace('kernel symbols');
-  const db = computeDatabase(set, { kabi: kabiAgainst, dirname: tree.moddir, unsizedZstdUnreadable: behaviour.zstdNeedsSizedFrame });
-  trace('compute');
-  // The builtin indexes depend on the builtin inputs and the kmod version only: when neither
-  // changed and the files are as we left them, they are neither rendered nor compared again.
-  const keep = new Set<string>();
-  if (
-    sameInputs &&
-    header.kmodVersion === behaviour.version &&
-    INPUT_ONLY_OUTPUTS.every((f) => header.outputs[f] !== undefined && identityOf(`${outDir}/${f}`) === header.outputs[f])
-  ) {
-    for (const f of INPUT_ONLY_OUTPUTS) keep.add(f);
-  }
-  const out = emitDatabase({ set, db, behaviour, dirname: tree.moddir, builtin: inputs.builtin, builtinModinfo: inputs.builtinModinfo, keep, keptWarnings: header?.builtinWarnings });
-  trace('emit');
-  warnings.push(...order.warnings, ...db.warnings, ...out.warnings);
-  const kabi = db.kabi;
-
-  const newHeader: CacheHeader = {
-    kver: opts.kver,
-    moddir: tree.moddir,
-    inputsDigest: inputs.digest,
-    kmodVersion: behaviour.version,
-    dirs,
-    outputs: {},
-    kabiKey: kabiIn.key,
-    kabi: summaryOf(kabiAgainst, db.kabi),
-    modules: db.order.length,
-    warnings,
-    builtinWarnings: out.builtinWarnings,
-    ...(db.kabi.length <= HEADER_FINDINGS ? { kabiFindings: db.kabi } : {}),
-  };
-  const save = (): void => {
-    if (opts.outdir !== undefined) return;
-    const saved = set.garbageRatio() > COMPACT_AT ? set.compact() : set;
-    saveCache(cachePath, { header: newHeader, set: saved, dirEntries, kabi: db.kabi });
-  };
-  if (db.cycles !== null) {
-    // depmod writes nothing when it finds cycles; the module facts are still good, keep them.
-    newHeader.outputs = header?.outputs ?? {};
-    save();
-    throw new CycleError(tree.moddir, db.cycles.cycles, db.cycles.messages);
-  }
-  if (opts.verify) await verifyAgainstFullParse(tree, plan.modules, out.files, { inputs, behaviour, kabiIn, workers: opts.workers });
-
-  // 8. Write what changed, then remember what we left behind.
-  const w = writeFilesAtomically(outDir, out.files);
-  w.unchanged.push(...keep);
-  crashPoint('after-outputs');
-  trace(`write (${w.written.length} changed)`);
-  if (outDir === tree.moddir && w.written.length > 0) refreshModdirListing(tree, dirs, dirEntries);
-  newHeader.outputs = outputFingerprints(outDir, [...out.files.keys(), ...keep]);
-  save();
-  trace('cache save');
-  return {
-    tree, written: w.written, unchanged: w.unchanged, fullReason, parsed: toParse.length, reused: plan.modules.length - toParse.length,
-    removed: removedSlots.length - replaced, modules: db.order.length, kabi, symversFile: kabiIn.file, kabiAgainst,
-    kmodVersion: behaviour.version, warnings, cycles: undefined, noop: false, ms: performance.now() - t0,
-  };
-}
-
-function summaryOf(against: KabiBasis, findings: readonly KabiFinding[]): KabiSummary {
-  let unknown = 0;
-  for (const f of findings) if (f.kind === 'unknown') unknown++;
-  return { against, unknown, mismatched: findings.length - unknown };
-}
-
-/** The set's kernel symbols from what the KABI check compares with (none for 'modules' and 'none'). */
-async function loadKernelSymbolsInto(set: ModuleSet, kabiIn: KabiInput): Promise<void> {
-  if (kabiIn.file !== undefined && (kabiIn.against === 'symvers' || kabiIn.against === 'system-map')) {
-    const ks = await loadKernelSymbols(kabiIn.file, kabiIn.against);
-    set.setKernelSymbols(ks.source, ks.symbols);
-  } else set.setKernelSymbols(undefined, new Map());
+  const { applyMerge } = await import('./merge-apply.ts');
+  return applyMerge({ opts, t0, trace, behaviour, tree, configList, inputsIdentity, inputs, cachePath, outDir, kabiIn, fullReason, opened, header, hintKeys, hintDirs, staleDirs });
 }
 
 /** The database's findings as the cache recorded them; undefined when the body cannot be read. */
-function storedFindings(header: CacheHeader, opened: OpenedCache): KabiFinding[] | undefined {
+export function storedFindings(header: CacheHeader, opened: OpenedCache): KabiFinding[] | undefined {
   if (header.kabiFindings !== undefined) return header.kabiFindings;
   const body = opened.body();
   return body.ok ? body.value.kabi : undefined;
 }
 
-/**
- * `update --verify`: parse every module of the tree again, build the database from scratch and
- * require the same bytes in every file. The incremental result is then known to be what a full
- * rebuild would write, whatever the cache said.
- */
-async function verifyAgainstFullParse(
-  tree: ModuleTree,
-  modules: ReturnType<typeof planRebuild>['modules'],
-  files: ReadonlyMap<string, Uint8Array>,
-  ctx: { inputs: KernelInputs; behaviour: KmodBehaviour; kabiIn: KabiInput; workers: number | undefined },
-): Promise<void> {
-  const records = await parseModules(modules.map((m) => ({ abs: m.abspath, display: keyOf(tree, m.abspath) })), ctx.workers !== undefined ? { workers: ctx.workers } : {});
-  const order = orderPositions(ctx.inputs.order, ctx.behaviour.orderFirstLineWins, tree.moddir);
-  const fresh = new ModuleSet();
-  modules.forEach((m, i) => fresh.add(keyOf(tree, m.abspath), fingerprintOf(m.abspath), records[i]!, sortIdxOf(order, keyOf(tree, m.abspath))));
-  await loadKernelSymbolsInto(fresh, ctx.kabiIn);
-  const db = computeDatabase(fresh, { kabi: ctx.kabiIn.against, dirname: tree.moddir, unsizedZstdUnreadable: ctx.behaviour.zstdNeedsSizedFrame });
-  const full = emitDatabase({ set: fresh, db, behaviour: ctx.behaviour, dirname: tree.moddir, builtin: ctx.inputs.builtin, builtinModinfo: ctx.inputs.builtinModinfo }).files;
-  const differ: string[] = [];
-  for (const name of new Set([...files.keys(), ...full.keys()])) {
-    const a = files.get(name);
-    const b = full.get(name);
-    if (a === undefined || b === undefined || Buffer.compare(a, b) !== 0) differ.push(name);
-  }
-  if (differ.length > 0) throw new VerifyError(tree.moddir, differ);
-}
-
-/**
- * Writing modules.* into the module directory changes its mtime, so the listing taken before the
- * write would make the next run relist it and miss the no-op path once. Keep the new mtime only
- * when nothing but our own output files changed there (listed twice around an unchanged mtime).
- */
-function refreshModdirListing(tree: ModuleTree, dirs: Record<string, string>, dirEntries: Record<string, DirEntry[]>): void {
-  const used = dirEntries[''];
-  if (used === undefined) return;
-  const m = mtimeNs(tree.moddir);
-  let entries: ListEntry[];
-  try {
-    entries = listDirInReaddirOrder(tree.moddir);
-  } catch {
-    return;
-  }
-  if (m === undefined || mtimeNs(tree.moddir) !== m) return;
-  const ours = (e: ListEntry): boolean => e.name.startsWith('modules.') && !MODULE_SUFFIXES.some((s) => e.name.endsWith(s));
-  const rest = (es: ListEntry[]): string => es.filter((e) => !ours(e)).map((e) => `${e.type}:${e.name}`).join('\n');
-  if (rest(entries) === rest(used)) {
-    dirs[''] = m;
-    dirEntries[''] = entries;
-  }
-}
-
-function dirKey(tree: ModuleTree, abspath: string): string {
-  const d = pathDirname(abspath);
-  return d === tree.moddir ? '' : keyOf(tree, d);
-}
-
-function outputFingerprints(dir: string, names: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const n of names) {
-    const id = identityOf(`${dir}/${n}`);
-    if (id !== undefined) out[n] = id; // missing: the next run will not take the no-op path
-  }
-  return out;
-}
-
-function outputsAsLeft(dir: string, expected: Record<string, string>): boolean {
+export function outputsAsLeft(dir: string, expected: Record<string, string>): boolean {
   const names = Object.keys(expected);
   if (names.length === 0) return false;
   return names.every((n) => identityOf(`${dir}/${n}`) === expected[n]);

@@ -1,11 +1,4 @@
-// Module files: which paths are modules, what their module name is, and their decompression.
-//
-// Suffixes (shared/util.c: kmod_exts, path_ends_with_kmod_ext): a file is a module when its name
-// is longer than and ends with one of MODULE_SUFFIXES. The list is upstream kmod 30 built with
-// zlib, xz and zstd. Debian 12's kmod 30 is built without zlib and does not see .ko.gz files at
-// all; depmod-tx accepts them (a deliberate superset: Debian trees ship no .ko.gz).
-// Module name (shared/util.c: path_to_modname, modname_normalize): the base name up to its first
-// '.', with every '-' turned into '_'.
+// Module files' decompression (which paths are modules, and their names: suffixes.ts).
 // Decompression (libkmod/libkmod-file.c: kmod_file_open) is chosen by the leading magic bytes,
 // not by the suffix, as kmod does: zstd 28 b5 2f fd, xz fd '7zXZ' 00, gzip 1f 8b; anything else
 // is read as is. Output is capped at MAX_MODULE_BYTES so a crafted file cannot exhaust memory.
@@ -18,40 +11,13 @@ import * as zlib from 'node:zlib';
 import { decompress as zstdDecompress } from 'fzstd';
 import { DecoderUnavailableError, FormatError } from '../errors.ts';
 
-export const MODULE_SUFFIXES = ['.ko', '.ko.gz', '.ko.xz', '.ko.zst'] as const;
-export type ModuleSuffix = (typeof MODULE_SUFFIXES)[number];
+export { isModulePath, modnameFromPath, MODULE_SUFFIXES, moduleSuffix, type ModuleSuffix } from './suffixes.ts';
 
 /**
  * Largest decompressed module accepted: 256 MiB. The biggest Debian 6.1 amd64 module (amdgpu.ko) is ~19 MiB;
  * anything past the cap is a decompression bomb or not a module.
  */
 export const MAX_MODULE_BYTES = 256 * 1024 * 1024;
-
-function baseName(path: string): string {
-  return path.slice(path.lastIndexOf('/') + 1);
-}
-
-/** The module suffix a path ends with (longest match), or undefined when it is not a module file. */
-export function moduleSuffix(path: string): ModuleSuffix | undefined {
-  const base = baseName(path);
-  for (const ext of MODULE_SUFFIXES) {
-    // Only one suffix can match a given name ending, so the first hit is the answer.
-    if (base.length > ext.length && base.endsWith(ext)) return ext;
-  }
-  return undefined;
-}
-
-export function isModulePath(path: string): boolean {
-  return moduleSuffix(path) !== undefined;
-}
-
-/** depmod's module name for a path: `kernel/drivers/foo-bar.ko.xz` → `foo_bar`. */
-export function modnameFromPath(path: string): string {
-  const base = baseName(path);
-  const dot = base.indexOf('.');
-  const stem = dot < 0 ? base : base.slice(0, dot);
-  return stem.replaceAll('-', '_');
-}
 
 export type Compression = 'none' | 'gzip' | 'xz' | 'zstd';
 

@@ -2,16 +2,18 @@
 // held for a whole merge) and one for the journal (`/var/lib/depmod-tx/journal.lock`, held for
 // milliseconds around an append or a rewrite).
 //
-// Why flock(1) in a child process rather than an O_EXCL lock file holding pid + start time:
+// Why flock(2) locks rather than an O_EXCL lock file holding pid + start time:
 // - the kernel releases a flock when its holder dies, so a killed depmod-tx never leaves a stale
 //   lock and there is no staleness heuristic to get wrong. With O_EXCL files, two waiters that both
 //   judge a lock stale can each delete it and both "win"; avoiding that needs a second lock anyway;
 // - it is the same primitive kmod users, initramfs-tools and shell scripts use (`flock FILE cmd`),
 //   so an administrator can take our lock from a shell to pause us;
 // - util-linux is essential on every distribution we target.
-// Node cannot call flock(2), so a child `flock -x -w T FILE sh -c 'echo locked; exec cat'` holds
-// it: "locked" on its stdout says we own the lock; closing its stdin ends `cat`, which releases it.
-// If our process is killed, the pipe closes, `cat` sees EOF and the lock goes with it.
+// Node cannot call flock(2), so we open the lock file and hand the descriptor to `flock -x -w T 3`
+// (the shell idiom `exec 3>file; flock 3`): a flock lock belongs to the open file description,
+// which the child shares with us, so it stays ours when the child exits; closing our descriptor (or
+// our death) releases it. One short-lived process per lock, instead of the flock + sh + cat that
+// held it before (measured: three exec()s per lock, four locks per commit).
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -46,43 +48,39 @@ function ensureLockFile(file: string): void {
 /** Waits up to `timeoutMs` for the exclusive lock on `file`; throws StateError on timeout. */
 export function acquireLock(file: string, timeoutMs: number): Promise<Lock> {
   ensureLockFile(file);
+  const fd = openSync(file, 'r');
   const seconds = Math.max(0, timeoutMs / 1000).toFixed(3);
-  const child = spawn('flock', ['-x', '-w', seconds, '-E', String(TIMEOUT_EXIT), file, 'sh', '-c', 'echo locked; exec cat >/dev/null'], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  // Pipes, not 'ignore': libuv opens /dev/null for an ignored descriptor, and a chroot (rpm's
+  // scriptlets) may have none.
+  const child = spawn('flock', ['-x', '-w', seconds, '-E', String(TIMEOUT_EXIT), '3'], { stdio: ['pipe', 'pipe', 'pipe', fd] });
+  child.stdin!.end();
+  child.stdout!.resume();
   let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   return new Promise<Lock>((resolve, reject) => {
-    let out = '';
     let settled = false;
-    child.once('error', (err) => {
+    const fail = (err: StateError): void => {
       if (settled) return;
       settled = true;
-      reject(new StateError(file, `cannot run flock(1) to take the lock: ${err.message}`, { cause: err }));
-    });
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      if (settled || !out.includes('locked\n')) return;
+      closeSync(fd);
+      reject(err);
+    };
+    child.once('error', (err) => fail(new StateError(file, `cannot run flock(1) to take the lock: ${err.message}`, { cause: err })));
+    child.once('close', (code) => {
+      if (code === TIMEOUT_EXIT) return fail(new StateError(file, `lock still held by another process after ${timeoutMs} ms`));
+      if (code !== 0) return fail(new StateError(file, `flock(1) failed (exit ${code}): ${stderr.trim()}`));
+      if (settled) return;
       settled = true;
       crashPoint(`lock:acquired:${basename(file)}`);
-      let released: Promise<void> | undefined;
+      let open = true;
       resolve({
         file,
         release() {
-          released ??= (async () => {
-            child.stdin.end();
-            await exited;
-          })();
-          return released;
+          if (open) closeSync(fd);
+          open = false;
+          return Promise.resolve();
         },
       });
-    });
-    void exited.then((code) => {
-      if (settled) return;
-      settled = true;
-      if (code === TIMEOUT_EXIT) reject(new StateError(file, `lock still held by another process after ${timeoutMs} ms`));
-      else reject(new StateError(file, `flock(1) failed (exit ${code}): ${stderr.trim()}`));
     });
   });
 }

@@ -10,7 +10,7 @@
 import { realpathSync } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 import { UsageError } from '../errors.ts';
-import { isModulePath } from '../module/decompress.ts';
+import { isModulePath } from '../module/suffixes.ts';
 
 /** A recorded path that must not be acted on; the message starts with the path. */
 export class PathRefusedError extends UsageError {

@@ -29,6 +29,7 @@ const header: CacheHeader = {
   kver: '6.1.0-1-amd64',
   moddir: '/lib/modules/6.1.0-1-amd64',
   inputsDigest: 'abc',
+  inputsIdentity: 'x',
   kmodVersion: '30',
   dirs: { '': '1' },
   outputs: { 'modules.dep': '1:2:3' },

@@ -164,8 +164,8 @@ test('a tampered cache is detected and rebuilt, never trusted; the control with 
     assert.ok(at > 0, 'alias string found in the cache');
     bytes.write('X', at + needle.length - 1, 'latin1');
     if (fixChecksum) {
-      // The body's SHA-256 covers the bytes from the 8-aligned end of the header checksum to the last 32 (src/cache/format.ts).
-      const bodyStart = (16 + bytes.readUInt32LE(12) + 32 + 7) & ~7;
+      // The body's SHA-256 covers the bytes from the 8-aligned end of the header's 4-byte CRC to the last 32 (src/cache/format.ts).
+      const bodyStart = (16 + bytes.readUInt32LE(12) + 4 + 7) & ~7;
       createHash('sha256').update(bytes.subarray(bodyStart, bytes.length - 32)).digest().copy(bytes, bytes.length - 32);
     }
     writeFileSync(file, bytes);
