@@ -9,6 +9,7 @@ import { COMMANDS, GLOBAL_OPTIONS, type CommandSpec, type OptionSpec, type Posit
 export const FILES: ReadonlyArray<{ path: string; what: string }> = [
   { path: '/var/cache/depmod-tx/KVER.cache', what: 'parsed module records and the KABI findings of the database last written (versioned, SHA-256 checked, rebuilt on any doubt)' },
   { path: '/var/cache/depmod-tx/KVER.lock', what: 'per-kernel lock (flock)' },
+  { path: '/var/cache/depmod-tx/kmod-version.json', what: 'the installed kmod\'s version, remembered by its depmod binary\'s identity (whose format is written)' },
   { path: '/var/lib/depmod-tx/journal/*.jsonl', what: 'recorded events, removed once their kernel is merged' },
   { path: '/var/lib/depmod-tx/status.json', what: 'last result per kernel (`depmod-tx status`)' },
   { path: '/etc/depmod-tx.conf', what: '`initrd = regenerate | flag | off`: what to do when a kernel\'s database changed' },
