@@ -11,13 +11,19 @@ export const FILES: ReadonlyArray<{ path: string; what: string }> = [
   { path: '/var/cache/depmod-tx/KVER.lock', what: 'per-kernel lock (flock)' },
   { path: '/var/lib/depmod-tx/journal/*.jsonl', what: 'recorded events, removed once their kernel is merged' },
   { path: '/var/lib/depmod-tx/status.json', what: 'last result per kernel (`depmod-tx status`)' },
-  { path: '/etc/depmod-tx.conf', what: '`initrd = regenerate | flag | off`: what to do when a kernel\'s database changed' },
+  { path: '/var/lib/depmod-tx/deferred/KVER', what: 'a kernel whose `depmod` call was deferred to the end of the dpkg run (`depmod-calls = defer`)' },
+  { path: '/var/log/depmod-tx.log', what: 'the `depmod` calls handed to kmod\'s depmod, and why' },
+  {
+    path: '/etc/depmod-tx.conf',
+    what: '`initrd = regenerate | flag | off`: what to do when a kernel\'s database changed; `depmod-calls = immediate | defer`: whether `depmod` called by a package script inside dpkg merges at once or leaves it to the commit at the end',
+  },
 ];
 
 /** Environment variables the CLI reads (man page ENVIRONMENT). */
 export const ENVIRONMENT: ReadonlyArray<{ name: string; what: string }> = [
   { name: 'DEPMOD_TX_TRACE', what: '`1`: print how long each phase of a merge took, on stderr' },
   { name: 'DEPMOD_TX_DEBUG', what: 'set: print the stack of an internal error (exit 70)' },
+  { name: 'DEPMOD_TX_LOG', what: 'where `depmod` logs the calls it hands to kmod\'s depmod (default /var/log/depmod-tx.log)' },
   { name: 'COLUMNS', what: 'width of --help when the output is not a terminal (default 80)' },
 ];
 

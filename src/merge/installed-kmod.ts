@@ -102,7 +102,9 @@ export function installedKmod(root: string, opts: { persist?: boolean } = {}): K
     let version: string | undefined;
     if (remembered?.depmod === depmod && remembered.identity === id) version = remembered.version;
     else {
-      const r = spawnSync(depmod, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+      // By the name depmod: kmod is one binary that picks its tool by argv[0], and kmod's depmod
+      // renamed to depmod.kmod (diverted) would otherwise answer as an unknown command.
+      const r = spawnSync(depmod, ['--version'], { encoding: 'utf8', timeout: 10_000, argv0: 'depmod' });
       if (r.status !== 0) continue; // e.g. another architecture's binary in an image root
       version = parseDepmodVersionOutput(r.stdout);
       if (version === undefined) continue;

@@ -14,6 +14,7 @@ import { dirname as pathDirname } from 'node:path';
 import type { CacheHeader, DirEntry, KabiSummary } from '../cache/format.ts';
 import { cacheFile, fingerprintOf, openCache, sameFingerprint, saveCache, type OpenedCache } from '../cache/store.ts';
 import { computeDatabase, type ComputedDatabase, type KabiBasis, type KabiFinding } from '../depmod/compute.ts';
+import { depmodError, depmodInfo, hasLevel, type DepmodMessage } from '../depmod/diagnostic.ts';
 import { emitDatabase } from '../depmod/emit.ts';
 import type { KmodBehaviour } from '../depmod/kmod-version.ts';
 import { ModuleSet, orderPositions, sortIdxOf, type Fingerprint } from '../depmod/module-set.ts';
@@ -47,6 +48,8 @@ export interface MergeOptions {
   kmod?: KmodBehaviour | undefined;
   /** After the merge, parse every module again and require identical output (exit 70 otherwise). */
   verify?: boolean;
+  /** Compute the database (with the cache, which is not saved) and return its files instead of writing them (depmod -n). */
+  dryRun?: boolean;
   workers?: number | undefined;
   onProgress?: (done: number, total: number) => void;
 }
@@ -69,7 +72,12 @@ export interface MergeResult {
   kabiAgainst: KabiBasis;
   /** The kmod version whose format was written. */
   kmodVersion: string;
-  warnings: string[];
+  /** What depmod prints on stderr for this tree, in its order and with its levels. */
+  warnings: DepmodMessage[];
+  /** Index in `warnings` at which depmod prints the KABI findings (after reading the modules, before writing files). */
+  kabiAt: number;
+  /** dryRun: the database's files (undefined when nothing changed: the files in the module directory are it). */
+  files?: ReadonlyMap<string, Uint8Array>;
   /** Dependency cycles: depmod writes nothing then, and neither do we. */
   cycles: string[] | undefined;
   noop: boolean;
@@ -196,7 +204,9 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
     if (o.ok) opened = o.value;
     else fullReason = o.reason;
   }
-  const header = opened?.header;
+  // A cache written before messages carried their levels cannot repeat them as depmod prints them.
+  const header = opened !== undefined && opened.header.warnings.every(hasLevel) && opened.header.builtinWarnings.every(hasLevel) ? opened.header : undefined;
+  if (opened !== undefined && header === undefined) fullReason = 'cache from an older depmod-tx';
   trace('inputs + cache header');
 
   // 2. Which directories changed since the cache was written. A directory changed twice within one
@@ -232,7 +242,8 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
       return {
         tree, written: [], unchanged: Object.keys(header.outputs), fullReason: undefined, parsed: 0, reused: 0, removed: 0,
         modules: header.modules, kabi: stored, symversFile: kabiIn.file,
-        kabiAgainst: kabiIn.against, kmodVersion: behaviour.version, warnings: header.warnings, cycles: undefined, noop: true,
+        kabiAgainst: kabiIn.against, kmodVersion: behaviour.version, warnings: header.warnings as DepmodMessage[],
+        kabiAt: header.warningsBeforeKabi ?? header.warnings.length, cycles: undefined, noop: true,
         ms: performance.now() - t0,
       };
     }
@@ -285,8 +296,8 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
     io: { listDir, statType: statTypeFollowingLinks },
   });
   trace(`config + tree listing (${relisted.size} listed)`);
-  const warnings = [
-    ...[...inputs.configWarnings, ...plan.configWarnings].map((w) => `${w.file}${w.line !== undefined ? `:${w.line}` : ''}: ${w.message}`),
+  const warnings: DepmodMessage[] = [
+    ...[...inputs.configWarnings, ...plan.configWarnings].map((w) => (w.level === 'error' ? depmodError(w.message) : depmodInfo(w.message))),
     ...plan.searchWarnings,
   ];
 
@@ -357,9 +368,11 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
   ) {
     for (const f of INPUT_ONLY_OUTPUTS) keep.add(f);
   }
-  const out = emitDatabase({ set, db, behaviour, dirname: tree.moddir, builtin: inputs.builtin, builtinModinfo: inputs.builtinModinfo, keep, keptWarnings: header?.builtinWarnings });
+  const out = emitDatabase({ set, db, behaviour, dirname: tree.moddir, builtin: inputs.builtin, builtinModinfo: inputs.builtinModinfo, keep, keptWarnings: header?.builtinWarnings as DepmodMessage[] | undefined });
   trace('emit');
-  warnings.push(...order.warnings, ...db.warnings, ...out.warnings);
+  warnings.push(...order.warnings, ...db.warnings);
+  const kabiAt = warnings.length;
+  warnings.push(...out.warnings);
   const kabi = db.kabi;
 
   const newHeader: CacheHeader = {
@@ -374,10 +387,11 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
     modules: db.order.length,
     warnings,
     builtinWarnings: out.builtinWarnings,
+    warningsBeforeKabi: kabiAt,
     ...(db.kabi.length <= HEADER_FINDINGS ? { kabiFindings: db.kabi } : {}),
   };
   const save = (): void => {
-    if (opts.outdir !== undefined) return;
+    if (opts.outdir !== undefined || opts.dryRun) return;
     const saved = set.garbageRatio() > COMPACT_AT ? set.compact() : set;
     saveCache(cachePath, { header: newHeader, set: saved, dirEntries, kabi: db.kabi });
   };
@@ -388,6 +402,13 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
     throw new CycleError(tree.moddir, db.cycles.cycles, db.cycles.messages);
   }
   if (opts.verify) await verifyAgainstFullParse(tree, plan.modules, out.files, { inputs, behaviour, kabiIn, workers: opts.workers });
+  if (opts.dryRun) {
+    return {
+      tree, written: [], unchanged: [], fullReason, parsed: toParse.length, reused: plan.modules.length - toParse.length, removed: removedSlots.length - replaced,
+      modules: db.order.length, kabi, symversFile: kabiIn.file, kabiAgainst, kmodVersion: behaviour.version, warnings, kabiAt, files: out.files,
+      cycles: undefined, noop: false, ms: performance.now() - t0,
+    };
+  }
 
   // 8. Write what changed, then remember what we left behind.
   const w = writeFilesAtomically(outDir, out.files);
@@ -401,7 +422,7 @@ async function mergeOnce(opts: MergeOptions): Promise<MergeResult> {
   return {
     tree, written: w.written, unchanged: w.unchanged, fullReason, parsed: toParse.length, reused: plan.modules.length - toParse.length,
     removed: removedSlots.length - replaced, modules: db.order.length, kabi, symversFile: kabiIn.file, kabiAgainst,
-    kmodVersion: behaviour.version, warnings, cycles: undefined, noop: false, ms: performance.now() - t0,
+    kmodVersion: behaviour.version, warnings, kabiAt, cycles: undefined, noop: false, ms: performance.now() - t0,
   };
 }
 

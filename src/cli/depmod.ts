@@ -1,0 +1,308 @@
+// depmod-tx as the system's depmod: `depmod-tx depmod ARGS...`, and the program itself when it is
+// called by the name `depmod` (the Debian package puts a front end carrying FRONT_END_MARK where
+// kmod's depmod was and renames kmod's to depmod.kmod). It behaves as the installed kmod's
+// `depmod ARGS`: the same files byte for byte, the same stdout, depmod's stderr lines with their
+// levels, the same exit status, and it runs through the module cache, so a repeated
+// `depmod -a KVER` is an incremental merge (one no-op when nothing changed).
+//
+// Arguments are read with depmod's own getopt rules (depmod-args.ts), in the option table of the
+// kmod being emulated. What depmod-tx does not do itself is handed to kmod's depmod with the same
+// arguments (logged to DEPMOD_TX_LOG, /var/log/depmod-tx.log): module file operands, -v (its long
+// trace on stdout), -w, -P, kmod 34's -m, -h, anything getopt refuses or the version check rejects,
+// a module directory that does not exist, unreadable -E/-F files, and any error of the merge
+// (a cycle, a module depmod-tx cannot parse, a lock it cannot take). kmod then prints what it prints.
+//
+// Where the two differ on purpose: kmod rewrites every file on each run, depmod-tx only the files
+// whose bytes changed (the same bytes either way; modules.dep's mtime then says when the database
+// last changed, which is what `depmod -A` compares with). Like kmod, and unlike depmod-tx's own
+// commands, depmod.d is read from the host's directories (or -C) even with -b ROOT. With -b ROOT,
+// the cache is used when ROOT has depmod-tx's state directory; otherwise nothing but the module
+// directory is written (initramfs-tools runs `depmod -b DESTDIR` on the initrd's tree).
+//
+// `depmod-calls = defer` (/etc/depmod-tx.conf): inside a dpkg maintainer script, a plain
+// `depmod [-a|-A] KVER` of a kernel that already has its database and initrd, and is not the
+// running kernel, records the kernel (src/txn/deferred.ts) and activates depmod-tx's dpkg trigger
+// (`dpkg-trigger --no-await`, as update-initramfs does): the end-of-transaction commit merges it
+// once. Anything else, and every call outside dpkg, merges at once.
+import { spawnSync } from 'node:child_process';
+import { accessSync, appendFileSync, constants, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { release } from 'node:os';
+import { join } from 'node:path';
+import { splitLevel, depmodWarning, type DepmodMessage } from '../depmod/diagnostic.ts';
+import { outputFiles } from '../depmod/emit.ts';
+import { stateDirs } from '../cache/store.ts';
+import { depfileUpToDate } from '../io/depfile-up-to-date.ts';
+import { installedKmod, type KmodChoice } from '../merge/installed-kmod.ts';
+import { merge, type MergeResult } from '../merge/merge.ts';
+import { depmodOptionTable, getoptDepmod, isKmodVersionNumber } from './depmod-args.ts';
+import pkg from '../../package.json' with { type: 'json' };
+
+export interface DepmodIo {
+  stdout: (s: string | Uint8Array) => void;
+  stderr: (s: string) => void;
+}
+
+/** What a call asks for, once its options are read. */
+interface DepmodCall {
+  quick: boolean;
+  /** -b, made absolute as kmod does (path_make_absolute_cwd). */
+  root: string | undefined;
+  /** -o (kmod 31+): the output root. */
+  outRoot: string | undefined;
+  config: string[] | undefined;
+  symvers: string | undefined;
+  systemMap: string | undefined;
+  errsyms: boolean;
+  dryRun: boolean;
+  kver: string;
+}
+
+/** Why a call goes to kmod's depmod instead. */
+class HandOver {
+  constructor(readonly reason: string) {}
+}
+
+const NAME = 'depmod';
+
+function absolute(p: string): string {
+  return p.startsWith('/') ? p : `${process.cwd()}/${p}`;
+}
+
+/** The call, kmod's depmod's job (HandOver), or the version request; `early` gets what getopt's loop prints. */
+function readCall(args: readonly string[], kmod: KmodChoice, early: DepmodMessage[]): DepmodCall | HandOver | 'version' {
+  const g = getoptDepmod(args, depmodOptionTable(kmod.behaviour.major), process.env.POSIXLY_CORRECT !== undefined);
+  let later: HandOver | undefined;
+  const call: Omit<DepmodCall, 'kver'> = { quick: false, root: undefined, outRoot: undefined, config: undefined, symvers: undefined, systemMap: undefined, errsyms: false, dryRun: false };
+  for (const o of g.options) {
+    const v = o.value ?? '';
+    switch (o.letter) {
+      case 'a':
+        break; // -a is what a call without module files does anyway
+      case 'A':
+        call.quick = true;
+        break;
+      case 'b':
+        call.root = absolute(v);
+        break;
+      case 'o':
+        call.outRoot = absolute(v);
+        break;
+      case 'C':
+        (call.config ??= []).push(v);
+        break;
+      case 'E':
+        call.symvers = v;
+        break;
+      case 'F':
+        call.systemMap = v;
+        break;
+      case 'e':
+        call.errsyms = true;
+        break;
+      case 'n':
+        call.dryRun = true;
+        break;
+      case 'u':
+      case 'q':
+      case 'r':
+      case 'm':
+        // kmod 34's -m is --moduledir; before, -m is the deprecated --map.
+        if (o.letter === 'm' && kmod.behaviour.major >= 34) later ??= new HandOver('-m (another module directory)');
+        else early.push(depmodWarning(`Ignored deprecated option ${o.long !== undefined ? `--${o.long}` : `-${o.letter}`}`));
+        break;
+      case 'P':
+        if (v.length !== 1) return new HandOver('-P with a value that is not one character');
+        later ??= new HandOver('-P (symbol prefix)');
+        break;
+      case 'v':
+        later ??= new HandOver("-v (depmod's verbose trace)");
+        break;
+      case 'w':
+        later ??= new HandOver('-w (duplicate warnings)');
+        break;
+      case 'h':
+        return new HandOver('-h');
+      case 'V':
+        return 'version';
+    }
+  }
+  if (g.error !== undefined) return new HandOver(`getopt: ${g.error}`);
+  if (later !== undefined) return later;
+  const [kver, ...files] = g.operands;
+  if (kver !== undefined && !isKmodVersionNumber(kver)) return new HandOver(`not a kernel version: ${kver}`);
+  if (files.length > 0) return new HandOver('module files named on the command line');
+  return { ...call, kver: kver ?? release() };
+}
+
+function handOverLog(args: readonly string[], reason: string): void {
+  const file = process.env.DEPMOD_TX_LOG ?? '/var/log/depmod-tx.log';
+  try {
+    appendFileSync(file, `${new Date().toISOString()} depmod ${args.map((a) => JSON.stringify(a)).join(' ')}: handed to kmod's depmod: ${reason}\n`, { mode: 0o644 });
+  } catch {
+    /* a user without write access to the log: the call still runs */
+  }
+}
+
+/** Runs kmod's depmod with the same arguments, by the name depmod (kmod picks its tool by argv[0]). */
+function handOver(kmod: KmodChoice, args: readonly string[], reason: string, io: DepmodIo): number {
+  handOverLog(args, reason);
+  if (kmod.depmod === undefined) {
+    io.stderr(`${NAME}: ERROR: depmod-tx: kmod's depmod is not installed, and depmod-tx does not do this itself (${reason})\n`);
+    return 1;
+  }
+  const r = spawnSync(kmod.depmod, [...args], { stdio: 'inherit', argv0: NAME });
+  if (r.error !== undefined) {
+    io.stderr(`${NAME}: ERROR: depmod-tx: cannot run ${kmod.depmod}: ${r.error.message}\n`);
+    return 1;
+  }
+  return r.status ?? 1;
+}
+
+function printVersion(kmod: KmodChoice, io: DepmodIo): number {
+  let features: string | undefined;
+  if (kmod.depmod !== undefined) {
+    const r = spawnSync(kmod.depmod, ['--version'], { encoding: 'utf8', argv0: NAME, timeout: 10_000 });
+    features = r.status === 0 ? r.stdout.split('\n')[1] : undefined;
+  }
+  io.stdout(`kmod version ${kmod.behaviour.version}\n${features !== undefined && features !== '' ? `${features}\n` : ''}`);
+  io.stdout(`depmod-tx ${pkg.version}: incremental depmod; kmod's own: ${kmod.depmod ?? 'not found'}\n`);
+  return 0;
+}
+
+function isDir(p: string): boolean {
+  return statSync(p, { throwIfNoEntry: false })?.isDirectory() === true;
+}
+
+function readable(p: string): boolean {
+  try {
+    accessSync(p, constants.R_OK);
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** A kernel whose initrd is about to be built (or has none to build) must get its database now. */
+function deferrable(call: DepmodCall, moddir: string): boolean {
+  if (process.env.DPKG_MAINTSCRIPT_PACKAGE === undefined) return false;
+  if (call.root !== undefined || call.outRoot !== undefined || call.dryRun || call.errsyms || call.symvers !== undefined || call.systemMap !== undefined || call.config !== undefined) return false;
+  if (call.kver === release()) return false;
+  if (!existsSync(join(moddir, 'modules.dep')) || !existsSync(join(moddir, 'modules.dep.bin'))) return false;
+  return initrdBuilt(call.kver);
+}
+
+function initrdBuilt(kver: string): boolean {
+  const initrds = [`/boot/initrd.img-${kver}`, `/boot/initramfs-${kver}.img`, `/boot/initrd-${kver}`];
+  if (initrds.some((p) => existsSync(p))) return true;
+  // No initrd and no tool to build one: nothing is built from this database next.
+  return !['/usr/sbin/update-initramfs', '/sbin/update-initramfs', '/usr/bin/dracut', '/usr/sbin/dracut'].some((p) => existsSync(p));
+}
+
+/** Records the kernel for the end-of-transaction commit; false when dpkg refuses the trigger (then merge now). */
+async function defer(kver: string): Promise<boolean> {
+  const r = spawnSync('dpkg-trigger', ['--no-await', 'depmod-tx-commit'], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  if (r.status !== 0) return false;
+  const { markDeferred } = await import('../txn/deferred.ts');
+  markDeferred('/', kver);
+  return true;
+}
+
+function print(messages: readonly DepmodMessage[], io: DepmodIo): void {
+  for (const m of messages) if (splitLevel(m).level !== 'INFO') io.stderr(`${NAME}: ${m}\n`);
+}
+
+/** The text files `depmod -n` prints, in its order (the binary indexes are not written to stdout). */
+function dryRunOutput(r: MergeResult, kmod: KmodChoice, moddir: string, io: DepmodIo): void {
+  for (const name of outputFiles(kmod.behaviour)) {
+    if (name.endsWith('.bin')) continue;
+    const bytes = r.files?.get(name) ?? readFileSync(join(moddir, name));
+    io.stdout(bytes);
+  }
+}
+
+/** depmod -n prints the messages of the text writers only (the index writers return before reading anything). */
+function printedByTextWriters(m: DepmodMessage): boolean {
+  return /^ERROR: Module '.*' has devname \(/.test(m);
+}
+
+async function runCall(call: DepmodCall, kmod: KmodChoice, early: DepmodMessage[], io: DepmodIo): Promise<number | HandOver> {
+  const root = call.root ?? '/';
+  // kmod's cfg.dirname: ROOT/lib/modules/KVER (no -b: /lib/modules/KVER).
+  const moddir = `${call.root ?? ''}/lib/modules/${call.kver}`;
+  if (!isDir(moddir)) return new HandOver(`${moddir} is not a directory`);
+  const messages = [...early];
+  if (call.quick) {
+    if (call.dryRun) return print(messages, io), 0;
+    const q = depfileUpToDate(moddir);
+    messages.push(...q.messages);
+    if (q.current) return print(messages, io), 0;
+  }
+  if (call.errsyms && call.symvers === undefined && call.systemMap === undefined) {
+    messages.push(depmodWarning('-e needs -E or -F'));
+    call.errsyms = false;
+  }
+  for (const f of [call.symvers ?? call.systemMap].filter((x) => x !== undefined)) if (!readable(f)) return new HandOver(`cannot read ${f}`);
+  // kmod reads the -C paths that exist (and none of its default directories then), else its
+  // default directories, always on the host.
+  const config = (call.config ?? [...kmod.behaviour.configDirs]).filter((p) => existsSync(p));
+
+  const { readSettings } = await import('../txn/settings.ts');
+  if (readSettings('/').depmodCalls === 'defer' && deferrable(call, moddir) && (await defer(call.kver))) return print(messages, io), 0;
+
+  const stateful = call.outRoot === undefined && (root === '/' || isDir(stateDirs(root).cache));
+  const outdir = call.outRoot !== undefined ? `${call.outRoot}/lib/modules/${call.kver}` : stateful ? undefined : moddir;
+  if (outdir !== undefined && !call.dryRun) mkdirSync(outdir, { recursive: true, mode: 0o755 });
+
+  const { acquireLock, kernelLockFile } = await import('../txn/lock.ts');
+  const lock = stateful && !call.dryRun ? await acquireLock(kernelLockFile(root, call.kver), 300_000) : undefined;
+  try {
+    const started = Date.now();
+    // The journal's events of this kernel (recorded by the apt hook or rpm's file triggers) are
+    // hints for this merge and are done with it, as a commit of the kernel would be.
+    const journal = lock !== undefined ? await import('../txn/journal.ts') : undefined;
+    const pending = journal !== undefined ? (await journal.readJournal(root)).events.filter((e) => e.module.kver === call.kver) : [];
+    const r = await merge({
+      kmod: kmod.behaviour,
+      root,
+      kver: call.kver,
+      hints: [...new Set(pending.map((e) => e.path))],
+      config,
+      // Without -E/-F the kernel's own symvers is looked up, as every commit does, so that the
+      // cache's no-op path serves both; nothing is printed then, as depmod prints nothing.
+      symvers: call.symvers ?? (call.systemMap !== undefined ? undefined : 'auto'),
+      systemMap: call.symvers === undefined ? call.systemMap : undefined,
+      outdir: call.dryRun ? undefined : outdir,
+      full: !stateful,
+      dryRun: call.dryRun,
+    });
+    if (journal !== undefined && pending.length > 0) await journal.removeEvents(root, pending);
+    if (lock !== undefined) (await import('../txn/deferred.ts')).clearDeferred(root, call.kver, started);
+    messages.push(...r.warnings.slice(0, r.kabiAt));
+    if (call.errsyms) messages.push(...r.kabi.map((f) => depmodWarning(f.message)));
+    messages.push(...r.warnings.slice(r.kabiAt).filter((m) => !call.dryRun || printedByTextWriters(m)));
+    print(messages, io);
+    if (call.dryRun) dryRunOutput(r, kmod, r.tree.moddir, io);
+    return 0;
+  } finally {
+    await lock?.release();
+  }
+}
+
+/** `depmod ARGS`: the exit status depmod would give. */
+export async function runDepmod(args: readonly string[], io: DepmodIo): Promise<number> {
+  const kmod = installedKmod('/', { persist: false });
+  const early: DepmodMessage[] = [];
+  const call = readCall(args, kmod, early);
+  if (call === 'version') {
+    print(early, io);
+    return printVersion(kmod, io);
+  }
+  if (call instanceof HandOver) return handOver(kmod, args, call.reason, io);
+  let outcome: number | HandOver;
+  try {
+    outcome = await runCall(call, kmod, early, io);
+  } catch (err) {
+    outcome = new HandOver(`depmod-tx failed: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return outcome instanceof HandOver ? handOver(kmod, args, outcome.reason, io) : outcome;
+}
