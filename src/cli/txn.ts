@@ -40,7 +40,8 @@ export async function runRecord(a: TxnArgs & { op: 'add' | 'remove'; package?: s
 }
 
 async function finishKernels(root: string, results: KernelResult[], io: ReportIo, json: boolean): Promise<Array<{ kver: string; action: string; detail: string }>> {
-  const changed = results.filter((r) => r.status === 'merged' && r.changed);
+  // A change a deferred depmod call asked for is depmod's own: depmod does not rebuild initrds.
+  const changed = results.filter((r) => r.status === 'merged' && r.changed && r.deferred !== true);
   if (changed.length === 0) return [];
   const { readInitrdPolicy, refreshInitrd } = await import('../txn/initrd.ts');
   const { execa } = await import('execa');
