@@ -15,17 +15,14 @@
 // Where the two differ on purpose: kmod rewrites every file on each run, depmod-tx only the files
 // whose bytes changed (the same bytes either way; modules.dep's mtime then says when the database
 // last changed, which is what `depmod -A` compares with). Like kmod, and unlike depmod-tx's own
-// commands, depmod.d is read from the host's directories (or -C) even with -b ROOT. With -b ROOT,
-// the cache is used when ROOT has depmod-tx's state directory; otherwise nothing but the module
-// directory is written (initramfs-tools runs `depmod -b DESTDIR` on the initrd's tree).
+// commands, depmod.d is read from the host's directories (or -C) even with -b ROOT. A call with
+// no cache to reuse goes to kmod's depmod as well, which does a full parse as fast: -b ROOT where
+// ROOT has no depmod-tx state (initramfs-tools runs `depmod -b DESTDIR` on the initrd's tree), -o.
 //
-// `depmod-calls = defer` (/etc/depmod-tx.conf): inside a dpkg maintainer script, a plain
-// `depmod [-a|-A] KVER` of a kernel that already has its database and initrd, and is not the
-// running kernel, records the kernel (src/txn/deferred.ts) and activates depmod-tx's dpkg trigger
-// (`dpkg-trigger --no-await`, as update-initramfs does): the end-of-transaction commit merges it
-// once. Anything else, and every call outside dpkg, merges at once.
+// `depmod-calls = defer` is decided before Node.js starts, by the system's front end
+// (hooks/depmod); a merge here clears the kernel's deferred mark, as the commit would.
 import { spawnSync } from 'node:child_process';
-import { accessSync, appendFileSync, constants, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, appendFileSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { splitLevel, depmodWarning, type DepmodMessage } from '../depmod/diagnostic.ts';
@@ -182,31 +179,6 @@ function readable(p: string): boolean {
   }
 }
 
-/** A kernel whose initrd is about to be built (or has none to build) must get its database now. */
-function deferrable(call: DepmodCall, moddir: string): boolean {
-  if (process.env.DPKG_MAINTSCRIPT_PACKAGE === undefined) return false;
-  if (call.root !== undefined || call.outRoot !== undefined || call.dryRun || call.errsyms || call.symvers !== undefined || call.systemMap !== undefined || call.config !== undefined) return false;
-  if (call.kver === release()) return false;
-  if (!existsSync(join(moddir, 'modules.dep')) || !existsSync(join(moddir, 'modules.dep.bin'))) return false;
-  return initrdBuilt(call.kver);
-}
-
-function initrdBuilt(kver: string): boolean {
-  const initrds = [`/boot/initrd.img-${kver}`, `/boot/initramfs-${kver}.img`, `/boot/initrd-${kver}`];
-  if (initrds.some((p) => existsSync(p))) return true;
-  // No initrd and no tool to build one: nothing is built from this database next.
-  return !['/usr/sbin/update-initramfs', '/sbin/update-initramfs', '/usr/bin/dracut', '/usr/sbin/dracut'].some((p) => existsSync(p));
-}
-
-/** Records the kernel for the end-of-transaction commit; false when dpkg refuses the trigger (then merge now). */
-async function defer(kver: string): Promise<boolean> {
-  const r = spawnSync('dpkg-trigger', ['--no-await', 'depmod-tx-commit'], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
-  if (r.status !== 0) return false;
-  const { markDeferred } = await import('../txn/deferred.ts');
-  markDeferred('/', kver);
-  return true;
-}
-
 function print(messages: readonly DepmodMessage[], io: DepmodIo): void {
   for (const m of messages) if (splitLevel(m).level !== 'INFO') io.stderr(`${NAME}: ${m}\n`);
 }
@@ -225,6 +197,12 @@ function printedByTextWriters(m: DepmodMessage): boolean {
   return /^ERROR: Module '.*' has devname \(/.test(m);
 }
 
+/** Prints what depmod prints before it stops here, and depmod's status then. */
+function stop(messages: readonly DepmodMessage[], io: DepmodIo): number {
+  print(messages, io);
+  return 0;
+}
+
 async function runCall(call: DepmodCall, kmod: KmodChoice, early: DepmodMessage[], io: DepmodIo): Promise<number | HandOver> {
   const root = call.root ?? '/';
   // kmod's cfg.dirname: ROOT/lib/modules/KVER (no -b: /lib/modules/KVER).
@@ -232,11 +210,15 @@ async function runCall(call: DepmodCall, kmod: KmodChoice, early: DepmodMessage[
   if (!isDir(moddir)) return new HandOver(`${moddir} is not a directory`);
   const messages = [...early];
   if (call.quick) {
-    if (call.dryRun) return print(messages, io), 0;
+    if (call.dryRun) return stop(messages, io);
     const q = depfileUpToDate(moddir);
     messages.push(...q.messages);
-    if (q.current) return print(messages, io), 0;
+    if (q.current) return stop(messages, io);
   }
+  // Without a cache to reuse (-o, or a -b root without depmod-tx's state, as initramfs-tools'
+  // `depmod -b DESTDIR` of the initrd's tree) a merge is a full parse, and kmod's is as good.
+  if (call.outRoot !== undefined) return new HandOver('-o (no cache for another output root)');
+  if (root !== '/' && !isDir(stateDirs(root).cache)) return new HandOver(`no depmod-tx cache under ${root}`);
   if (call.errsyms && call.symvers === undefined && call.systemMap === undefined) {
     messages.push(depmodWarning('-e needs -E or -F'));
     call.errsyms = false;
@@ -246,15 +228,9 @@ async function runCall(call: DepmodCall, kmod: KmodChoice, early: DepmodMessage[
   // default directories, always on the host.
   const config = (call.config ?? [...kmod.behaviour.configDirs]).filter((p) => existsSync(p));
 
-  const { readSettings } = await import('../txn/settings.ts');
-  if (readSettings('/').depmodCalls === 'defer' && deferrable(call, moddir) && (await defer(call.kver))) return print(messages, io), 0;
-
-  const stateful = call.outRoot === undefined && (root === '/' || isDir(stateDirs(root).cache));
-  const outdir = call.outRoot !== undefined ? `${call.outRoot}/lib/modules/${call.kver}` : stateful ? undefined : moddir;
-  if (outdir !== undefined && !call.dryRun) mkdirSync(outdir, { recursive: true, mode: 0o755 });
-
   const { acquireLock, kernelLockFile } = await import('../txn/lock.ts');
-  const lock = stateful && !call.dryRun ? await acquireLock(kernelLockFile(root, call.kver), 300_000) : undefined;
+  // -n writes nothing: it reads the cache (replaced by rename, so never seen half-written) unlocked.
+  const lock = call.dryRun ? undefined : await acquireLock(kernelLockFile(root, call.kver), 300_000);
   try {
     const started = Date.now();
     // The journal's events of this kernel (recorded by the apt hook or rpm's file triggers) are
@@ -271,11 +247,10 @@ async function runCall(call: DepmodCall, kmod: KmodChoice, early: DepmodMessage[
       // cache's no-op path serves both; nothing is printed then, as depmod prints nothing.
       symvers: call.symvers ?? (call.systemMap !== undefined ? undefined : 'auto'),
       systemMap: call.symvers === undefined ? call.systemMap : undefined,
-      outdir: call.dryRun ? undefined : outdir,
-      full: !stateful,
       dryRun: call.dryRun,
     });
     if (journal !== undefined && pending.length > 0) await journal.removeEvents(root, pending);
+    // A depmod call deferred to the commit (hooks/depmod, depmod-calls = defer) is done too.
     if (lock !== undefined) (await import('../txn/deferred.ts')).clearDeferred(root, call.kver, started);
     messages.push(...r.warnings.slice(0, r.kabiAt));
     if (call.errsyms) messages.push(...r.kabi.map((f) => depmodWarning(f.message)));

@@ -1,49 +1,21 @@
-// depmod-tx command line: the table in spec.ts turned into yargs commands, errors turned into exit
-// codes (exit-codes.ts), and paths made absolute once, here at the edge.
+// depmod-tx command line: the table in spec.ts turned into yargs commands, run by run-command.ts
+// (exit codes, paths made absolute).
 //
 // yargs is loaded through 'yargs/yargs', whose factory is built on yargs' CommonJS platform shim:
 // the ESM entry ('yargs') hands cliui a wrap() that cuts lines every N characters, mid-word
 // ("for p|ackage"; yargs issue 2112). The CommonJS build wraps with wrap-ansi at word boundaries.
 // yargs 18 fixes it but needs Node >= 20.19, and Debian 12's nodejs is 18.
-import { resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import yargsFactory from 'yargs/yargs';
 import pkg from '../../package.json' with { type: 'json' };
-import { UsageError } from '../errors.ts';
-import { EXIT, exitCodeFor, exitCodeHelp } from './exit-codes.ts';
-import { COMMANDS, GLOBAL_OPTIONS, resolvePathOptions, yargsCommand, type Args, type CommandSpec, type OptionSpec } from './spec.ts';
+import { EXIT, exitCodeHelp } from './exit-codes.ts';
+import { processIo, runCommand } from './run-command.ts';
+import { COMMANDS, GLOBAL_OPTIONS, yargsCommand, type Args, type CommandSpec, type OptionSpec } from './spec.ts';
 
-const io = {
-  stdout: (s: string): void => void process.stdout.write(s),
-  stderr: (s: string): void => void process.stderr.write(s),
-};
-
-function fail(err: unknown): number {
-  const msg = err instanceof Error ? err.message : String(err);
-  const code = exitCodeFor(err);
-  io.stderr(`depmod-tx: ${msg}\n`);
-  if (code === EXIT.internal && process.env.DEPMOD_TX_DEBUG && err instanceof Error) io.stderr(`${err.stack}\n`);
-  return code;
-}
-
-/** Number options take finite, non-negative values: NaN workers or a negative timeout is a usage error. */
-function checkNumbers(c: CommandSpec, a: Args): void {
-  for (const o of c.options) {
-    if (o.type !== 'number' || a[o.name] === undefined) continue;
-    const v = a[o.name] as number;
-    if (!Number.isFinite(v) || v < 0) throw new UsageError(`--${o.name}: expected a number >= 0, got ${String(v)}`);
-  }
-}
+const io = processIo;
 
 async function run(c: CommandSpec, a: Args): Promise<void> {
-  let code: number;
-  try {
-    checkNumbers(c, a);
-    code = await c.run(resolvePathOptions(c, a, (p) => resolve(p)), io);
-  } catch (err) {
-    code = fail(err);
-  }
-  process.exitCode = code;
+  process.exitCode = await runCommand(c, a, io);
 }
 
 function option(name: string): OptionSpec {

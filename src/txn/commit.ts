@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { cacheFile, dropCache } from '../cache/store.ts';
 import { acquireLock, kernelLockFile, type Lock } from './lock.ts';
 import { DEFAULT_JOURNAL_LOCK_MS, readJournal, removeEvents, type JournalWarning, type PendingEvent } from './journal.ts';
-import { checkContainment, PathRefusedError } from './paths.ts';
+import { containmentChecker, PathRefusedError } from './paths.ts';
 import { writeLastResults } from './status.ts';
 import { crashPoint } from '../io/atomic.ts';
 import { moduleTreeGone } from '../io/tree.ts';
@@ -188,9 +188,10 @@ async function commitKernel(opts: CommitOptions, kver: string, jl: number, addWa
     // Re-checked here, under the lock: a symlink swapped in since `record` must not redirect the merge.
     const usable: PendingEvent[] = [];
     const refused: PendingEvent[] = [];
+    const check = containmentChecker(root);
     for (const e of events) {
       try {
-        checkContainment(root, e.module);
+        check(e.module);
         usable.push(e);
       } catch (err) {
         if (!(err instanceof PathRefusedError)) throw err;

@@ -61,16 +61,19 @@ const C = ['-C', '{R}/etc/depmod.d'];
 
 type Step = CompareCase['steps'][number] & { handover?: boolean | ((o: DepmodOracle) => boolean) };
 const kmod34 = (o: DepmodOracle): boolean => Number(o.version.split('.')[0]) >= 34;
-const below31 = (o: DepmodOracle): boolean => Number(o.version.split('.')[0]) < 31;
 
 function synthetic(stateful: boolean): Array<{ name: string; setup: (root: string) => void; steps: Step[] }> {
   const setup = syntheticTree(K, stateful);
   const mode = stateful ? 'with a cache' : 'without a cache';
+  // Without depmod-tx's state under -b ROOT there is no cache to reuse: kmod's depmod does the work,
+  // except where depmod stops before reading modules (-A on a current tree, -A -n, -V).
+  const merges = !stateful;
+  const withDefault = (steps: Step[]): Step[] => steps.map((st) => ({ handover: merges, ...st }));
   return [
     {
       name: `-a, KVER alone, long options and prefixes, a module added and removed (${mode})`,
       setup,
-      steps: [
+      steps: withDefault([
         { args: [...R, ...C, '-a', K] },
         { args: [...R, ...C, '-a', K] },
         { args: ['--basedir={R}', '--config', '{R}/etc/depmod.d', '--all', K], before: addModule('updates/new.ko') },
@@ -79,12 +82,12 @@ function synthetic(stateful: boolean): Array<{ name: string; setup: (root: strin
         { args: [K, ...R, ...C] },
         { args: [...R, '-C', '{R}/nonexistent', '-a', K] },
         { args: [...R, ...C, '--', K] },
-      ],
+      ]),
     },
     {
       name: `-e, -E, -F and -n (${mode})`,
       setup,
-      steps: [
+      steps: withDefault([
         { args: [...R, ...C, '-e', '-E', '{R}/symvers', '-a', K] },
         { args: [...R, ...C, '-aeE', '{R}/symvers', K] },
         { args: [...R, ...C, '-E', '{R}/symvers', K] },
@@ -92,17 +95,17 @@ function synthetic(stateful: boolean): Array<{ name: string; setup: (root: strin
         { args: [...R, ...C, '-e', K] },
         { args: [...R, ...C, '-n', K] },
         { args: [...R, ...C, '--dry-run', '-e', '-E', '{R}/symvers', K] },
-        { args: [...R, ...C, '-A', '-n', K] },
+        { args: [...R, ...C, '-A', '-n', K], handover: false },
         { args: [...R, ...C, '-E', '{R}/missing.symvers', '-a', K], handover: true },
         { args: [...R, ...C, '-F', '{R}/missing.map', '-a', K], handover: true },
-      ],
+      ]),
     },
     {
       name: `-A: no modules.dep, current, a module newer than modules.dep (${mode})`,
       setup,
-      steps: [
+      steps: withDefault([
         { args: [...R, ...C, '-A', K] },
-        { args: [...R, ...C, '-A', K] },
+        { args: [...R, ...C, '-A', K], handover: false },
         {
           args: [...R, ...C, '--quick', K],
           before: (root) => {
@@ -110,8 +113,9 @@ function synthetic(stateful: boolean): Array<{ name: string; setup: (root: strin
             utimesSync(join(root, 'lib', 'modules', K, 'updates', 'd.ko'), t, t);
           },
         },
+        // Still outdated: the module's mtime is in the future.
         { args: [...R, ...C, '-A', K] },
-      ],
+      ]),
     },
     {
       name: `options depmod-tx hands to kmod's depmod, deprecated options, -o, -V (${mode})`,
@@ -128,11 +132,12 @@ function synthetic(stateful: boolean): Array<{ name: string; setup: (root: strin
         { args: [...R, ...C, '--s', K], handover: true },
         { args: ['-b', '{R}/nonexistent', ...C, '-a', K], handover: true },
         { args: ['-h'], handover: true },
-        { args: [...R, ...C, '-u', '--quiet', '-a', K], handover: kmod34 },
+        { args: [...R, ...C, '-u', '--quiet', '-a', K], handover: (o) => kmod34(o) || merges },
         // kmod 34's --moduledir takes a value; before 34, -m is the deprecated --map and "lib/modules" the first operand.
         { args: [...R, ...C, '-m', 'lib/modules', '-a', K], handover: true },
-        { args: [...R, ...C, '-m', '-a', K], handover: kmod34 },
-        { args: [...R, ...C, '-o', '{T}', '-a', K], handover: below31 },
+        { args: [...R, ...C, '-m', '-a', K], handover: (o) => kmod34(o) || merges },
+        // -o: no cache for another output root (kmod 30 refuses the option).
+        { args: [...R, ...C, '-o', '{T}', '-a', K], handover: true },
         { args: ['-V'], stdout: 'version' },
         { args: ['--version', '-x'], stdout: 'version' },
       ],
@@ -163,6 +168,8 @@ function realTree(kind: 'none' | 'xz', stateful: boolean, only?: number): { name
   ];
   if (kind === 'none') steps.push({ args: ['-b', '{R}', '-e', '-E', other, k.kver] }, { args: ['-b', '{R}', '-e', '-E', k.symvers, '-a', k.kver] });
   if (only !== undefined) steps.splice(only);
+  // Without depmod-tx's state in the root, kmod's depmod does it (no cache to reuse).
+  if (!stateful) for (const st of steps) st.handover = true;
   return {
     name: `real ${k.kver} tree (${kind === 'xz' ? '.ko.xz' : '.ko'}), ${stateful ? 'with' : 'without'} a cache`,
     setup: (root) => {
