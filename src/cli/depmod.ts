@@ -17,17 +17,19 @@
 // last changed, which is what `depmod -A` compares with). Like kmod, and unlike depmod-tx's own
 // commands, depmod.d is read from the host's directories (or -C) even with -b ROOT. A call with
 // no cache to reuse goes to kmod's depmod as well, which does a full parse as fast: -b ROOT where
-// ROOT has no depmod-tx state (initramfs-tools runs `depmod -b DESTDIR` on the initrd's tree), -o.
+// ROOT has no depmod-tx state (initramfs-tools runs `depmod -b DESTDIR` on the initrd's tree), -o,
+// and the first call for a kernel without a cache (a new kernel's postinst), after which the same
+// call builds the cache in the background.
 //
 // `depmod-calls = defer` is decided before Node.js starts, by the system's front end
 // (hooks/depmod); a merge here clears the kernel's deferred mark, as the commit would.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, appendFileSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
-import { release } from 'node:os';
-import { join } from 'node:path';
+import { release, setPriority } from 'node:os';
+import { basename, join } from 'node:path';
 import { splitLevel, depmodWarning, type DepmodMessage } from '../depmod/diagnostic.ts';
 import { outputFiles } from '../depmod/emit.ts';
-import { stateDirs } from '../cache/store.ts';
+import { cacheFile, stateDirs } from '../cache/store.ts';
 import { depfileUpToDate } from '../io/depfile-up-to-date.ts';
 import { installedKmod, type KmodChoice } from '../merge/installed-kmod.ts';
 import { merge, type MergeResult } from '../merge/merge.ts';
@@ -54,10 +56,16 @@ interface DepmodCall {
   kver: string;
 }
 
-/** Why a call goes to kmod's depmod instead. */
+/** Why a call goes to kmod's depmod instead; `buildCache`: then build the kernel's cache in the background. */
 class HandOver {
-  constructor(readonly reason: string) {}
+  constructor(
+    readonly reason: string,
+    readonly buildCache = false,
+  ) {}
 }
+
+/** Set in the environment of the background call that builds a kernel's cache (see runCall). */
+const BUILD_CACHE = 'DEPMOD_TX_BUILD_CACHE';
 
 const NAME = 'depmod';
 
@@ -140,8 +148,24 @@ function handOverLog(args: readonly string[], reason: string): void {
   }
 }
 
+/**
+ * The same call again, detached and at a lower priority, to build the kernel's cache (BUILD_CACHE):
+ * through $DEPMOD_TX when set (the depmod-tx the hooks run), else this program.
+ */
+function buildCacheInBackground(args: readonly string[]): void {
+  const self = process.env.DEPMOD_TX !== undefined ? [process.env.DEPMOD_TX, 'depmod'] : [process.execPath, process.argv[1] ?? '', ...(basename(process.argv[1] ?? '') === 'depmod' ? [] : ['depmod'])];
+  try {
+    const child = spawn(self[0]!, [...self.slice(1), ...args], { detached: true, stdio: 'ignore', env: { ...process.env, [BUILD_CACHE]: '1' } });
+    child.on('error', () => {});
+    if (child.pid !== undefined) setPriority(child.pid, 10);
+    child.unref();
+  } catch {
+    /* the next call builds it */
+  }
+}
+
 /** Runs kmod's depmod with the same arguments, by the name depmod (kmod picks its tool by argv[0]). */
-function handOver(kmod: KmodChoice, args: readonly string[], reason: string, io: DepmodIo): number {
+function handOver(kmod: KmodChoice, args: readonly string[], reason: string, io: DepmodIo, buildCache = false): number {
   handOverLog(args, reason);
   if (kmod.depmod === undefined) {
     io.stderr(`${NAME}: ERROR: depmod-tx: kmod's depmod is not installed, and depmod-tx does not do this itself (${reason})\n`);
@@ -152,6 +176,7 @@ function handOver(kmod: KmodChoice, args: readonly string[], reason: string, io:
     io.stderr(`${NAME}: ERROR: depmod-tx: cannot run ${kmod.depmod}: ${r.error.message}\n`);
     return 1;
   }
+  if (buildCache && r.status === 0) buildCacheInBackground(args);
   return r.status ?? 1;
 }
 
@@ -219,6 +244,13 @@ async function runCall(call: DepmodCall, kmod: KmodChoice, early: DepmodMessage[
   // `depmod -b DESTDIR` of the initrd's tree) a merge is a full parse, and kmod's is as good.
   if (call.outRoot !== undefined) return new HandOver('-o (no cache for another output root)');
   if (root !== '/' && !isDir(stateDirs(root).cache)) return new HandOver(`no depmod-tx cache under ${root}`);
+  // A kernel without a cache yet (a new kernel's first depmod, in its postinst): kmod writes the
+  // database now, as fast as a full parse here, and the cache is built in the background while
+  // the initrd is built from that database; the package calls after it wait for the kernel's lock
+  // and merge incrementally.
+  if (!call.dryRun && process.env[BUILD_CACHE] !== '1' && !existsSync(cacheFile(root, call.kver))) {
+    return new HandOver('no cache of this kernel yet: kmod writes the database, depmod-tx builds its cache in the background', true);
+  }
   if (call.errsyms && call.symvers === undefined && call.systemMap === undefined) {
     messages.push(depmodWarning('-e needs -E or -F'));
     call.errsyms = false;
@@ -279,5 +311,5 @@ export async function runDepmod(args: readonly string[], io: DepmodIo): Promise<
   } catch (err) {
     outcome = new HandOver(`depmod-tx failed: ${err instanceof Error ? err.message : String(err)}`);
   }
-  return outcome instanceof HandOver ? handOver(kmod, args, outcome.reason, io) : outcome;
+  return outcome instanceof HandOver ? handOver(kmod, args, outcome.reason, io, outcome.buildCache) : outcome;
 }

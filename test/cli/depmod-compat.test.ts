@@ -66,9 +66,11 @@ function synthetic(stateful: boolean): Array<{ name: string; setup: (root: strin
   const setup = syntheticTree(K, stateful);
   const mode = stateful ? 'with a cache' : 'without a cache';
   // Without depmod-tx's state under -b ROOT there is no cache to reuse: kmod's depmod does the work,
-  // except where depmod stops before reading modules (-A on a current tree, -A -n, -V).
+  // except where depmod stops before reading modules (-A on a current tree, -A -n, -V). With it,
+  // the first call of a tree finds no cache yet: kmod's depmod writes, the cache is built in the
+  // background, the next call merges (after waiting for that build's lock).
   const merges = !stateful;
-  const withDefault = (steps: Step[]): Step[] => steps.map((st) => ({ handover: merges, ...st }));
+  const withDefault = (steps: Step[]): Step[] => steps.map((st, i) => ({ handover: merges || i === 0, ...st }));
   return [
     {
       name: `-a, KVER alone, long options and prefixes, a module added and removed (${mode})`,
@@ -132,7 +134,8 @@ function synthetic(stateful: boolean): Array<{ name: string; setup: (root: strin
         { args: [...R, ...C, '--s', K], handover: true },
         { args: ['-b', '{R}/nonexistent', ...C, '-a', K], handover: true },
         { args: ['-h'], handover: true },
-        { args: [...R, ...C, '-u', '--quiet', '-a', K], handover: (o) => kmod34(o) || merges },
+        // The first call here that reads modules: no cache yet (see withDefault).
+        { args: [...R, ...C, '-u', '--quiet', '-a', K], handover: true },
         // kmod 34's --moduledir takes a value; before 34, -m is the deprecated --map and "lib/modules" the first operand.
         { args: [...R, ...C, '-m', 'lib/modules', '-a', K], handover: true },
         { args: [...R, ...C, '-m', '-a', K], handover: (o) => kmod34(o) || merges },
@@ -149,7 +152,7 @@ function synthetic(stateful: boolean): Array<{ name: string; setup: (root: strin
 const runningKernel: { name: string; setup: (root: string) => void; steps: Step[] } = {
   name: 'no KVER: the running kernel',
   setup: syntheticTree(release(), true),
-  steps: [{ args: [...R, ...C] }, { args: [...R, ...C, '-a'] }, { args: [...R, ...C, '-A'] }],
+  steps: [{ args: [...R, ...C], handover: true }, { args: [...R, ...C, '-a'] }, { args: [...R, ...C, '-A'] }],
 };
 
 function realTree(kind: 'none' | 'xz', stateful: boolean, only?: number): { name: string; setup: (root: string) => void; steps: Step[] } {
@@ -168,8 +171,9 @@ function realTree(kind: 'none' | 'xz', stateful: boolean, only?: number): { name
   ];
   if (kind === 'none') steps.push({ args: ['-b', '{R}', '-e', '-E', other, k.kver] }, { args: ['-b', '{R}', '-e', '-E', k.symvers, '-a', k.kver] });
   if (only !== undefined) steps.splice(only);
-  // Without depmod-tx's state in the root, kmod's depmod does it (no cache to reuse).
-  if (!stateful) for (const st of steps) st.handover = true;
+  // Without depmod-tx's state in the root, kmod's depmod does it (no cache to reuse); with it, the
+  // first call (no cache yet).
+  steps.forEach((st, i) => (st.handover = !stateful || i === 0));
   return {
     name: `real ${k.kver} tree (${kind === 'xz' ? '.ko.xz' : '.ko'}), ${stateful ? 'with' : 'without'} a cache`,
     setup: (root) => {
