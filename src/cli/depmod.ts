@@ -24,7 +24,7 @@
 // `depmod-calls = defer` is decided before Node.js starts, by the system's front end
 // (hooks/depmod); a merge here clears the kernel's deferred mark, as the commit would.
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, appendFileSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, appendFileSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { release, setPriority } from 'node:os';
 import { basename, join } from 'node:path';
 import { splitLevel, depmodWarning, type DepmodMessage } from '../depmod/diagnostic.ts';
@@ -56,11 +56,11 @@ interface DepmodCall {
   kver: string;
 }
 
-/** Why a call goes to kmod's depmod instead; `buildCache`: then build the kernel's cache in the background. */
+/** Why a call goes to kmod's depmod instead; `buildCache`: then build this kernel's cache in the background. */
 class HandOver {
   constructor(
     readonly reason: string,
-    readonly buildCache = false,
+    readonly buildCache?: { root: string; kver: string },
   ) {}
 }
 
@@ -148,24 +148,65 @@ function handOverLog(args: readonly string[], reason: string): void {
   }
 }
 
+/** KVER.building beside the cache: the pid of the background call building it. */
+const buildMark = (root: string, kver: string): string => `${cacheFile(root, kver)}.building`;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /**
  * The same call again, detached and at a lower priority, to build the kernel's cache (BUILD_CACHE):
- * through $DEPMOD_TX when set (the depmod-tx the hooks run), else this program.
+ * through $DEPMOD_TX when set (the depmod-tx the hooks run), else this program. Its pid goes to the
+ * build mark, which the next calls wait on.
  */
-function buildCacheInBackground(args: readonly string[]): void {
+function buildCacheInBackground(args: readonly string[], at: { root: string; kver: string }): void {
   const self = process.env.DEPMOD_TX !== undefined ? [process.env.DEPMOD_TX, 'depmod'] : [process.execPath, process.argv[1] ?? '', ...(basename(process.argv[1] ?? '') === 'depmod' ? [] : ['depmod'])];
   try {
     const child = spawn(self[0]!, [...self.slice(1), ...args], { detached: true, stdio: 'ignore', env: { ...process.env, [BUILD_CACHE]: '1' } });
     child.on('error', () => {});
-    if (child.pid !== undefined) setPriority(child.pid, 10);
+    if (child.pid !== undefined) {
+      setPriority(child.pid, 10);
+      mkdirSync(stateDirs(at.root).cache, { recursive: true, mode: 0o755 });
+      writeFileSync(buildMark(at.root, at.kver), `${child.pid}\n`, { mode: 0o644 });
+    }
     child.unref();
   } catch {
     /* the next call builds it */
   }
 }
 
+/** Waits for a background build of the kernel's cache, if one runs; true when the cache exists then. */
+async function backgroundBuildDone(root: string, kver: string): Promise<boolean> {
+  const mark = buildMark(root, kver);
+  const pidOf = (): number | undefined => {
+    try {
+      const pid = Number(readFileSync(mark, 'utf8'));
+      return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const deadline = Date.now() + 300_000;
+  while (pidOf() !== undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+  return existsSync(cacheFile(root, kver));
+}
+
+function endBuild(root: string, kver: string): void {
+  try {
+    if (Number(readFileSync(buildMark(root, kver), 'utf8')) === process.pid) rmSync(buildMark(root, kver));
+  } catch {
+    /* no mark, or another build's */
+  }
+}
+
 /** Runs kmod's depmod with the same arguments, by the name depmod (kmod picks its tool by argv[0]). */
-function handOver(kmod: KmodChoice, args: readonly string[], reason: string, io: DepmodIo, buildCache = false): number {
+function handOver(kmod: KmodChoice, args: readonly string[], reason: string, io: DepmodIo, buildCache?: { root: string; kver: string }): number {
   handOverLog(args, reason);
   if (kmod.depmod === undefined) {
     io.stderr(`${NAME}: ERROR: depmod-tx: kmod's depmod is not installed, and depmod-tx does not do this itself (${reason})\n`);
@@ -176,7 +217,7 @@ function handOver(kmod: KmodChoice, args: readonly string[], reason: string, io:
     io.stderr(`${NAME}: ERROR: depmod-tx: cannot run ${kmod.depmod}: ${r.error.message}\n`);
     return 1;
   }
-  if (buildCache && r.status === 0) buildCacheInBackground(args);
+  if (buildCache !== undefined && r.status === 0) buildCacheInBackground(args, buildCache);
   return r.status ?? 1;
 }
 
@@ -244,13 +285,6 @@ async function runCall(call: DepmodCall, kmod: KmodChoice, early: DepmodMessage[
   // `depmod -b DESTDIR` of the initrd's tree) a merge is a full parse, and kmod's is as good.
   if (call.outRoot !== undefined) return new HandOver('-o (no cache for another output root)');
   if (root !== '/' && !isDir(stateDirs(root).cache)) return new HandOver(`no depmod-tx cache under ${root}`);
-  // A kernel without a cache yet (a new kernel's first depmod, in its postinst): kmod writes the
-  // database now, as fast as a full parse here, and the cache is built in the background while
-  // the initrd is built from that database; the package calls after it wait for the kernel's lock
-  // and merge incrementally.
-  if (!call.dryRun && process.env[BUILD_CACHE] !== '1' && !existsSync(cacheFile(root, call.kver))) {
-    return new HandOver('no cache of this kernel yet: kmod writes the database, depmod-tx builds its cache in the background', true);
-  }
   if (call.errsyms && call.symvers === undefined && call.systemMap === undefined) {
     messages.push(depmodWarning('-e needs -E or -F'));
     call.errsyms = false;
@@ -259,6 +293,12 @@ async function runCall(call: DepmodCall, kmod: KmodChoice, early: DepmodMessage[
   // kmod reads the -C paths that exist (and none of its default directories then), else its
   // default directories, always on the host.
   const config = (call.config ?? [...kmod.behaviour.configDirs]).filter((p) => existsSync(p));
+  // A kernel without a cache yet (a new kernel's first depmod, in its postinst): kmod writes the
+  // database now, as fast as a full parse here, and the cache is built in the background while
+  // the initrd is built from that database; the calls after it wait for that build, then merge.
+  if (!call.dryRun && process.env[BUILD_CACHE] !== '1' && !existsSync(cacheFile(root, call.kver)) && !(await backgroundBuildDone(root, call.kver))) {
+    return new HandOver('no cache of this kernel yet: kmod writes the database, depmod-tx builds its cache in the background', { root, kver: call.kver });
+  }
 
   const { acquireLock, kernelLockFile } = await import('../txn/lock.ts');
   // -n writes nothing: it reads the cache (replaced by rename, so never seen half-written) unlocked.
@@ -291,6 +331,7 @@ async function runCall(call: DepmodCall, kmod: KmodChoice, early: DepmodMessage[
     if (call.dryRun) dryRunOutput(r, kmod, r.tree.moddir, io);
     return 0;
   } finally {
+    if (process.env[BUILD_CACHE] === '1') endBuild(root, call.kver);
     await lock?.release();
   }
 }

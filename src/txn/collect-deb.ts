@@ -16,13 +16,13 @@
 //            dpkg-deb alone, as tests and some local packages are): through
 //            `dpkg-deb --fsys-tarfile` (C, multi-threaded xz) when dpkg-deb exists, else streamed
 //            here (decompressor → tar-stream, entry bodies skipped, never held in memory whole).
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createReadStream, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { Transform, PassThrough, Writable, type Duplex, type Readable } from 'node:stream';
+import { Readable, Transform, PassThrough, Writable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
-import { Decompress as ZstdDecompress } from 'fzstd';
+import { createGunzip, gunzipSync } from 'node:zlib';
+import { Decompress as ZstdDecompress, decompress as zstdDecompress } from 'fzstd';
 import tar from 'tar-stream';
 import { FormatError } from '../errors.ts';
 
@@ -181,12 +181,40 @@ export function parseMd5sums(text: string): string[] {
   return out;
 }
 
+/**
+ * A small member (the control tar: a few kB) decompressed whole. xz goes through xz(1) when it
+ * runs: loading lzma-native costs more than the whole listing.
+ */
+async function smallMember(file: string, m: DebMember, compression: DebCompression): Promise<Readable | Iterable<Buffer>> {
+  const fh = await open(file, 'r');
+  let bytes: Buffer;
+  try {
+    bytes = Buffer.alloc(m.size);
+    await fh.read(bytes, 0, m.size, m.offset);
+  } finally {
+    await fh.close();
+  }
+  switch (compression) {
+    case 'none':
+      return [bytes];
+    case 'gz':
+      return [gunzipSync(bytes)];
+    case 'zst':
+      return [Buffer.from(zstdDecompress(bytes))];
+    case 'xz': {
+      const r = spawnSync('xz', ['-dc'], { input: bytes, maxBuffer: 1 << 28 });
+      if (r.status === 0) return [r.stdout];
+      return Readable.from([bytes]).pipe(await decompressor('xz'));
+    }
+  }
+}
+
 /** The control member's md5sums, or undefined when the package has none. */
 async function readMd5sums(file: string, control: DebMember): Promise<string[] | undefined> {
   const compression = compressionOf(control.name, 'control.tar');
   if (compression === undefined) return undefined;
   let found: string[] | undefined;
-  await walkTar(memberStream(file, control), [await decompressor(compression)], async (name, type, body) => {
+  await walkTar(await smallMember(file, control, compression), [], async (name, type, body) => {
     if (type === 'file' && normaliseTarName(name) === '/md5sums') found = parseMd5sums((await readAll(body)).toString('utf8'));
   });
   return found;

@@ -7,7 +7,7 @@
 // refuses a path whose real location leaves its kernel's module directory (or a module directory
 // that leaves the root). A path that is not a module under a module directory is ignored silently,
 // as rpm and dpkg hand us every file of a package.
-import { realpathSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 import { UsageError } from '../errors.ts';
 import { isModulePath } from '../module/decompress.ts';
@@ -91,12 +91,16 @@ function pathResolver(): (p: string) => string {
   const resolve = (p: string): string => {
     const known = dirs.get(p);
     if (known !== undefined) return known;
-    let real: string;
+    let real: string | undefined;
+    // Most paths of a hook's batch do not exist yet: asked without throwing (an error with its
+    // stack per path costs more than the rest of the check).
     try {
-      real = realpathSync.native(p);
+      if (statSync(p, { throwIfNoEntry: false }) !== undefined) real = realpathSync.native(p);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+    }
+    if (real === undefined) {
       const up = dirname(p);
       if (up === p) return p;
       real = join(resolve(up), p.slice(up.length + (up.endsWith(sep) ? 0 : 1)));
