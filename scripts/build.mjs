@@ -1,8 +1,10 @@
 // Bundles the CLI and the parse worker into dist/ with esbuild: one file to load instead of
 // hundreds of modules, which matters because package-manager hooks start depmod-tx often.
-// lzma-native is a native addon and stays external (resolved from node_modules at run time).
-// Then renders the man page and the bash completion from the same command table as --help
-// (scripts/docs.ts) into dist/, where scripts/package.mjs takes them from.
+// lzma-native is a native addon and stays external (resolved from node_modules at run time, where an
+// npm install has it; the packages do without it). Then renders the man page and the bash
+// completion from the same command table as --help (scripts/docs.ts) into the output directory,
+// where scripts/package.mjs takes them from. --outdir DIR builds elsewhere than dist/
+// (scripts/package.mjs builds into its own directory).
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { build } from 'esbuild';
@@ -33,6 +35,8 @@ const common = {
 };
 // Chunk names carry content hashes: without a clean dist/, every build would leave the previous
 // build's chunks behind, and `npm run package` (which ships all of dist/) would ship them too.
-rmSync('dist', { recursive: true, force: true });
-await build({ ...common, entryPoints: { 'depmod-tx': 'src/cli/bin.ts', 'parse-worker': 'src/io/parse-worker.ts' }, outdir: 'dist', outExtension: { '.js': '.mjs' }, splitting: true, chunkNames: "[name]-[hash]" });
-execFileSync(process.execPath, ['--import', 'tsx', 'scripts/docs.ts', '--out', 'dist'], { stdio: 'inherit' });
+const at = process.argv.indexOf('--outdir');
+const outdir = at >= 0 ? process.argv[at + 1] : 'dist';
+rmSync(outdir, { recursive: true, force: true });
+await build({ ...common, entryPoints: { 'depmod-tx': 'src/cli/bin.ts', 'parse-worker': 'src/io/parse-worker.ts' }, outdir, outExtension: { '.js': '.mjs' }, splitting: true, chunkNames: "[name]-[hash]" });
+execFileSync(process.execPath, ['--import', 'tsx', 'scripts/docs.ts', '--out', outdir], { stdio: 'inherit' });

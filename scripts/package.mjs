@@ -1,24 +1,24 @@
-// npm run package: builds dist-pkg/depmod-tx_VERSION_amd64.deb (dpkg-deb --build of a staged tree)
-// and dist-pkg/depmod-tx-VERSION-1.x86_64.rpm (rpmbuild of rpm/depmod-tx.spec over the same tree).
+// npm run package: builds dist-pkg/depmod-tx_VERSION_all.deb (dpkg-deb --build of a staged tree)
+// and dist-pkg/depmod-tx-VERSION-1.noarch.rpm (rpmbuild of rpm/depmod-tx.spec over the same tree).
 //
 // Both packages carry one staged payload, so what rpm and dpkg install is the same bytes:
 //   /usr/bin/depmod-tx                       sh wrapper: node + the bundle next to it
 //   /usr/lib/depmod-tx/depmod-tx.mjs         esbuild bundle (scripts/build.mjs), parse-worker.mjs beside it
-//   /usr/lib/depmod-tx/node_modules/...      lzma-native (N-API prebuilt for linux-x64) and its run-time
-//                                            dependency closure: the one part esbuild cannot inline
 //   /usr/lib/depmod-tx/hooks/depmod-tx-hook  the entry point rpm, dpkg and apt call
 //   /usr/share/man/man1/depmod-tx.1.gz       man page, and /usr/share/bash-completion/completions/
 //                                            depmod-tx: both rendered by the build from the CLI's table
-// The native addon is why the packages are amd64/x86_64 and not all/noarch: only the linux-x64
-// prebuilt is shipped, and a noarch label would let an arm64 system install a CLI that cannot
-// open .ko.xz modules.
+// Nothing in it is native code, hence Architecture: all / BuildArch: noarch (pacman: any): .xz
+// modules go through xz(1), a dependency of every package, which is faster than the lzma-native
+// addon for single files and batches alike (measured, docs/packagers.md "Architectures"); the addon
+// is not shipped.
 //
-// Options: --out DIR (default dist-pkg), --only deb|rpm|pacman, --no-build (reuse dist/ as it is).
+// Options: --out DIR (default dist-pkg), --only deb|rpm|pacman, --no-build (package dist/ as it is;
+// by default the bundle is built into OUT/dist, so packaging never rewrites the dist/ that tests
+// and other builds read at the same time).
 // Needs dpkg-deb (dpkg) and rpmbuild (Debian: apt-get install rpm); --only pacman (not built by
 // default) builds pacman/PKGBUILD with makepkg (Debian: apt-get install makepkg libarchive-tools).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,32 +45,10 @@ const epoch = Number(process.env.SOURCE_DATE_EPOCH ?? (() => {
   }
 })()) || 0;
 
-if (!noBuild) execFileSync(process.execPath, [join(repo, 'scripts', 'build.mjs')], { cwd: repo, stdio: 'inherit' });
+const dist = noBuild ? join(repo, 'dist') : join(out, 'dist');
+if (!noBuild) execFileSync(process.execPath, [join(repo, 'scripts', 'build.mjs'), '--outdir', dist], { cwd: repo, stdio: 'inherit' });
 for (const f of ['depmod-tx.mjs', 'parse-worker.mjs', 'depmod-tx.1', 'depmod-tx.bash-completion']) {
-  if (!existsSync(join(repo, 'dist', f))) throw new Error(`dist/${f} is missing: run npm run build`);
-}
-
-/** Package directories the bundle needs at run time, following package.json dependencies. */
-function runtimeClosure(roots) {
-  const seen = new Map();
-  // node-addon-api is headers for compiling the addon; the shipped prebuilt does not load it.
-  const buildOnly = new Set(['node-addon-api']);
-  const visit = (name, fromDir) => {
-    if (buildOnly.has(name)) return;
-    const req = createRequire(join(fromDir, 'package.json'));
-    let dir;
-    try {
-      dir = dirname(req.resolve(`${name}/package.json`));
-    } catch {
-      throw new Error(`cannot resolve ${name} from ${fromDir}: run npm ci`);
-    }
-    if (seen.has(dir)) return;
-    seen.set(dir, name);
-    const j = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
-    for (const d of Object.keys(j.dependencies ?? {})) visit(d, dir);
-  };
-  for (const r of roots) visit(r, repo);
-  return seen;
+  if (!existsSync(join(dist, f))) throw new Error(`${dist}/${f} is missing: run npm run build`);
 }
 
 const stage = join(out, 'stage');
@@ -79,25 +57,11 @@ rmSync(stage, { recursive: true, force: true });
 mkdirSync(join(libdir, 'hooks'), { recursive: true });
 mkdirSync(join(stage, 'usr', 'bin'), { recursive: true });
 // The bundle: entry points plus the chunks esbuild splits out (commands load theirs on demand).
-for (const f of readdirSync(join(repo, 'dist'), { recursive: true })) {
+for (const f of readdirSync(dist, { recursive: true })) {
   const name = String(f);
   if (!name.endsWith('.mjs')) continue;
   mkdirSync(dirname(join(libdir, name)), { recursive: true });
-  copyFileSync(join(repo, 'dist', name), join(libdir, name));
-}
-for (const [dir, name] of runtimeClosure(['lzma-native'])) {
-  const dst = join(libdir, 'node_modules', name);
-  cpSync(dir, dst, {
-    recursive: true,
-    // Only what loads at run time: sources, the bundled liblzma tarball and other platforms' prebuilts stay out.
-    filter: (src) => {
-      const rel = src.slice(dir.length);
-      if (name !== 'lzma-native') return !rel.startsWith('/node_modules');
-      if (rel === '' || rel === '/prebuilds') return true;
-      if (rel.startsWith('/prebuilds/')) return rel.startsWith('/prebuilds/linux-x64') && !rel.includes('electron');
-      return ['/index.js', '/package.json', '/LICENSE', '/README.md'].includes(rel);
-    },
-  });
+  copyFileSync(join(dist, name), join(libdir, name));
 }
 // Every file of hooks/: the hook itself, the zypp commit plugin and the alpm hook (the rpm spec and
 // the PKGBUILD install the last two where libzypp and pacman look for them).
@@ -121,10 +85,10 @@ chmodSync(join(stage, 'usr', 'bin', 'depmod-tx'), 0o755);
 const mandir = join(stage, 'usr', 'share', 'man', 'man1');
 mkdirSync(mandir, { recursive: true });
 // gzip -9n, as Debian policy asks of man pages: no name or time in the header, so reproducible.
-writeFileSync(join(mandir, 'depmod-tx.1.gz'), gzipSync(readFileSync(join(repo, 'dist', 'depmod-tx.1')), { level: 9 }));
+writeFileSync(join(mandir, 'depmod-tx.1.gz'), gzipSync(readFileSync(join(dist, 'depmod-tx.1')), { level: 9 }));
 const completions = join(stage, 'usr', 'share', 'bash-completion', 'completions');
 mkdirSync(completions, { recursive: true });
-copyFileSync(join(repo, 'dist', 'depmod-tx.bash-completion'), join(completions, 'depmod-tx'));
+copyFileSync(join(dist, 'depmod-tx.bash-completion'), join(completions, 'depmod-tx'));
 const docdir = join(stage, 'usr', 'share', 'doc', 'depmod-tx');
 mkdirSync(docdir, { recursive: true });
 copyFileSync(join(repo, 'docs', 'packagers.md'), join(docdir, 'packagers.md'));
@@ -172,7 +136,7 @@ function buildDeb() {
     writeFileSync(join(tree, 'DEBIAN', f), text, { mode: ['postinst', 'prerm', 'postrm'].includes(f) ? 0o755 : 0o644 });
   }
   normalise(tree);
-  const deb = join(out, `depmod-tx_${version}_amd64.deb`);
+  const deb = join(out, `depmod-tx_${version}_all.deb`);
   execFileSync('dpkg-deb', ['--root-owner-group', '-Zxz', '--build', tree, deb], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, SOURCE_DATE_EPOCH: String(epoch) } });
   rmSync(tree, { recursive: true, force: true });
   return deb;
@@ -191,12 +155,12 @@ function buildRpm() {
   // rpmbuild traces every %install line on stderr: shown only when it fails.
   const r = spawnSync(
     'rpmbuild',
-    ['-bb', '--nodeps', '--target', 'x86_64', '--define', `_topdir ${top}`, '--define', `dtx_version ${version}`, join(repo, 'rpm', 'depmod-tx.spec')],
+    ['-bb', '--nodeps', '--target', 'noarch', '--define', `_topdir ${top}`, '--define', `dtx_version ${version}`, join(repo, 'rpm', 'depmod-tx.spec')],
     { encoding: 'utf8', env: { ...process.env, SOURCE_DATE_EPOCH: String(epoch) } },
   );
   if (r.status !== 0) throw new Error(`rpmbuild failed (${r.error?.message ?? r.status}):\n${r.stdout}${r.stderr}`);
-  const name = `depmod-tx-${version}-1.x86_64.rpm`;
-  const built = join(top, 'RPMS', 'x86_64', name);
+  const name = `depmod-tx-${version}-1.noarch.rpm`;
+  const built = join(top, 'RPMS', 'noarch', name);
   const rpm = join(out, name);
   copyFileSync(built, rpm);
   rmSync(top, { recursive: true, force: true });
@@ -235,4 +199,5 @@ else {
   if (only !== 'deb') made.push(buildRpm());
 }
 rmSync(stage, { recursive: true, force: true });
+if (!noBuild) rmSync(dist, { recursive: true, force: true });
 for (const m of made) console.log(m);

@@ -33,6 +33,18 @@ export class FormatError extends DepmodTxError {
   }
 }
 
+/**
+ * A file needs a decoder this system does not have (no xz(1) on PATH and no lzma-native addon):
+ * the file may well be fine, the installation lacks a dependency, hence kind `config`.
+ */
+export class DecoderUnavailableError extends DepmodTxError {
+  readonly reason: string;
+  constructor(file: string, reason: string, options?: { cause?: unknown }) {
+    super('config', reason, file, options);
+    this.reason = reason;
+  }
+}
+
 /** A configuration file line that cannot be used. */
 export class ConfigError extends DepmodTxError {
   readonly line: number | undefined;

@@ -4,7 +4,8 @@
 // the addon and ~0.47 s through one `xz -dc`. fzstd (pure JavaScript) needed ~4 s of CPU for the
 // amd64 .ko.zst tree where depmod with libzstd needs ~0.9 s. Whatever goes wrong here (no binary, a
 // stream the tool refuses, sizes that do not add up) returns undefined for the files concerned, and
-// the caller decompresses them the usual way, which reports errors in the project's own terms.
+// the caller decompresses them the usual way (src/module/decompress.ts: xz(1) per file, then the
+// addon, else a typed error naming the file), which reports errors in the project's own terms.
 //
 // Both tools print the decompressed streams back to back, so each file's share is found from its
 // uncompressed size, read from the file's own metadata without decompressing.
@@ -24,7 +25,7 @@
 // for every byte, a content size recorded, no dictionary) are batched; anything else takes the
 // usual path.
 import { execFileSync } from 'node:child_process';
-import { MAX_MODULE_BYTES, nativeZstdDecompress } from '../module/decompress.ts';
+import { MAX_MODULE_BYTES, nativeZstdDecompress, XZ_DECOMPRESS_COMMAND } from '../module/decompress.ts';
 
 const XZ_MAGIC = [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00] as const;
 const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd] as const;
@@ -101,11 +102,11 @@ export function zstdContentSize(b: Uint8Array): number | undefined {
 
 interface Tool {
   size: (b: Uint8Array) => number | undefined;
-  argv: [string, string[]];
+  argv: readonly [string, readonly string[]];
 }
 
 const TOOLS: Tool[] = [
-  { size: xzUncompressedSize, argv: ['xz', ['--decompress', '--stdout', '--format=xz', '--threads=1', '--quiet']] },
+  { size: xzUncompressedSize, argv: XZ_DECOMPRESS_COMMAND },
   // A runtime with its own zstd decompresses in-process faster than through a pipe (decompress.ts).
   ...(nativeZstdDecompress === undefined ? [{ size: zstdContentSize, argv: ['zstd', ['--decompress', '--stdout', '--quiet', '--no-progress']] } satisfies Tool] : []),
 ];

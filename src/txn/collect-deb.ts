@@ -16,15 +16,16 @@
 //            dpkg-deb alone, as tests and some local packages are): through
 //            `dpkg-deb --fsys-tarfile` (C, multi-threaded xz) when dpkg-deb exists, else streamed
 //            here (decompressor → tar-stream, entry bodies skipped, never held in memory whole).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createReadStream, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { Readable, Transform, PassThrough, Writable, type Duplex } from 'node:stream';
+import { Transform, PassThrough, Writable, type Duplex, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, gunzipSync } from 'node:zlib';
-import { Decompress as ZstdDecompress, decompress as zstdDecompress } from 'fzstd';
+import { createGunzip } from 'node:zlib';
+import { Decompress as ZstdDecompress } from 'fzstd';
 import tar from 'tar-stream';
 import { FormatError } from '../errors.ts';
+import { xzDecompressStream } from '../module/decompress.ts';
 
 export type DebCompression = 'xz' | 'zst' | 'gz' | 'none';
 
@@ -109,7 +110,7 @@ function zstdTransform(): Transform {
   });
 }
 
-async function decompressor(c: DebCompression): Promise<Duplex> {
+async function decompressor(c: DebCompression, file: string): Promise<Duplex> {
   switch (c) {
     case 'none':
       return new PassThrough();
@@ -117,10 +118,8 @@ async function decompressor(c: DebCompression): Promise<Duplex> {
       return createGunzip();
     case 'zst':
       return zstdTransform();
-    case 'xz': {
-      const m = (await import('lzma-native')) as typeof import('lzma-native') & { default?: typeof import('lzma-native') };
-      return (m.default ?? m).createStream('autoDecoder');
-    }
+    case 'xz':
+      return xzDecompressStream(file);
   }
 }
 
@@ -181,40 +180,13 @@ export function parseMd5sums(text: string): string[] {
   return out;
 }
 
-/**
- * A small member (the control tar: a few kB) decompressed whole. xz goes through xz(1) when it
- * runs: loading lzma-native costs more than the whole listing.
- */
-async function smallMember(file: string, m: DebMember, compression: DebCompression): Promise<Readable | Iterable<Buffer>> {
-  const fh = await open(file, 'r');
-  let bytes: Buffer;
-  try {
-    bytes = Buffer.alloc(m.size);
-    await fh.read(bytes, 0, m.size, m.offset);
-  } finally {
-    await fh.close();
-  }
-  switch (compression) {
-    case 'none':
-      return [bytes];
-    case 'gz':
-      return [gunzipSync(bytes)];
-    case 'zst':
-      return [Buffer.from(zstdDecompress(bytes))];
-    case 'xz': {
-      const r = spawnSync('xz', ['-dc'], { input: bytes, maxBuffer: 1 << 28 });
-      if (r.status === 0) return [r.stdout];
-      return Readable.from([bytes]).pipe(await decompressor('xz'));
-    }
-  }
-}
-
 /** The control member's md5sums, or undefined when the package has none. */
 async function readMd5sums(file: string, control: DebMember): Promise<string[] | undefined> {
   const compression = compressionOf(control.name, 'control.tar');
   if (compression === undefined) return undefined;
   let found: string[] | undefined;
-  await walkTar(await smallMember(file, control, compression), [], async (name, type, body) => {
+  // xz goes through xz(1) when it runs (module/decompress.ts): loading lzma-native costs more than the whole listing.
+  await walkTar(memberStream(file, control), [await decompressor(compression, file)], async (name, type, body) => {
     if (type === 'file' && normaliseTarName(name) === '/md5sums') found = parseMd5sums((await readAll(body)).toString('utf8'));
   });
   return found;
@@ -237,13 +209,13 @@ function defaultDpkgDeb(): string | false {
 }
 
 /** Every non-directory entry of the payload, decompressed by dpkg-deb or here. */
-async function listDataTar(file: string, data: DebMember, compression: DebCompression, dpkgDeb: string | false): Promise<string[]> {
+async function listDataTar(file: string, data: DebMember, dpkgDeb: string | false, decoder: Duplex | undefined): Promise<string[]> {
   const paths: string[] = [];
   const onEntry = (name: string, type: string): void => {
     if (type !== 'directory') paths.push(normaliseTarName(name));
   };
-  if (dpkgDeb !== false) {
-    const child = spawn(dpkgDeb, ['--fsys-tarfile', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (decoder === undefined) {
+    const child = spawn(dpkgDeb as string, ['--fsys-tarfile', file], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const exited = new Promise<number | null>((resolve, reject) => {
@@ -261,7 +233,7 @@ async function listDataTar(file: string, data: DebMember, compression: DebCompre
     if (code !== 0) throw new Error(`dpkg-deb --fsys-tarfile exited ${code}: ${stderr.trim()}`);
     return paths;
   }
-  await walkTar(memberStream(file, data), [await decompressor(compression)], onEntry);
+  await walkTar(memberStream(file, data), [decoder], onEntry);
   return paths;
 }
 
@@ -282,8 +254,11 @@ export async function listDebPayload(file: string, opts: ListOptions = {}): Prom
     }
     if (md5 !== undefined) return { compression, source: 'md5sums', paths: md5 };
   }
+  const dpkgDeb = opts.dpkgDeb ?? defaultDpkgDeb();
+  // Outside the try: no decoder on this system is its own typed error, not a damaged payload.
+  const decoder = dpkgDeb === false ? await decompressor(compression, file) : undefined;
   try {
-    return { compression, source: 'data.tar', paths: await listDataTar(file, data, compression, opts.dpkgDeb ?? defaultDpkgDeb()) };
+    return { compression, source: 'data.tar', paths: await listDataTar(file, data, dpkgDeb, decoder) };
   } catch (err) {
     throw new FormatError(file, `cannot read ${data.name}: ${(err as Error).message}`, data.offset, { cause: err });
   }

@@ -25,8 +25,8 @@ test('dnf: one merge per kernel per transaction (install, upgrade + second kerne
     const k = clientKmps();
     const repo1 = rpmRepo(join(dir, 'repo1'), [
       buildPackage(join(dir, 'pkg'), 'rpm'),
-      // nodejs, util-linux and /bin/sh are files chrootRuntime put there; this package says so to the solver.
-      rpmPackage(dir, 'e2e-runtime', '1.0', [], ['nodejs = 20', 'util-linux', '/bin/sh']),
+      // nodejs, util-linux, xz and /bin/sh are files chrootRuntime put there; this package says so to the solver.
+      rpmPackage(dir, 'e2e-runtime', '1.0', [], ['nodejs = 20', 'util-linux', 'xz', '/bin/sh']),
       rpmPackage(dir, 'kernel-test', '9.9.9', [{ kver: KVER, mods: kernelModules(), order: true }]),
       rpmPackage(dir, 'kmp-a', '1.0', [{ kver: KVER, mods: k.a1 }]),
       rpmPackage(dir, 'kmp-c', '1.0', [{ kver: KVER, mods: k.c }]),

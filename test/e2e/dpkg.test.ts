@@ -45,13 +45,13 @@ function dpkg(e: Env, args: string[], env: Record<string, string> = {}): string 
 function dpkgRoot(dir: string): string {
   const root = join(dir, 'root');
   for (const d of ['var/lib/dpkg/info', 'var/lib/dpkg/updates', 'var/lib/dpkg/triggers', 'var/log/apt', 'etc/depmod.d']) mkdirSync(join(root, d), { recursive: true });
-  // depmod-tx's Depends are met by the host (the scripts run chrootless, with the host's node and
-  // flock); dpkg must know that, because it defers the trigger of a package whose dependencies are
+  // depmod-tx's Depends are met by the host (the scripts run chrootless, with the host's node, xz
+  // and flock); dpkg must know that, because it defers the trigger of a package whose dependencies are
   // unsatisfied, even with --force-depends.
   const host = (p: string, v: string) =>
     `Package: ${p}\nStatus: install ok installed\nPriority: optional\nSection: misc\nMaintainer: host <host@example.org>\nArchitecture: amd64\nVersion: ${v}\nDescription: provided by the host\n\n`;
-  writeFileSync(join(root, 'var/lib/dpkg/status'), host('nodejs', '18.20.4+dfsg-1~deb12u3') + host('util-linux', '2.38.1-5+deb12u3'));
-  for (const p of ['nodejs', 'util-linux']) writeFileSync(join(root, 'var/lib/dpkg/info', `${p}.list`), '');
+  writeFileSync(join(root, 'var/lib/dpkg/status'), host('nodejs', '18.20.4+dfsg-1~deb12u3') + host('util-linux', '2.38.1-5+deb12u3') + host('xz-utils', '5.4.1-1+deb12u1'));
+  for (const p of ['nodejs', 'util-linux', 'xz-utils']) writeFileSync(join(root, 'var/lib/dpkg/info', `${p}.list`), '');
   writeFileSync(join(root, 'var/lib/dpkg/available'), '');
   return root;
 }
@@ -109,6 +109,8 @@ test('dpkg: install depmod-tx, fake kernel, KMP install/upgrade/remove, replay o
     assert.equal(st.status, 0, st.stderr);
     assert.deepEqual(JSON.parse(st.stdout).pending, [], 'nothing left in the journal');
 
+    // The KMP the replay put back goes first, so that removing the kernel leaves no module behind.
+    assertStep(e, dpkg(e, ['-r', 'tkmp-modules']), 'KMP removal after the replay');
     // dpkg -r of the kernel: its directory stays (modules.* are no package's files); the trigger
     // (commit --scan) writes no database into it and drops the cache; status says removed.
     const dbBefore = statSync(join(R, `lib/modules/${KVER}/modules.dep.bin`)).mtimeMs;

@@ -33,8 +33,8 @@ test('pacman: the alpm hook merges once per kernel per transaction (install, upg
     const k = clientKmps();
     const [dtx, runtime, kernel, a1, c, a2, kernel2] = await Promise.all([
       buildPackageAsync(join(dir, 'pkg'), 'pacman'),
-      // nodejs and util-linux are files chrootRuntime put there; this package says so to pacman.
-      pacmanPackage(dir, 'e2e-runtime', '1.0', [], ['nodejs=20', 'util-linux']),
+      // nodejs, util-linux and xz are files chrootRuntime put there; this package says so to pacman.
+      pacmanPackage(dir, 'e2e-runtime', '1.0', [], ['nodejs=20', 'util-linux', 'xz']),
       pacmanPackage(dir, 'kernel-test', '1.0', [{ kver: KVER, mods: kernelModules(), order: true }]),
       pacmanPackage(dir, 'kmp-a', '1.0', [{ kver: KVER, mods: k.a1 }]),
       pacmanPackage(dir, 'kmp-c', '1.0', [{ kver: KVER, mods: k.c }]),

@@ -185,8 +185,11 @@ export function chrootRuntime(root: string, commands: string[], trees: string[] 
   for (const d of ['tmp', 'dev', 'etc/depmod.d', 'var/lib/rpm']) mkdirSync(join(root, d), { recursive: true });
 }
 
-/** The commands the hook, the wrapper and callLog's stand-in run inside a chroot. */
-export const HOOK_RUNTIME = ['sh', 'node', 'flock', 'cat', 'dirname', 'readlink', 'rm'];
+/**
+ * The commands the hook, the wrapper and callLog's stand-in run inside a chroot; kmod's depmod too,
+ * as on a real system: depmod-tx writes the format of the kmod it finds there (kmod 30 here).
+ */
+export const HOOK_RUNTIME = ['sh', 'node', 'flock', 'cat', 'dirname', 'readlink', 'rm', 'xz', 'depmod'];
 
 /**
  * A stand-in for depmod-tx inside ROOT that runs the real /usr/bin/depmod-tx with its stdout

@@ -32,7 +32,7 @@ test('zypper: one merge per kernel per transaction through the commit plugin; fa
     // nodejs, util-linux and /bin/sh are files chrootRuntime put there; this package says so to the solver.
     rpmRepo(join(Z, 'repo1'), [
       buildPackage(join(dir, 'pkg'), 'rpm'),
-      rpmPackage(dir, 'e2e-runtime', '1.0', [], ['nodejs = 20', 'util-linux', '/bin/sh']),
+      rpmPackage(dir, 'e2e-runtime', '1.0', [], ['nodejs = 20', 'util-linux', 'xz', '/bin/sh']),
       rpmPackage(dir, 'kernel-test', '9.9.9', [{ kver: KVER, mods: kernelModules(), order: true }]),
       rpmPackage(dir, 'kmp-a', '1.0', [{ kver: KVER, mods: k.a1 }]),
       rpmPackage(dir, 'kmp-c', '1.0', [{ kver: KVER, mods: k.c }]),
