@@ -275,7 +275,8 @@ async function runCall(call: DepmodCall, kmod: KmodChoice, early: DepmodMessage[
   const moddir = `${call.root ?? ''}/lib/modules/${call.kver}`;
   if (!isDir(moddir)) return new HandOver(`${moddir} is not a directory`);
   const messages = [...early];
-  if (call.quick) {
+  // The background build of a cache merges whatever -A says (kmod's depmod has just written the database).
+  if (call.quick && process.env[BUILD_CACHE] !== '1') {
     if (call.dryRun) return stop(messages, io);
     const q = depfileUpToDate(moddir);
     messages.push(...q.messages);

@@ -9,6 +9,7 @@ import { COMMANDS, GLOBAL_OPTIONS, type CommandSpec, type OptionSpec, type Posit
 export const FILES: ReadonlyArray<{ path: string; what: string }> = [
   { path: '/var/cache/depmod-tx/KVER.cache', what: 'parsed module records and the KABI findings of the database last written (versioned, SHA-256 checked, rebuilt on any doubt)' },
   { path: '/var/cache/depmod-tx/KVER.lock', what: 'per-kernel lock (flock)' },
+  { path: '/var/cache/depmod-tx/KVER.building', what: "pid of the background call building a new kernel's cache (`depmod`); the calls after it wait for it" },
   { path: '/var/lib/depmod-tx/journal/*.jsonl', what: 'recorded events, removed once their kernel is merged' },
   { path: '/var/lib/depmod-tx/status.json', what: 'last result per kernel (`depmod-tx status`)' },
   { path: '/var/lib/depmod-tx/deferred/KVER', what: 'a kernel whose `depmod` call was deferred to the end of the dpkg run (`depmod-calls = defer`)' },
