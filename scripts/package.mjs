@@ -133,7 +133,7 @@ function buildDeb() {
     }
     mkdirSync(join(tree, 'DEBIAN'), { recursive: true });
     const text = readFileSync(join(repo, 'debian', f), 'utf8').replaceAll('@VERSION@', version).replaceAll('@INSTALLED_SIZE@', String(sizeKiB(stage)));
-    writeFileSync(join(tree, 'DEBIAN', f), text, { mode: ['postinst', 'postrm'].includes(f) ? 0o755 : 0o644 });
+    writeFileSync(join(tree, 'DEBIAN', f), text, { mode: ['postinst', 'prerm', 'postrm'].includes(f) ? 0o755 : 0o644 });
   }
   normalise(tree);
   const deb = join(out, `depmod-tx_${version}_all.deb`);

@@ -82,8 +82,10 @@ export interface CacheHeader {
   kabi: KabiSummary;
   /** Modules in the database (reported by the no-op path). */
   modules: number;
-  /** depmod's warnings of the last merge (the no-op path repeats them, as depmod would). */
+  /** depmod's warnings of the last merge (the no-op path repeats them, as depmod would), each with its level (src/depmod/diagnostic.ts). */
   warnings: string[];
+  /** How many of `warnings` depmod prints before its KABI findings (the rest while writing the files). */
+  warningsBeforeKabi?: number;
   /** What depmod printed while writing the builtin indexes (repeated when they are reused). */
   builtinWarnings: string[];
   /** What depmod printed about modules.order (repeated while the inputs are unchanged). */

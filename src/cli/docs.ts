@@ -10,15 +10,22 @@ export const FILES: ReadonlyArray<{ path: string; what: string }> = [
   { path: '/var/cache/depmod-tx/KVER.cache', what: 'parsed module records and the KABI findings of the database last written (versioned, SHA-256 checked, rebuilt on any doubt)' },
   { path: '/var/cache/depmod-tx/KVER.lock', what: 'per-kernel lock (flock)' },
   { path: '/var/cache/depmod-tx/kmod-version.json', what: 'the installed kmod\'s version, remembered by its depmod binary\'s identity (whose format is written)' },
+  { path: '/var/cache/depmod-tx/KVER.building', what: "pid of the background call building a new kernel's cache (`depmod`); the calls after it wait for it" },
   { path: '/var/lib/depmod-tx/journal/*.jsonl', what: 'recorded events, removed once their kernel is merged' },
   { path: '/var/lib/depmod-tx/status.json', what: 'last result per kernel (`depmod-tx status`)' },
-  { path: '/etc/depmod-tx.conf', what: '`initrd = regenerate | flag | off`: what to do when a kernel\'s database changed' },
+  { path: '/var/lib/depmod-tx/deferred/KVER', what: 'a kernel whose `depmod` call was deferred to the end of the dpkg run (`depmod-calls = defer`)' },
+  { path: '/var/log/depmod-tx.log', what: 'the `depmod` calls handed to kmod\'s depmod, and why' },
+  {
+    path: '/etc/depmod-tx.conf',
+    what: '`initrd = regenerate | flag | off`: what to do when a kernel\'s database changed; `depmod-calls = immediate | defer`: whether `depmod` called by a package script inside dpkg merges at once or leaves it to the commit at the end',
+  },
 ];
 
 /** Environment variables the CLI reads (man page ENVIRONMENT). */
 export const ENVIRONMENT: ReadonlyArray<{ name: string; what: string }> = [
   { name: 'DEPMOD_TX_TRACE', what: '`1`: print how long each phase of a merge took, on stderr' },
   { name: 'DEPMOD_TX_DEBUG', what: 'set: print the stack of an internal error (exit 70)' },
+  { name: 'DEPMOD_TX_LOG', what: 'where `depmod` logs the calls it hands to kmod\'s depmod (default /var/log/depmod-tx.log)' },
   { name: 'COLUMNS', what: 'width of --help when the output is not a terminal (default 80)' },
 ];
 

@@ -13,7 +13,7 @@ type ParseOptions = Record<string, { type: 'string' | 'boolean'; short?: string;
 /** The command and its arguments as yargs would give them, or undefined: ask yargs. */
 export function fastParse(argv: readonly string[], commands: readonly CommandSpec[]): { command: CommandSpec; args: Args } | undefined {
   const command = commands.find((c) => c.name === argv[0]);
-  if (command === undefined) return undefined;
+  if (command === undefined || command.ownArguments) return undefined;
   const rest = argv.slice(1);
   if (rest.some((a) => a === '--help' || a === '-h' || a === '--version' || a.startsWith('--no-'))) return undefined;
   const options: ParseOptions = {};

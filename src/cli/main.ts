@@ -12,23 +12,34 @@ import { COMMANDS, resolvePathOptions, type Args, type CommandSpec } from './spe
 /**
  * Output goes straight to the descriptors: a command's report is a few lines, and the stream
  * objects behind process.stdout/stderr (net, stream, tty) cost a short run several milliseconds to
- * load. A closed pipe (`depmod-tx ... | head`) ends the output; it is not a crash.
+ * load. A closed pipe (`depmod-tx ... | head`) ends the output; it is not a crash. A descriptor
+ * that is non-blocking (a pipe from a parent such as spawnSync) and full (EAGAIN) gets the rest of
+ * the output through its stream, which waits; direct writes after that would overtake it.
  */
-function writeTo(fd: 1 | 2, s: string): void {
+const viaStream: [boolean, boolean] = [false, false];
+function writeTo(fd: 1 | 2, s: string | Uint8Array): void {
+  const stream = (): NodeJS.WriteStream => (fd === 1 ? process.stdout : process.stderr);
+  if (viaStream[fd - 1]) {
+    stream().write(s);
+    return;
+  }
+  // depmod -n writes megabytes of indexes: a write may take only part of them.
+  const bytes = typeof s === 'string' ? Buffer.from(s) : s;
+  let at = 0;
   try {
-    writeSync(fd, s);
+    while (at < bytes.length) at += writeSync(fd, bytes, at);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    // A non-blocking descriptor that is full: the stream waits for it.
-    if (code === 'EAGAIN') (fd === 1 ? process.stdout : process.stderr).write(s);
-    else throw err;
+    if (code !== 'EAGAIN') throw err;
+    viaStream[fd - 1] = true;
+    stream().write(bytes.subarray(at));
   }
 }
 
 export const io = {
-  stdout: (s: string): void => writeTo(1, s),
-  stderr: (s: string): void => writeTo(2, s),
+  stdout: (s: string | Uint8Array): void => writeTo(1, s),
+  stderr: (s: string | Uint8Array): void => writeTo(2, s),
 };
 
 function fail(err: unknown): number {

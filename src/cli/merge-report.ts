@@ -40,7 +40,7 @@ export function summaryLine(r: MergeResult): string {
 }
 
 export function reportMerge(r: MergeResult, opts: { json: boolean; strict: boolean; verbose?: boolean; command: string }, io: ReportIo): number {
-  for (const w of r.warnings) io.stderr(`depmod-tx: WARNING: ${w}\n`);
+  for (const w of r.warnings) io.stderr(`depmod-tx: ${w}\n`);
   for (const f of r.kabi) io.stderr(`depmod-tx: WARNING: ${f.message}\n`);
   if (opts.json) {
     io.stdout(

@@ -43,6 +43,11 @@ export interface CommandSpec {
   options: readonly OptionSpec[];
   /** Runs the command; resolves with its exit code. Paths (OptionSpec.path) are absolute already. */
   run: (a: Args, io: ReportIo) => Promise<number>;
+  /**
+   * The command reads its arguments itself, with another program's syntax (depmod: kmod's getopt),
+   * before yargs is loaded (bin.ts): it has no yargs options, and its --help is that program's.
+   */
+  ownArguments?: true;
 }
 
 // Options several commands share: one definition each, so the text is the same everywhere.
@@ -136,6 +141,25 @@ export const COMMANDS: readonly CommandSpec[] = [
     run: async (a, io) => {
       const { runUpdate } = await import('./rebuild.ts');
       return runUpdate({ ...mergeArgs(a), paths: (a.paths as string[] | undefined) ?? [], fullScan: a['full-scan'] as boolean, verify: a.verify as boolean }, io);
+    },
+  },
+  {
+    name: 'depmod',
+    positionals: [
+      {
+        name: 'args', value: 'ARG', variadic: true, required: false,
+        describe: "kmod depmod's own options and operands, read as its getopt reads them: -a, -A, -b DIR, -o DIR (kmod 31+), -C PATH, -e, -E FILE, -F FILE, -n, -V, and KVER (default: the running kernel)",
+      },
+    ],
+    summary:
+      "Be the installed kmod's depmod (also when called by the name depmod): the same files, output and exit status, through the module cache; module files, -v, -w, -P, -h and anything it cannot do go to kmod's own depmod",
+    options: [],
+    ownArguments: true,
+    run: async (a) => {
+      // Reached only through main() (bin.ts hands `depmod-tx depmod ...` over before the table is
+      // read); the process's descriptors, since -n writes the binary indexes to stdout.
+      const [{ runDepmod }, { io }] = await Promise.all([import('./depmod.ts'), import('./main.ts')]);
+      return runDepmod((a.args as string[] | undefined) ?? [], io);
     },
   },
   {

@@ -8,6 +8,13 @@ import type { KernelResult } from '../txn/commit.ts';
 import type { Lock } from '../txn/lock.ts';
 import { DepmodTxError, InputError } from '../errors.ts';
 import { kabiSummary } from '../merge/kabi-summary.ts';
+import { splitLevel, type DepmodMessage } from '../depmod/diagnostic.ts';
+
+/** "WARNING: KVER: text": a kernel's message in a commit's output, at depmod's level. */
+function findingLine(kver: string, m: DepmodMessage): string {
+  const { level, text } = splitLevel(m);
+  return `${level}: ${kver}: ${text}`;
+}
 
 export interface TxnArgs {
   root: string;
@@ -33,7 +40,8 @@ export async function runRecord(a: TxnArgs & { op: 'add' | 'remove'; package?: s
 }
 
 async function finishKernels(root: string, results: KernelResult[], io: ReportIo, json: boolean): Promise<Array<{ kver: string; action: string; detail: string }>> {
-  const changed = results.filter((r) => r.status === 'merged' && r.changed);
+  // A change a deferred depmod call asked for is depmod's own: depmod does not rebuild initrds.
+  const changed = results.filter((r) => r.status === 'merged' && r.changed && r.deferred !== true);
   if (changed.length === 0) return [];
   const { readInitrdPolicy, refreshInitrd } = await import('../txn/initrd.ts');
   const { execa } = await import('execa');
@@ -61,7 +69,7 @@ export async function runCommit(a: TxnArgs & { scan: boolean; kernels?: string[]
   const { updateMerge } = await import('../txn/merge-adapter.ts');
   const { validateKver } = await import('../txn/paths.ts');
   for (const k of a.kernels ?? []) validateKver(k);
-  const merge = updateMerge({ onFinding: (kver, m) => io.stderr(`depmod-tx: WARNING: ${kver}: ${m}\n`) });
+  const merge = updateMerge({ onFinding: (kver, m) => io.stderr(`depmod-tx: ${findingLine(kver, m)}\n`) });
   const summary = await commit({ root: a.root, merge, ...(a.kernels && a.kernels.length ? { kernels: a.kernels } : {}), ...(a.lockTimeoutMs !== undefined ? { lockTimeoutMs: a.lockTimeoutMs } : {}) });
   // Kernels whose trees changed without a record (a plain dpkg -i); commit() and the scan each
   // record their own results in status.json.
@@ -109,7 +117,7 @@ export async function runReplay(a: TxnArgs & { files: string[]; since?: string; 
     root: a.root,
     files: a.files,
     ...(since ? { since } : {}),
-    merge: updateMerge({ onFinding: (kver, m) => io.stderr(`depmod-tx: WARNING: ${kver}: ${m}\n`) }),
+    merge: updateMerge({ onFinding: (kver, m) => io.stderr(`depmod-tx: ${findingLine(kver, m)}\n`) }),
     ...(a.lockTimeoutMs !== undefined ? { lockTimeoutMs: a.lockTimeoutMs } : {}),
   });
   for (const e of r.refused) io.stderr(`depmod-tx: refused: ${e.message}\n`);

@@ -12,6 +12,7 @@
 // Pure: the bytes of the two input files in, index bytes and depmod's warnings out.
 import { IndexTrie, type IndexNodeOrder } from '../index/trie.ts';
 import { normalizeAlias } from './alias.ts';
+import { depmodError, depmodWarning, type DepmodMessage } from './diagnostic.ts';
 import type { BuiltinAliasRule } from './kmod-version.ts';
 
 const latin1Decoder = new TextDecoder('latin1');
@@ -21,7 +22,7 @@ const latin1Decoder = new TextDecoder('latin1');
  * is reported and skipped; the key is path_to_modname of the line as read — its base name up to the
  * first '.', dashes to underscores (the '\n' survives only in a name without any '.').
  */
-export function builtinModnames(bytes: Uint8Array, warnings: string[]): string[] {
+export function builtinModnames(bytes: Uint8Array, warnings: DepmodMessage[]): string[] {
   const s = latin1Decoder.decode(bytes);
   const out: string[] = [];
   let start = 0;
@@ -31,7 +32,7 @@ export function builtinModnames(bytes: Uint8Array, warnings: string[]): string[]
     const line = s.slice(start, end);
     start = end;
     if (!/^[A-Za-z]/.test(line)) {
-      warnings.push(`Invalid modules.builtin line: ${line}`);
+      warnings.push(depmodError(`Invalid modules.builtin line: ${line}`));
       continue;
     }
     const base = line.slice(line.lastIndexOf('/') + 1);
@@ -42,7 +43,7 @@ export function builtinModnames(bytes: Uint8Array, warnings: string[]): string[]
   return out;
 }
 
-export function renderBuiltinBin(builtin: Uint8Array | undefined, order: IndexNodeOrder, warnings: string[]): Uint8Array {
+export function renderBuiltinBin(builtin: Uint8Array | undefined, order: IndexNodeOrder, warnings: DepmodMessage[]): Uint8Array {
   if (builtin === undefined) return new Uint8Array(0);
   const trie = new IndexTrie('modules.builtin.bin');
   for (const name of builtinModnames(builtin, warnings)) trie.insert(name, '', 0);
@@ -128,11 +129,11 @@ export function libkmodBuiltinModules(bytes: Uint8Array): Array<{ modname: strin
   }));
 }
 
-export function renderBuiltinAliasBin(modinfo: Uint8Array | undefined, rule: BuiltinAliasRule, order: IndexNodeOrder, warnings: string[]): Uint8Array {
+export function renderBuiltinAliasBin(modinfo: Uint8Array | undefined, rule: BuiltinAliasRule, order: IndexNodeOrder, warnings: DepmodMessage[]): Uint8Array {
   const trie = new IndexTrie('modules.builtin.alias.bin');
   const insertAlias = (alias: string, modname: string): void => {
     const key = normalizeAlias(alias);
-    if (key === null) warnings.push(`Unmatched bracket in ${alias}`);
+    if (key === null) warnings.push(depmodWarning(`Unmatched bracket in ${alias}`));
     else trie.insert(key, modname, 0);
   };
   if (rule === 'aliases') {

@@ -9,6 +9,7 @@
 // derives the whole database from the set with this code: over interned ids and typed arrays it
 // costs milliseconds, so there is no incremental variant of it to get wrong. Every ordering rule
 // that decides byte identity is a named function here.
+import { depmodError, type DepmodMessage } from './diagnostic.ts';
 import { kmodModname } from './search.ts';
 import { SYMBOLS_BUCKETS } from './kmod-hash.ts';
 import type { ModuleSet } from './module-set.ts';
@@ -120,7 +121,7 @@ export interface ComputedDatabase {
   kabi: KabiFinding[];
   /** Set when the dependency graph has cycles: depmod then writes no file at all and exits 1. */
   cycles: CycleReport | null;
-  warnings: string[];
+  warnings: DepmodMessage[];
 }
 
 /**
@@ -310,7 +311,7 @@ export function symbolHashOrder(set: ModuleSet, inTable: Uint8Array): Uint32Arra
 }
 
 export function computeDatabase(set: ModuleSet, opts: ComputeOptions): ComputedDatabase {
-  const warnings: string[] = [];
+  const warnings: DepmodMessage[] = [];
   const symPrefix = opts.symPrefix ?? '';
   const basis = opts.kabi;
   const order = moduleArrayOrder(set);
@@ -324,9 +325,9 @@ export function computeDatabase(set: ModuleSet, opts: ComputeOptions): ComputedD
       const s = order[i]!;
       if (set.zstdUnsized[s] !== 1) continue;
       unreadable[s] = 1;
-      const z = 'zstd: Failed to determine decompression size';
+      const z = depmodError('zstd: Failed to determine decompression size');
       const path = set.path(s);
-      warnings.push(z, `failed to load symbols from ${path.startsWith('/') ? path : `${opts.dirname}/${path}`}: Invalid argument`, z, z);
+      warnings.push(z, depmodError(`failed to load symbols from ${path.startsWith('/') ? path : `${opts.dirname}/${path}`}: Invalid argument`), z, z);
     }
   }
 

@@ -15,6 +15,7 @@ import { ByteSink, decodeBytes } from './bytes.ts';
 import { filterKeyOrder } from './key-order.ts';
 import { renderBuiltinAliasBin, renderBuiltinBin } from './builtin.ts';
 import type { ComputedDatabase } from './compute.ts';
+import { depmodError, depmodWarning, type DepmodMessage } from './diagnostic.ts';
 import type { KmodBehaviour } from './kmod-version.ts';
 import { UNMATCHED_ALIAS, type ModuleSet } from './module-set.ts';
 
@@ -31,15 +32,15 @@ export interface EmitInput {
   /** Files the caller knows to be current (made from unchanged inputs): not rendered. */
   keep?: ReadonlySet<string>;
   /** The warnings those files' writers printed when they were made, in their place in the order. */
-  keptWarnings?: readonly string[] | undefined;
+  keptWarnings?: readonly DepmodMessage[] | undefined;
 }
 
 export interface EmitResult {
   files: Map<string, Uint8Array>;
   /** What depmod prints while writing ("Unmatched bracket in ...", devname without major/minor ...). */
-  warnings: string[];
+  warnings: DepmodMessage[];
   /** The part of `warnings` the builtin writers printed (EmitInput.keptWarnings for the next time). */
-  builtinWarnings: string[];
+  builtinWarnings: DepmodMessage[];
 }
 
 /** What several writers share: modules.dep lines are also modules.dep.bin's values. */
@@ -47,11 +48,11 @@ interface Shared {
   dep?: { bytes: Uint8Array; lineOff: Uint32Array; lineLen: Uint32Array };
 }
 
-type Writer = (input: EmitInput, warnings: string[], shared: Shared) => Uint8Array;
+type Writer = (input: EmitInput, warnings: DepmodMessage[], shared: Shared) => Uint8Array;
 
 const order = (input: EmitInput): IndexNodeOrder => input.behaviour.indexOrder;
 
-function writeDep({ set, db }: EmitInput, _warnings: string[], shared: Shared): Uint8Array {
+function writeDep({ set, db }: EmitInput, _warnings: DepmodMessage[], shared: Shared): Uint8Array {
   const n = db.order.length;
   const h = set.heap.bytes;
   const { pathOff, pathLen } = set;
@@ -83,7 +84,7 @@ function inOrder(n: number): Uint32Array {
   return p;
 }
 
-function writeDepBin(input: EmitInput, warnings: string[], shared: Shared): Uint8Array {
+function writeDepBin(input: EmitInput, warnings: DepmodMessage[], shared: Shared): Uint8Array {
   const { set, db } = input;
   if (shared.dep === undefined) writeDep(input, warnings, shared);
   const dep = shared.dep!;
@@ -151,14 +152,14 @@ function writeAlias(input: EmitInput): Uint8Array {
   return valueLines(input, '# Aliases extracted from modules themselves.\n', 'alias ', set.aliasStart, set.aliasCount, set.aliasRawOff, set.aliasRawLen, false);
 }
 
-function writeAliasBin(input: EmitInput, warnings: string[]): Uint8Array {
+function writeAliasBin(input: EmitInput, warnings: DepmodMessage[]): Uint8Array {
   const { set, db } = input;
   // depmod reports an alias it cannot normalise while inserting, module by module.
   for (let i = 0; i < db.order.length; i++) {
     const s = db.order[i]!;
     if (db.unreadable[s] === 1) continue;
     for (let a = set.aliasStart[s]!, end = a + set.aliasCount[s]!; a < end; a++) {
-      if (set.aliasKeyLen[a] === UNMATCHED_ALIAS) warnings.push(`Unmatched bracket in ${set.heap.text(set.aliasRawOff[a]!, set.aliasRawLen[a]!)}`);
+      if (set.aliasKeyLen[a] === UNMATCHED_ALIAS) warnings.push(depmodWarning(`Unmatched bracket in ${set.heap.text(set.aliasRawOff[a]!, set.aliasRawLen[a]!)}`));
     }
   }
   const unreadable = db.unreadable;
@@ -247,14 +248,14 @@ function writeSymbolsBin(input: EmitInput): Uint8Array {
   );
 }
 
-function writeBuiltinBin(input: EmitInput, warnings: string[]): Uint8Array {
-  if (input.builtin === undefined) warnings.push(`could not open modules.builtin at ${input.dirname}: No such file or directory`);
+function writeBuiltinBin(input: EmitInput, warnings: DepmodMessage[]): Uint8Array {
+  if (input.builtin === undefined) warnings.push(depmodWarning(`could not open modules.builtin at ${input.dirname}: No such file or directory`));
   return renderBuiltinBin(input.builtin, order(input), warnings);
 }
 
-function writeBuiltinAliasBin(input: EmitInput, warnings: string[]): Uint8Array {
+function writeBuiltinAliasBin(input: EmitInput, warnings: DepmodMessage[]): Uint8Array {
   if (input.builtinModinfo === undefined && input.behaviour.warnsMissingBuiltinModinfo) {
-    warnings.push(`could not open modules.builtin.modinfo at ${input.dirname}: No such file or directory`);
+    warnings.push(depmodWarning(`could not open modules.builtin.modinfo at ${input.dirname}: No such file or directory`));
   }
   return renderBuiltinAliasBin(input.builtinModinfo, input.behaviour.builtinAlias, order(input), warnings);
 }
@@ -283,7 +284,7 @@ export function scanMajorMinor(value: string, prefix: string): [number, number] 
  * alias were seen (a later major alias seen before the devname overwrites an earlier one). A module
  * with a devname but no major/minor is reported and skipped. The header goes before the first line only.
  */
-function writeDevname({ set, db }: EmitInput, warnings: string[]): Uint8Array {
+function writeDevname({ set, db }: EmitInput, warnings: DepmodMessage[]): Uint8Array {
   const h = set.heap.bytes;
   let out = '';
   for (let i = 0; i < db.order.length; i++) {
@@ -308,7 +309,7 @@ function writeDevname({ set, db }: EmitInput, warnings: string[]): Uint8Array {
     if (devname === null) continue;
     const name = set.name(s);
     if (type === '') {
-      warnings.push(`Module '${name}' has devname (${devname}) but lacks major and minor information. Ignoring.`);
+      warnings.push(depmodError(`Module '${name}' has devname (${devname}) but lacks major and minor information. Ignoring.`));
       continue;
     }
     if (out === '') out = '# Device nodes to trigger on-demand module loading.\n';
@@ -342,8 +343,8 @@ const BUILTIN_WRITERS = new Set(['modules.builtin.bin', 'modules.builtin.alias.b
 
 export function emitDatabase(input: EmitInput): EmitResult {
   const files = new Map<string, Uint8Array>();
-  const warnings: string[] = [];
-  const builtinWarnings: string[] = [];
+  const warnings: DepmodMessage[] = [];
+  const builtinWarnings: DepmodMessage[] = [];
   if (input.db.cycles !== null) return { files, warnings, builtinWarnings };
   const shared: Shared = {};
   let keptReported = false;

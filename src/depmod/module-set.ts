@@ -10,6 +10,7 @@
 import type { ModuleRecord } from '../module/record.ts';
 import { normalizeAlias } from './alias.ts';
 import { ByteHeap, grow, scratchBytes } from './bytes.ts';
+import { depmodError, depmodWarning, type DepmodMessage } from './diagnostic.ts';
 import { refreshKeyOrder, type KeyOrder } from './key-order.ts';
 import { hashSuperfast } from './kmod-hash.ts';
 import { MODULES_BY_NAME_BUCKETS } from './kmod-hash.ts';
@@ -486,17 +487,17 @@ export class ModuleSet implements ModuleSetColumns {
 export interface OrderPositions {
   /** uncompressed relative path ("kernel/fs/ext4/ext4.ko") → sort position. */
   positions: ReadonlyMap<string, number>;
-  warnings: string[];
+  warnings: DepmodMessage[];
 }
 
 export function orderPositions(orderText: string | undefined, firstLineWins: boolean, dirname: string): OrderPositions {
   const positions = new Map<string, number>();
-  const warnings: string[] = [];
-  if (orderText === undefined) return { positions, warnings: [`could not open modules.order at ${dirname}: No such file or directory`] };
+  const warnings: DepmodMessage[] = [];
+  if (orderText === undefined) return { positions, warnings: [depmodWarning(`could not open modules.order at ${dirname}: No such file or directory`)] };
   const lines = orderText.split('\n');
   const last = lines.pop();
   if (last !== undefined && last !== '') {
-    warnings.push(`${dirname}/modules.order:${lines.length + 1} corrupted line misses '\\n'`);
+    warnings.push(depmodError(`${dirname}/modules.order:${lines.length + 1} corrupted line misses '\\n'`));
     return { positions, warnings };
   }
   const total = lines.length + 1;

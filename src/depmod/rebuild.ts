@@ -7,6 +7,7 @@
 import type { ModuleRecord } from '../module/record.ts';
 import { computeDatabase, type ComputedDatabase, type KabiBasis } from './compute.ts';
 import { configFileOrder, parseDepmodConfig, type ConfigFile, type ConfigListing, type ConfigWarning, type DepmodConfig } from './config.ts';
+import type { DepmodMessage } from './diagnostic.ts';
 import { emitDatabase, type EmitResult } from './emit.ts';
 import type { KernelSymbols } from './kernel-symbols.ts';
 import { DEFAULT_BEHAVIOUR, type KmodBehaviour } from './kmod-version.ts';
@@ -32,7 +33,7 @@ export interface Plan {
   configWarnings: ConfigWarning[];
   /** The files to parse: one per module name. */
   modules: FoundModule[];
-  searchWarnings: string[];
+  searchWarnings: DepmodMessage[];
 }
 
 /** Which config files to read, given the listings of the config directories (behaviour.configDirs or -C). */

@@ -10,6 +10,7 @@
 // Pure: the shell passes a directory lister that returns entries in raw readdir order (opendir,
 // not fs.readdir, which sorts) and a stat for entries whose type readdir did not give.
 import type { DepmodConfig } from './config.ts';
+import { depmodError, type DepmodMessage } from './diagnostic.ts';
 
 export interface ListEntry {
   name: string;
@@ -41,7 +42,7 @@ export interface FoundModule {
 export interface SearchResult {
   /** Winners only, in the order they were (last) added during the walk. */
   modules: FoundModule[];
-  warnings: string[];
+  warnings: DepmodMessage[];
 }
 
 /**
@@ -144,7 +145,7 @@ export function searchModules(opts: SearchOptions): SearchResult {
   const { dirname, config, io } = opts;
   const suffixes = opts.suffixes ?? KMOD30_DEBIAN_SUFFIXES;
   const byName = new Map<string, FoundModule>();
-  const warnings: string[] = [];
+  const warnings: DepmodMessage[] = [];
 
   const addFile = (abspath: string, name: string): void => {
     if (!hasModuleSuffix(name, suffixes)) return;
@@ -162,7 +163,7 @@ export function searchModules(opts: SearchOptions): SearchResult {
   const walk = (dir: string, top: boolean): boolean => {
     const entries = io.listDir(dir);
     if (entries === undefined) {
-      if (top) warnings.push(`could not open directory ${dir}`);
+      if (top) warnings.push(depmodError(`could not open directory ${dir}`));
       return false;
     }
     for (const e of entries) {
@@ -172,16 +173,16 @@ export function searchModules(opts: SearchOptions): SearchResult {
       if (type === undefined) {
         type = io.statType?.(path);
         if (type === undefined) {
-          warnings.push(`fstatat(${dir}, ${e.name}) failed`);
+          warnings.push(depmodError(`fstatat(${dir}, ${e.name}) failed`));
           continue;
         }
         if (type === 'other') {
-          warnings.push(`unsupported file type ${path}`);
+          warnings.push(depmodError(`unsupported file type ${path}`));
           continue;
         }
       }
       if (type === 'dir') {
-        if (!walk(path, false)) warnings.push(`could not open directory ${path}`);
+        if (!walk(path, false)) warnings.push(depmodError(`could not open directory ${path}`));
       } else addFile(path, e.name);
     }
     return true;

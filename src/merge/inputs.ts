@@ -21,13 +21,13 @@ export interface KernelInputs {
 }
 
 /**
- * depmod.d directories (which ones depends on the kmod version). kmod reads the host's /etc, /run, /usr/local/lib and /lib depmod.d even
+ * depmod.d directories (which ones depends on the kmod version; `explicit`, even empty, replaces them, as depmod -C does). kmod reads the host's /etc, /run, /usr/local/lib and /lib depmod.d even
  * with -b ROOT; depmod-tx reads them inside --root, because the root is the system whose package
  * transaction is being finished (an image build must not pick up the build host's overrides).
  * With --root / (every hook run) the two are the same.
  */
 export function configDirs(root: string, explicit: readonly string[] | undefined, behaviour: KmodBehaviour): string[] {
-  if (explicit && explicit.length > 0) {
+  if (explicit !== undefined) {
     // kmod skips a -C path that does not exist; then no depmod.d is read at all, and a typo silently
     // yields a database without the system's overrides and excludes. Refused before any work.
     for (const p of explicit) if (!existsSync(p)) throw new ConfigError(p, '--config: no such file or directory');

@@ -103,8 +103,10 @@ export function installedKmod(root: string, opts: { persist?: boolean } = {}): K
     if (remembered?.depmod === depmod && remembered.identity === id) version = remembered.version;
     else {
       // child_process is loaded only here: the remembered answer is the usual case (start-up cost).
+      // By the name depmod: kmod is one binary that picks its tool by argv[0], and kmod's depmod
+      // renamed to depmod.kmod (diverted) would otherwise answer as an unknown command.
       const { spawnSync } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
-      const r = spawnSync(depmod, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+      const r = spawnSync(depmod, ['--version'], { encoding: 'utf8', timeout: 10_000, argv0: 'depmod' });
       if (r.status !== 0) continue; // e.g. another architecture's binary in an image root
       version = parseDepmodVersionOutput(r.stdout);
       if (version === undefined) continue;

@@ -6,6 +6,7 @@ import { dirname as pathDirname } from 'node:path';
 import type { CacheHeader, DirEntry, KabiSummary } from '../cache/format.ts';
 import { fingerprintOf, sameFingerprint, saveCache, type OpenedCache } from '../cache/store.ts';
 import { computeDatabase, type KabiBasis, type KabiFinding } from '../depmod/compute.ts';
+import { depmodError, depmodInfo, type DepmodMessage } from '../depmod/diagnostic.ts';
 import { emitDatabase } from '../depmod/emit.ts';
 import type { KmodBehaviour } from '../depmod/kmod-version.ts';
 import { ModuleSet, orderPositions, sortIdxOf, type Fingerprint, type OrderPositions } from '../depmod/module-set.ts';
@@ -102,8 +103,8 @@ export async function applyMerge(o: Observed): Promise<MergeResult> {
     io: { listDir, statType: statTypeFollowingLinks },
   });
   trace(`config + tree listing (${relisted.size} listed)`);
-  const warnings = [
-    ...[...inputs().configWarnings, ...plan.configWarnings].map((w) => `${w.file}${w.line !== undefined ? `:${w.line}` : ''}: ${w.message}`),
+  const warnings: DepmodMessage[] = [
+    ...[...inputs().configWarnings, ...plan.configWarnings].map((w) => (w.level === 'error' ? depmodError(w.message) : depmodInfo(w.message))),
     ...plan.searchWarnings,
   ];
 
@@ -155,7 +156,8 @@ export async function applyMerge(o: Observed): Promise<MergeResult> {
       return {
         tree, written: [], unchanged: Object.keys(header.outputs), fullReason: undefined, parsed: 0, reused: keptCount, removed: 0,
         modules: header.modules, kabi: stored, symversFile: kabiIn.file, kabiAgainst: kabiIn.against, kmodVersion: behaviour.version,
-        warnings: header.warnings, cycles: undefined, noop: true, ms: performance.now() - t0,
+        warnings: header.warnings as DepmodMessage[], kabiAt: header.warningsBeforeKabi ?? header.warnings.length, cycles: undefined, noop: true,
+        ms: performance.now() - t0,
       };
     }
   }
@@ -199,10 +201,12 @@ export async function applyMerge(o: Observed): Promise<MergeResult> {
   ) {
     for (const f of INPUT_ONLY_OUTPUTS) keep.add(f);
   }
-  const out = emitDatabase({ set, db, behaviour, dirname: tree.moddir, builtin: inputs().builtin, builtinModinfo: inputs().builtinModinfo, keep, keptWarnings: header?.builtinWarnings });
+  const out = emitDatabase({ set, db, behaviour, dirname: tree.moddir, builtin: inputs().builtin, builtinModinfo: inputs().builtinModinfo, keep, keptWarnings: header?.builtinWarnings as DepmodMessage[] | undefined });
   trace('emit');
-  const orderWarnings = sameInputs && orderMemo === undefined ? header.orderWarnings ?? order().warnings : order().warnings;
-  warnings.push(...orderWarnings, ...db.warnings, ...out.warnings);
+  const orderWarnings = sameInputs && orderMemo === undefined ? (header.orderWarnings as DepmodMessage[] | undefined) ?? order().warnings : order().warnings;
+  warnings.push(...orderWarnings, ...db.warnings);
+  const kabiAt = warnings.length;
+  warnings.push(...out.warnings);
   const kabi = db.kabi;
 
   const newHeader: CacheHeader = {
@@ -219,10 +223,11 @@ export async function applyMerge(o: Observed): Promise<MergeResult> {
     warnings,
     builtinWarnings: out.builtinWarnings,
     orderWarnings,
+    warningsBeforeKabi: kabiAt,
     ...(db.kabi.length <= HEADER_FINDINGS ? { kabiFindings: db.kabi } : {}),
   };
   const save = (): void => {
-    if (opts.outdir !== undefined) return;
+    if (opts.outdir !== undefined || opts.dryRun) return;
     const saved = set.garbageRatio() > COMPACT_AT ? set.compact() : set;
     saveCache(cachePath, { header: newHeader, set: saved, dirEntries, kabi: db.kabi });
   };
@@ -233,6 +238,13 @@ export async function applyMerge(o: Observed): Promise<MergeResult> {
     throw new CycleError(tree.moddir, db.cycles.cycles, db.cycles.messages);
   }
   if (opts.verify) await verifyAgainstFullParse(tree, plan.modules, out.files, { inputs: inputs(), behaviour, kabiIn, workers: opts.workers });
+  if (opts.dryRun) {
+    return {
+      tree, written: [], unchanged: [], fullReason, parsed: toParse.length, reused: plan.modules.length - toParse.length, removed: removedSlots.length - replaced,
+      modules: db.order.length, kabi, symversFile: kabiIn.file, kabiAgainst, kmodVersion: behaviour.version, warnings, kabiAt, files: out.files,
+      cycles: undefined, noop: false, ms: performance.now() - t0,
+    };
+  }
 
   // 8. Write what changed, then remember what we left behind.
   const w = writeFilesAtomically(outDir, out.files);
@@ -246,7 +258,7 @@ export async function applyMerge(o: Observed): Promise<MergeResult> {
   return {
     tree, written: w.written, unchanged: w.unchanged, fullReason, parsed: toParse.length, reused: plan.modules.length - toParse.length,
     removed: removedSlots.length - replaced, modules: db.order.length, kabi, symversFile: kabiIn.file, kabiAgainst,
-    kmodVersion: behaviour.version, warnings, cycles: undefined, noop: false, ms: performance.now() - t0,
+    kmodVersion: behaviour.version, warnings, kabiAt, cycles: undefined, noop: false, ms: performance.now() - t0,
   };
 }
 

@@ -13,6 +13,7 @@ import { statSync } from 'node:fs';
 import type { CacheHeader } from '../cache/format.ts';
 import { cacheFile, openCache, type OpenedCache } from '../cache/store.ts';
 import type { KabiBasis, KabiFinding } from '../depmod/compute.ts';
+import { hasLevel, type DepmodMessage } from '../depmod/diagnostic.ts';
 import { DEFAULT_BEHAVIOUR, type KmodBehaviour } from '../depmod/kmod-version.ts';
 import { DepmodTxError, IoError } from '../errors.ts';
 import { locateModuleTree, type ModuleTree } from '../io/tree.ts';
@@ -38,6 +39,8 @@ export interface MergeOptions {
   kmod?: KmodBehaviour | undefined;
   /** After the merge, parse every module again and require identical output (exit 70 otherwise). */
   verify?: boolean;
+  /** Compute the database (with the cache, which is not saved) and return its files instead of writing them (depmod -n). */
+  dryRun?: boolean;
   workers?: number | undefined;
   onProgress?: (done: number, total: number) => void;
 }
@@ -60,7 +63,12 @@ export interface MergeResult {
   kabiAgainst: KabiBasis;
   /** The kmod version whose format was written. */
   kmodVersion: string;
-  warnings: string[];
+  /** What depmod prints on stderr for this tree, in its order and with its levels. */
+  warnings: DepmodMessage[];
+  /** Index in `warnings` at which depmod prints the KABI findings (after reading the modules, before writing files). */
+  kabiAt: number;
+  /** dryRun: the database's files (undefined when nothing changed: the files in the module directory are it). */
+  files?: ReadonlyMap<string, Uint8Array>;
   /** Dependency cycles: depmod writes nothing then, and neither do we. */
   cycles: string[] | undefined;
   noop: boolean;
@@ -193,7 +201,9 @@ async function mergeOnce(opts: MergeOptions, noopOnly: boolean): Promise<MergeRe
     if (o.ok) opened = o.value;
     else fullReason = o.reason;
   }
-  const header = opened?.header;
+  // A cache written before messages carried their levels cannot repeat them as depmod prints them.
+  const header = opened !== undefined && opened.header.warnings.every(hasLevel) && opened.header.builtinWarnings.every(hasLevel) ? opened.header : undefined;
+  if (opened !== undefined && header === undefined) fullReason = 'cache from an older depmod-tx';
   trace('inputs + cache header');
 
   // 2. Which directories changed since the cache was written. A directory changed twice within one
@@ -229,7 +239,8 @@ async function mergeOnce(opts: MergeOptions, noopOnly: boolean): Promise<MergeRe
       return {
         tree, written: [], unchanged: Object.keys(header.outputs), fullReason: undefined, parsed: 0, reused: 0, removed: 0,
         modules: header.modules, kabi: stored, symversFile: kabiIn.file,
-        kabiAgainst: kabiIn.against, kmodVersion: behaviour.version, warnings: header.warnings, cycles: undefined, noop: true,
+        kabiAgainst: kabiIn.against, kmodVersion: behaviour.version, warnings: header.warnings as DepmodMessage[],
+        kabiAt: header.warningsBeforeKabi ?? header.warnings.length, cycles: undefined, noop: true,
         ms: performance.now() - t0,
       };
     }

@@ -14,13 +14,14 @@ import { performance } from 'node:perf_hooks';
 import { cacheFile, dropCache } from '../cache/store.ts';
 import { acquireLock, kernelLockFile, type Lock } from './lock.ts';
 import { DEFAULT_JOURNAL_LOCK_MS, readJournal, removeEvents, type JournalWarning, type PendingEvent } from './journal.ts';
-import { checkContainment, PathRefusedError } from './paths.ts';
+import { containmentChecker, PathRefusedError } from './paths.ts';
 import { writeLastResults } from './status.ts';
 import { crashPoint } from '../io/atomic.ts';
 import { moduleTreeGone } from '../io/tree.ts';
 import type { KabiBasis } from '../depmod/compute.ts';
 import { kabiSummary } from '../merge/kabi-summary.ts';
 import { DepmodTxError, type ErrorKind } from '../errors.ts';
+import { clearDeferred, isDeferred } from './deferred.ts';
 
 export interface MergeRequest {
   root: string;
@@ -70,6 +71,11 @@ export interface KernelResult {
   error?: string;
   /** Kind of the DepmodTxError that failed the kernel ('io' for ENOSPC/EROFS/EACCES), for the exit code. */
   errorKind?: ErrorKind;
+  /**
+   * A package's depmod call for this kernel was deferred to this commit (src/txn/deferred.ts): the
+   * change is that call's, which depmod would have made without rebuilding the initrd.
+   */
+  deferred?: boolean;
 }
 
 export interface CommitOptions {
@@ -182,9 +188,10 @@ async function commitKernel(opts: CommitOptions, kver: string, jl: number, addWa
     // Re-checked here, under the lock: a symlink swapped in since `record` must not redirect the merge.
     const usable: PendingEvent[] = [];
     const refused: PendingEvent[] = [];
+    const check = containmentChecker(root);
     for (const e of events) {
       try {
-        checkContainment(root, e.module);
+        check(e.module);
         usable.push(e);
       } catch (err) {
         if (!(err instanceof PathRefusedError)) throw err;
@@ -193,11 +200,17 @@ async function commitKernel(opts: CommitOptions, kver: string, jl: number, addWa
       }
     }
     // Nothing usable: no merge ran, so nothing is known about KABI (not "ok").
+    const deferred = isDeferred(root, kver);
+    const started = Date.now();
     const res: MergeResult = usable.length > 0 ? await opts.merge({ root, kver, moddir, paths: uniquePaths(usable) }) : { changed: false, files: [], ms: 0, kabi: undefined };
+    if (usable.length > 0) clearDeferred(root, kver, started);
     crashPoint(`commit:after-merge:${kver}`);
     await removeEvents(root, events, jl);
     crashPoint(`commit:after-remove:${kver}`);
-    return { kver, status: 'merged', events: usable.length, moddir, changed: res.changed, files: res.files, ms: res.ms, wallMs: performance.now() - t0, kabi: res.kabi, error: refused.length > 0 ? `${refused.length} refused path(s) dropped` : undefined };
+    return {
+      kver, status: 'merged', events: usable.length, moddir, changed: res.changed, files: res.files, ms: res.ms, wallMs: performance.now() - t0, kabi: res.kabi,
+      error: refused.length > 0 ? `${refused.length} refused path(s) dropped` : undefined, ...(deferred && usable.length > 0 ? { deferred } : {}),
+    };
   } catch (err) {
     return {
       kver, status: 'failed', events: events.length, wallMs: performance.now() - t0, error: err instanceof Error ? err.message : String(err),

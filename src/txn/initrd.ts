@@ -2,14 +2,15 @@
 // package's own initrd build (its %posttrans / postinst) ran earlier in the same transaction,
 // against the old database. This asks the distribution's tool to rebuild it.
 //
-// Policy (/etc/depmod-tx.conf, `initrd = regenerate | flag | off`, default regenerate):
+// Policy (/etc/depmod-tx.conf, src/txn/settings.ts: `initrd = regenerate | flag | off`, default regenerate):
 //   regenerate  run update-initramfs -u -k KVER (Debian/Ubuntu) or dracut -f --kver KVER
 //   flag        SUSE: touch /run/regenerate-initrd/KVER; regenerate-initrd-posttrans builds it later
 //   off         do nothing
 // Never on ostree systems (/run/ostree-booted: the image is built elsewhere), never for a kernel
 // without an initrd, and never into a --root other than / (tools would act on the host).
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readSettings } from './settings.ts';
 
 export type InitrdPolicy = 'regenerate' | 'flag' | 'off';
 
@@ -27,25 +28,9 @@ export interface InitrdEnv {
   which: (cmd: string) => string | undefined;
 }
 
-/** Reads `initrd = ...` from ROOT/etc/depmod-tx.conf; unknown values fall back to the default with a warning. */
+/** `initrd = ...` from ROOT/etc/depmod-tx.conf (src/txn/settings.ts); unknown values fall back to the default with a warning. */
 export function readInitrdPolicy(root: string, warn: (msg: string) => void = () => {}): InitrdPolicy {
-  const file = join(root, 'etc', 'depmod-tx.conf');
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return 'regenerate';
-  }
-  let policy: InitrdPolicy = 'regenerate';
-  text.split('\n').forEach((raw, i) => {
-    const line = raw.replace(/#.*/, '').trim();
-    if (line === '') return;
-    const m = /^initrd\s*=\s*(\S+)$/.exec(line);
-    if (!m) return warn(`${file}:${i + 1}: unknown setting ignored: ${line}`);
-    if (m[1] === 'regenerate' || m[1] === 'flag' || m[1] === 'off') policy = m[1];
-    else warn(`${file}:${i + 1}: initrd must be regenerate, flag or off (not ${m[1]}); using regenerate`);
-  });
-  return policy;
+  return readSettings(root, warn).initrd;
 }
 
 /** Common initrd file names: Debian (initrd.img-KVER), Fedora/dracut (initramfs-KVER.img), SUSE (initrd-KVER). */

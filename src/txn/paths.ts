@@ -7,7 +7,7 @@
 // refuses a path whose real location leaves its kernel's module directory (or a module directory
 // that leaves the root). A path that is not a module under a module directory is ignored silently,
 // as rpm and dpkg hand us every file of a package.
-import { realpathSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 import { UsageError } from '../errors.ts';
 import { isModulePath } from '../module/suffixes.ts';
@@ -78,49 +78,71 @@ function isWithin(child: string, parent: string): boolean {
 }
 
 /**
- * Real location of `p`, following every symlink that exists; the missing tail (a file not yet
- * unpacked, or already removed) is appended as is, since what does not exist cannot be a symlink.
+ * Resolves paths the way the checks below need: the real location of `p`, following every symlink
+ * that exists, with the missing tail (a file not yet unpacked, or already removed) appended as is,
+ * since what does not exist cannot be a symlink. One resolver serves one batch of paths (a hook's
+ * .deb of a thousand modules, a commit's events): what it learnt about a directory is reused for
+ * the batch, never across batches, so a link swapped in between record and commit is still seen.
+ * realpath(3) itself (realpathSync.native) is one system call where Node's own walks every
+ * component with lstat.
  */
-function resolveExisting(p: string): string {
-  const tail: string[] = [];
-  let cur = p;
-  for (;;) {
+function pathResolver(): (p: string) => string {
+  const dirs = new Map<string, string>();
+  const resolve = (p: string): string => {
+    const known = dirs.get(p);
+    if (known !== undefined) return known;
+    let real: string | undefined;
+    // Most paths of a hook's batch do not exist yet: asked without throwing (an error with its
+    // stack per path costs more than the rest of the check).
     try {
-      const real = realpathSync(cur);
-      return tail.length === 0 ? real : join(real, ...tail.reverse());
+      if (statSync(p, { throwIfNoEntry: false }) !== undefined) real = realpathSync.native(p);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
-      const up = dirname(cur);
-      if (up === cur) return p;
-      tail.push(cur.slice(up.length + (up.endsWith(sep) ? 0 : 1)));
-      cur = up;
     }
-  }
+    if (real === undefined) {
+      const up = dirname(p);
+      if (up === p) return p;
+      real = join(resolve(up), p.slice(up.length + (up.endsWith(sep) ? 0 : 1)));
+    }
+    dirs.set(p, real);
+    return real;
+  };
+  return resolve;
 }
 
 /**
- * I/O half of the check: under `root`, the module directory must resolve inside the root and the
- * module file inside the module directory. Throws PathRefusedError otherwise (ELOOP included).
+ * The I/O half of the check for a batch of paths under `root`: the module directory must resolve
+ * inside the root and the module file inside the module directory. The returned function throws
+ * PathRefusedError otherwise (ELOOP included).
  */
-export function checkContainment(root: string, mp: ModulePath): void {
-  let rootReal: string, moddirReal: string, fileReal: string;
-  try {
-    rootReal = realpathSync(root);
-    moddirReal = resolveExisting(join(root, mp.moddir));
-    fileReal = resolveExisting(join(root, mp.path));
-  } catch (err) {
-    throw new PathRefusedError(mp.path, `cannot resolve under ${root}: ${(err as Error).message}`);
-  }
-  if (!isWithin(moddirReal, rootReal)) throw new PathRefusedError(mp.path, `${mp.moddir} resolves to ${moddirReal}, outside the root ${rootReal}`);
-  if (!isWithin(fileReal, moddirReal) || fileReal === moddirReal) {
-    throw new PathRefusedError(mp.path, `resolves to ${fileReal}, outside the module directory ${moddirReal}`);
-  }
+export function containmentChecker(root: string): (mp: ModulePath) => void {
+  const resolve = pathResolver();
+  let rootReal: string | undefined;
+  return (mp) => {
+    let moddirReal: string, fileReal: string;
+    try {
+      rootReal ??= realpathSync.native(root);
+      moddirReal = resolve(join(root, mp.moddir));
+      fileReal = resolve(join(root, mp.path));
+    } catch (err) {
+      throw new PathRefusedError(mp.path, `cannot resolve under ${root}: ${(err as Error).message}`);
+    }
+    if (!isWithin(moddirReal, rootReal)) throw new PathRefusedError(mp.path, `${mp.moddir} resolves to ${moddirReal}, outside the root ${rootReal}`);
+    if (!isWithin(fileReal, moddirReal) || fileReal === moddirReal) {
+      throw new PathRefusedError(mp.path, `resolves to ${fileReal}, outside the module directory ${moddirReal}`);
+    }
+  };
 }
 
-/** Both halves: the verdict for `path` as seen under `root`. */
-export function classifyUnderRoot(root: string, path: string): ModulePath | undefined {
+/** containmentChecker for one path. */
+export function checkContainment(root: string, mp: ModulePath): void {
+  containmentChecker(root)(mp);
+}
+
+/** Both halves: the verdict for `path` as seen under `root` (`check`: a batch's containmentChecker). */
+export function classifyUnderRoot(root: string, path: string, check: (mp: ModulePath) => void = containmentChecker(root)): ModulePath | undefined {
   const mp = classifyModulePath(path);
-  if (mp !== undefined) checkContainment(root, mp);
+  if (mp !== undefined) check(mp);
   return mp;
 }

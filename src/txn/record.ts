@@ -3,7 +3,7 @@
 // refused one by one and reported, while the valid paths of the same call are still recorded, so
 // one hostile path cannot make a hook lose the real work of its transaction.
 import { appendEvents, DEFAULT_JOURNAL_LOCK_MS, newEventId, validateTxnId, type EventOp, type JournalEvent } from './journal.ts';
-import { classifyUnderRoot, PathRefusedError } from './paths.ts';
+import { classifyUnderRoot, containmentChecker, PathRefusedError } from './paths.ts';
 
 export interface RecordRequest {
   root: string;
@@ -37,10 +37,11 @@ export async function recordEvents(req: RecordRequest): Promise<RecordResult> {
   const refused: PathRefusedError[] = [];
   let ignored = 0;
   const seen = new Set<string>();
+  const check = containmentChecker(req.root);
   for (const path of req.paths) {
     let mp;
     try {
-      mp = classifyUnderRoot(req.root, path);
+      mp = classifyUnderRoot(req.root, path, check);
     } catch (err) {
       if (err instanceof PathRefusedError) {
         refused.push(err);

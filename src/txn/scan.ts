@@ -10,14 +10,16 @@ import { DepmodTxError } from '../errors.ts';
 import { moduleTreeGone } from '../io/tree.ts';
 import { DEFAULT_KERNEL_LOCK_MS, findModuleDir, type KernelMerge, type KernelResult } from './commit.ts';
 import { acquireLock, kernelLockFile, type Lock } from './lock.ts';
+import { clearDeferred, deferredKernels, isDeferred } from './deferred.ts';
 import { writeLastResults } from './status.ts';
 
 /**
  * Every kernel whose tree may have changed since its database was written: with a cache, the cheap
  * directory-mtime check of the merge decides; without one, a tree newer than its modules.dep.bin.
+ * And every kernel a deferred depmod call named.
  */
 export function kernelsToScan(root: string): string[] {
-  const out = new Set<string>();
+  const out = new Set<string>(deferredKernels(root).filter((k) => findModuleDir(root, k) !== undefined));
   for (const base of ['lib/modules', 'usr/lib/modules']) {
     let names: string[];
     try {
@@ -68,8 +70,11 @@ export async function mergeUnrecorded(opts: { root: string; merge: KernelMerge; 
         results.push({ kver, status: 'removed', events: 0, wallMs: performance.now() - t0 });
         continue;
       }
+      const deferred = isDeferred(opts.root, kver);
+      const started = Date.now();
       const r = await opts.merge({ root: opts.root, kver, moddir, paths: [] });
-      results.push({ kver, status: 'merged', events: 0, moddir, changed: r.changed, files: r.files, ms: r.ms, kabi: r.kabi, wallMs: performance.now() - t0 });
+      clearDeferred(opts.root, kver, started);
+      results.push({ kver, status: 'merged', events: 0, moddir, changed: r.changed, files: r.files, ms: r.ms, kabi: r.kabi, wallMs: performance.now() - t0, ...(deferred ? { deferred } : {}) });
     } catch (err) {
       results.push({ kver, status: 'failed', events: 0, wallMs: performance.now() - t0, error: (err as Error).message, ...(err instanceof DepmodTxError ? { errorKind: err.kind } : {}) });
     } finally {

@@ -10,6 +10,7 @@ import { parseSymvers } from '../../src/depmod/kernel-symbols.ts';
 import { kmodHashIterationOrder, MODULES_BY_NAME_BUCKETS } from '../../src/depmod/kmod-hash.ts';
 import { builtinAliases, builtinModnames } from '../../src/depmod/builtin.ts';
 import { scanMajorMinor } from '../../src/depmod/emit.ts';
+import type { DepmodMessage } from '../../src/depmod/diagnostic.ts';
 import { existingModuleWins, hasModuleSuffix, isExcludedEntry, kmodModname, searchModules, type ListEntry } from '../../src/depmod/search.ts';
 import type { ModuleRecord } from '../../src/module/record.ts';
 
@@ -38,9 +39,9 @@ describe('module array order', () => {
     assert.deepEqual(db.modules.map((m) => m.name), ['gamma', 'beta']);
     // depmod also says the tree has no modules.builtin(.modinfo), as kmod 30 prints it.
     assert.deepEqual(db.warnings, [
-      "/d/modules.order:1 corrupted line misses '\\n'",
-      'could not open modules.builtin at /d: No such file or directory',
-      'could not open modules.builtin.modinfo at /d: No such file or directory',
+      "ERROR: /d/modules.order:1 corrupted line misses '\\n'",
+      'WARNING: could not open modules.builtin at /d: No such file or directory',
+      'WARNING: could not open modules.builtin.modinfo at /d: No such file or directory',
     ]);
   });
 
@@ -207,9 +208,9 @@ describe('config files', () => {
 
 describe('builtin inputs and devname', () => {
   it('modules.builtin: non-letter lines skipped, base name to first dot', () => {
-    const w: string[] = [];
+    const w: DepmodMessage[] = [];
     assert.deepEqual(builtinModnames(new TextEncoder().encode('kernel/a/foo-bar.ko\n/abs/x.ko\nkernel/noext\n'), w), ['foo_bar', 'noext\n']);
-    assert.deepEqual(w, ['Invalid modules.builtin line: /abs/x.ko\n']);
+    assert.deepEqual(w, ['ERROR: Invalid modules.builtin line: /abs/x.ko\n']);
   });
   it('modules.builtin.modinfo: a key without "=" swallows the next record', () => {
     const bytes = new TextEncoder().encode('a.alias=x\0b.flag\0c.alias=skipped\0d.alias=y\0e.license=GPL\0f.alias=\0');
@@ -227,7 +228,7 @@ describe('builtin inputs and devname', () => {
     ], order: 'k/a.ko\nk/b.ko\n' });
     const r = db;
     assert.equal(td.decode(r.files.get('modules.devname')), '# Device nodes to trigger on-demand module loading.\na fuse c3:4\n');
-    assert.deepEqual(r.warnings.filter((w) => w.startsWith('Module')), ["Module 'b' has devname (nomaj) but lacks major and minor information. Ignoring."]);
+    assert.deepEqual(r.warnings.filter((w) => w.startsWith('ERROR: Module')), ["ERROR: Module 'b' has devname (nomaj) but lacks major and minor information. Ignoring."]);
     const empty = buildDatabase({ modules: [] });
     assert.equal(empty.files.get('modules.devname')!.length, 0);
     assert.equal(empty.files.get('modules.builtin.bin')!.length, 0, 'no modules.builtin: an empty file, as depmod leaves it');

@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FixtureModule } from '../support/fixture-elf.ts';
@@ -209,3 +209,81 @@ test('the packaged CLI runs on Debian 12\'s nodejs 18', { skip: skip || ('reason
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/** A stand-in kmod package: its kmod binary and depmod link at the paths `paths` says (Debian 12 or later). */
+function fakeKmod(dir: string, version: string, paths: { bin: string; depmod: string }): string {
+  const stage = join(dir, `kmod_${version}`);
+  rmSync(stage, { recursive: true, force: true });
+  mkdirSync(join(stage, 'DEBIAN'), { recursive: true });
+  mkdirSync(join(stage, paths.bin, '..'), { recursive: true });
+  mkdirSync(join(stage, paths.depmod, '..'), { recursive: true });
+  writeFileSync(join(stage, paths.bin), `#!/bin/sh\necho "kmod version 30 (fake ${version})"\n`, { mode: 0o755 });
+  symlinkSync(paths.bin, join(stage, paths.depmod));
+  writeFileSync(join(stage, 'DEBIAN', 'control'), `Package: kmod\nVersion: ${version}\nArchitecture: all\nMaintainer: T <t@example.org>\nDescription: stand-in for kmod\n`);
+  const file = join(dir, `kmod_${version}_all.deb`);
+  const r = spawnSync('dpkg-deb', ['--root-owner-group', '-Zgzip', '--build', stage, file], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return file;
+}
+
+test("dpkg: kmod's depmod diverted to depmod.kmod, kept over kmod upgrades, moved with it, given back exactly on removal", { skip, timeout: 120_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dtx-e2e-divert-'));
+  try {
+    const pkg = buildPackage(join(dir, 'pkg'), 'deb');
+    const e = environment(dpkgRoot(dir));
+    const R = e.root;
+    const diversions = (): string => spawnSync('dpkg-divert', [`--root=${R}`, '--list'], { encoding: 'utf8' }).stdout;
+    const link = (p: string): string | undefined => (existsSync(join(R, p)) || lstatExists(join(R, p)) ? readlinkSync(join(R, p)) : undefined);
+    const old = { bin: '/bin/kmod', depmod: '/sbin/depmod' };
+    dpkg(e, ['-i', fakeKmod(dir, '30-1', old)]);
+    dpkg(e, ['-i', pkg]);
+    assert.equal(link('/sbin/depmod'), '/usr/lib/depmod-tx/hooks/depmod', 'the front end is the system depmod');
+    assert.equal(link('/sbin/depmod.kmod'), '/bin/kmod', "kmod's depmod, renamed");
+    assert.match(diversions(), /^diversion of \/sbin\/depmod to \/sbin\/depmod\.kmod by depmod-tx$/m);
+    assert.match(readFileSync(join(R, 'usr/lib/depmod-tx/hooks/depmod'), 'utf8'), /^# DEPMOD_TX_FRONT_END$/m);
+
+    // A kmod upgrade: dpkg puts its depmod at the diverted name.
+    dpkg(e, ['-i', fakeKmod(dir, '30-2', { bin: '/bin/kmod', depmod: '/sbin/depmod' })]);
+    assert.equal(link('/sbin/depmod'), '/usr/lib/depmod-tx/hooks/depmod');
+    assert.equal(link('/sbin/depmod.kmod'), '/bin/kmod');
+
+    // kmod moves depmod to /usr/sbin (as Debian 13's does): depmod-tx's trigger on kmod moves the diversion.
+    const moved = { bin: '/usr/bin/kmod', depmod: '/usr/sbin/depmod' };
+    dpkg(e, ['-i', fakeKmod(dir, '34-1', moved)]);
+    assert.equal(link('/usr/sbin/depmod'), '/usr/lib/depmod-tx/hooks/depmod', 'the front end followed depmod to /usr/sbin');
+    assert.equal(link('/usr/sbin/depmod.kmod'), '/usr/bin/kmod');
+    assert.equal(link('/sbin/depmod'), undefined, 'nothing left at the old path');
+    assert.match(diversions(), /^diversion of \/usr\/sbin\/depmod to \/usr\/sbin\/depmod\.kmod by depmod-tx$/m);
+    assert.doesNotMatch(diversions(), /\/sbin\/depmod to \/sbin/);
+
+    // system-depmod = kmod, then the postinst again (dpkg-reconfigure runs it): kmod's depmod is back.
+    writeFileSync(join(R, 'etc/depmod-tx.conf'), 'system-depmod = kmod\n');
+    const re = spawnSync(join(R, 'var/lib/dpkg/info/depmod-tx.postinst'), ['configure', '0.1.0'], { encoding: 'utf8', env: { ...e.env, DPKG_ROOT: R } });
+    assert.equal(re.status, 0, re.stderr);
+    assert.equal(link('/usr/sbin/depmod'), '/usr/bin/kmod');
+    assert.doesNotMatch(diversions(), /depmod-tx/);
+    writeFileSync(join(R, 'etc/depmod-tx.conf'), '');
+    assert.equal(spawnSync(join(R, 'var/lib/dpkg/info/depmod-tx.postinst'), ['configure', '0.1.0'], { env: { ...e.env, DPKG_ROOT: R } }).status, 0);
+    assert.equal(link('/usr/sbin/depmod'), '/usr/lib/depmod-tx/hooks/depmod');
+
+    // Removal: kmod's depmod back at its path, as kmod shipped it; then purge.
+    dpkg(e, ['-r', 'depmod-tx']);
+    assert.equal(link('/usr/sbin/depmod'), '/usr/bin/kmod');
+    assert.ok(!lstatExists(join(R, 'usr/sbin/depmod.kmod')));
+    assert.doesNotMatch(diversions(), /depmod-tx/);
+    dpkg(e, ['--purge', 'depmod-tx']);
+    assert.equal(link('/usr/sbin/depmod'), '/usr/bin/kmod');
+    assert.doesNotMatch(diversions(), /depmod-tx/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+function lstatExists(p: string): boolean {
+  try {
+    lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -5,7 +5,8 @@
 //   others     depmods built from kmod's own tags, when a developer has them under
 //              .cache/kmod-builds/NAME/bin/depmod (never in CI: kmod's code is not ours to ship).
 // Each oracle also exists as a `depmod` executable in a directory of its own (binDir), so tests can
-// put it first on PATH and let depmod-tx find the kmod version by itself.
+// put it first on PATH and let depmod-tx find the kmod version by itself; it runs kmod by the name
+// depmod, as package scripts do.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -37,7 +38,8 @@ function wrapper(name: string, command: readonly string[]): string {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'depmod');
   const quoted = command.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
-  writeFileSync(file, `#!/bin/sh\nexec ${quoted} "$@"\n`);
+  // By the name depmod, as package scripts call it: getopt's messages start with argv[0].
+  writeFileSync(file, `#!/bin/bash\nexec -a depmod ${quoted} "$@"\n`);
   chmodSync(file, 0o755);
   return dir;
 }
@@ -81,7 +83,7 @@ export function localKmodBuilds(): DepmodOracle[] {
     if (name.startsWith('pr')) continue;
     const bin = join(base, name, 'bin', 'depmod');
     if (!existsSync(bin)) continue;
-    out.push({ name, version: versionOf([bin]), command: [bin], binDir: join(base, name, 'bin') });
+    out.push({ name, version: versionOf([bin]), command: [bin], binDir: wrapper(name, [bin]) });
   }
   return out;
 }

@@ -19,8 +19,8 @@ function dpkgListing(deb: string): string[] {
     .map((l) => '/' + l.replace(/^\.\//, ''));
 }
 
-function buildDeb(dir: string, comp: string): string {
-  const pkg = join(dir, `pkg-${comp}`);
+function buildDeb(dir: string, comp: string, opts: { md5sums?: boolean } = {}): string {
+  const pkg = join(dir, `pkg-${comp}${opts.md5sums ? '-md5' : ''}`);
   mkdirSync(join(pkg, 'DEBIAN'), { recursive: true });
   writeFileSync(join(pkg, 'DEBIAN/control'), 'Package: test-modules\nVersion: 1.0\nArchitecture: all\nMaintainer: T <t@example.org>\nDescription: test\n');
   const m = join(pkg, 'lib/modules/6.1.0-test/updates/dkms');
@@ -37,10 +37,25 @@ function buildDeb(dir: string, comp: string): string {
   const deep = join(m, 'd'.repeat(60), 'e'.repeat(60));
   mkdirSync(deep, { recursive: true });
   writeFileSync(join(deep, 'long-module-name-' + 'x'.repeat(40) + '.ko'), 'x');
-  const deb = join(dir, `test-${comp}.deb`);
+  if (opts.md5sums) {
+    // As dh_md5sums writes it: every regular file, relative to /, symbolic links left out.
+    const files = execFileSync('find', ['.', '-path', './DEBIAN', '-prune', '-o', '-type', 'f', '-printf', '%P\\n'], { cwd: pkg, encoding: 'utf8' }).split('\n').filter((l) => l !== '');
+    writeFileSync(join(pkg, 'DEBIAN/md5sums'), execFileSync('md5sum', files, { cwd: pkg, encoding: 'utf8' }));
+  }
+  const deb = join(dir, `test-${comp}${opts.md5sums ? '-md5' : ''}.deb`);
   execFileSync('dpkg-deb', [`-Z${comp}`, '--root-owner-group', '--build', pkg, deb], { stdio: ['ignore', 'ignore', 'inherit'] });
   return deb;
 }
+
+const MODULES = [
+  '6.1.0-test updates/dkms/bar-baz.ko',
+  `6.1.0-test updates/dkms/${'d'.repeat(60)}/${'e'.repeat(60)}/long-module-name-${'x'.repeat(40)}.ko`,
+  '6.1.0-test updates/dkms/foo-link.ko.xz',
+  '6.1.0-test updates/dkms/foo.ko.xz',
+  '6.1.0-test updates/dkms/name with space.ko.zst',
+  '6.2.0-test kernel/q.ko.gz',
+];
+const modulesOf = (paths: string[]): string[] => paths.flatMap((p) => classifyModulePath(p) ?? []).map((m) => `${m.kver} ${m.rel}`).sort();
 
 for (const [comp, expect] of [['xz', 'xz'], ['gzip', 'gz'], ['zstd', 'zst'], ['none', 'none']] as const) {
   test(`.deb payload listing matches dpkg-deb's (data.tar, -Z${comp})`, { skip: hasDpkgDeb ? false : 'dpkg-deb not installed' }, async (t) => {
@@ -53,18 +68,20 @@ for (const [comp, expect] of [['xz', 'xz'], ['gzip', 'gz'], ['zstd', 'zst'], ['n
       if (comp === 'zstd') return t.skip(`dpkg-deb cannot build -Zzstd here: ${(err as Error).message}`);
       throw err;
     }
-    const got = await listDebPayload(deb);
-    assert.equal(got.compression, expect);
-    assert.deepEqual(got.paths, dpkgListing(deb));
-    const modules = got.paths.flatMap((p) => classifyModulePath(p) ?? []).map((m) => `${m.kver} ${m.rel}`);
-    assert.deepEqual(modules.sort(), [
-      '6.1.0-test updates/dkms/bar-baz.ko',
-      `6.1.0-test updates/dkms/${'d'.repeat(60)}/${'e'.repeat(60)}/long-module-name-${'x'.repeat(40)}.ko`,
-      '6.1.0-test updates/dkms/foo-link.ko.xz',
-      '6.1.0-test updates/dkms/foo.ko.xz',
-      '6.1.0-test updates/dkms/name with space.ko.zst',
-      '6.2.0-test kernel/q.ko.gz',
-    ]);
+    // No md5sums (dpkg-deb alone does not write one): the payload, through dpkg-deb and decompressed here.
+    for (const dpkgDeb of [undefined, false] as const) {
+      const got = await listDebPayload(deb, dpkgDeb === false ? { dpkgDeb } : {});
+      assert.equal(got.compression, expect);
+      assert.equal(got.source, 'data.tar');
+      assert.deepEqual(got.paths, dpkgListing(deb), `dpkgDeb: ${String(dpkgDeb)}`);
+      assert.deepEqual(modulesOf(got.paths), MODULES);
+    }
+    // With md5sums: its regular files (the symbolic link is not listed), the payload untouched.
+    const withMd5 = buildDeb(dir, comp, { md5sums: true });
+    const got = await listDebPayload(withMd5);
+    assert.equal(got.source, 'md5sums');
+    assert.deepEqual(got.paths.sort(), dpkgListing(withMd5).filter((p) => !p.endsWith('/foo-link.ko.xz')).sort());
+    assert.deepEqual(modulesOf(got.paths), MODULES.filter((m) => !m.endsWith('foo-link.ko.xz')));
   });
 }
 
@@ -82,8 +99,21 @@ test("real Debian kernel image .deb: its module paths are exactly the tree's mod
   const k = realKernel('cloud-amd64');
   const debName = readdirSync(kernelCache).find((f) => f.startsWith(`linux-image-${k.kver}-unsigned_`) && f.endsWith('.deb'));
   assert.ok(debName, 'kernel image .deb in the cache');
-  const got = await listDebPayload(join(kernelCache, debName));
+  const deb = join(kernelCache, debName);
+  const t0 = performance.now();
+  const got = await listDebPayload(deb);
+  const ours = performance.now() - t0;
   assert.equal(got.compression, 'xz');
+  assert.equal(got.source, 'md5sums');
+  // Issue 15 point 5: the listing costs no more than dpkg-deb -c's (which decodes the whole data.tar.xz).
+  const t1 = performance.now();
+  execFileSync('dpkg-deb', ['-c', deb], { stdio: ['ignore', 'ignore', 'inherit'], maxBuffer: 64 << 20 });
+  const dpkgC = performance.now() - t1;
+  console.log(`listing ${debName}: md5sums ${ours.toFixed(0)} ms, dpkg-deb -c ${dpkgC.toFixed(0)} ms`);
+  assert.ok(ours <= dpkgC, `listing took ${ours.toFixed(0)} ms, dpkg-deb -c ${dpkgC.toFixed(0)} ms`);
+  // The payload says the same about modules.
+  const payload = await listDebPayload(deb, { md5sums: false });
+  assert.deepEqual(modulesOf(payload.paths), modulesOf(got.paths));
   const modules = got.paths.flatMap((p) => classifyModulePath(p) ?? []);
   const onDisk = execFileSync('find', ['.', '-name', '*.ko*', '(', '-type', 'f', '-o', '-type', 'l', ')'], { cwd: k.moddir, encoding: 'utf8' })
     .split('\n')

@@ -1,0 +1,265 @@
+// Issue 15's measured goal, with the real apt, dpkg, kmod and initramfs-tools in a disposable
+// Debian 12 root (debian-root.ts: mmdebstrap once, cached): real transactions install a real
+// Debian kernel image (linux-image-*-cloud-amd64, 1,121 modules, as shipped with .ko and repacked
+// with .ko.xz) together with two module packages whose postinst runs `depmod -a KVER` (one
+// installs into updates/dkms, as DKMS does), then remove and reinstall the module packages alone.
+// Each configuration runs in a fresh root: without depmod-tx, with depmod-tx as the system's
+// depmod (depmod-calls = immediate, the default), and with depmod-calls = defer. Every depmod,
+// depmod-tx and update-initramfs call is timed inside the root; after each transaction the
+// database must equal kmod's `depmod -a`, and the initrd builds must be those of the transaction
+// without depmod-tx. Before its measurements, the first root with depmod-tx checks the diversion:
+// kmod's depmod renamed and the front end in its place, a kmod reinstall keeps it, removal and
+// purge give kmod's depmod back exactly, and the kernel-install plugin. DEPMOD_TX_E2E_RUNS=N
+// repeats each configuration N times and reports medians (.cache/e2e/timings.json);
+// DEPMOD_TX_E2E_CONFIGS=ko/immediate,... runs only those.
+import assert from 'node:assert/strict';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import type { FixtureModule } from '../support/fixture-elf.ts';
+import { kernelCache, realKernel } from '../support/kernels.ts';
+import {
+  bookwormBase, coveredMs, databaseDiffFromKmod, E2E_CACHE, inRoot, modulePackage, mtimeIn, mustInRoot, takeTimings, timeCalls, unpackRoot, useLocalRepo, xzKernelDeb, type TimedCall,
+} from './debian-root.ts';
+import { buildPackage, e2eSkip } from './support.ts';
+
+const skip = e2eSkip('system-depmod', ['mmdebstrap', 'unshare', 'chroot', 'dpkg-deb', 'depmod', 'xz', 'apt-get'], 'mmdebstrap', 'chroot into a Debian 12 root');
+
+type Tree = 'ko' | 'xz';
+type Mode = 'without' | 'immediate' | 'defer';
+const CONFIGS: ReadonlyArray<{ tree: Tree; mode: Mode }> = [
+  { tree: 'ko', mode: 'without' },
+  { tree: 'ko', mode: 'immediate' },
+  { tree: 'ko', mode: 'defer' },
+  { tree: 'xz', mode: 'without' },
+  { tree: 'xz', mode: 'immediate' },
+  { tree: 'xz', mode: 'defer' },
+];
+const RUNS = Math.max(1, Number(process.env.DEPMOD_TX_E2E_RUNS ?? 1) || 1);
+/** DEPMOD_TX_E2E_CONFIGS=ko/immediate,xz/defer: only these (while developing). */
+const ONLY = process.env.DEPMOD_TX_E2E_CONFIGS?.split(',');
+
+interface StepResult {
+  step: string;
+  wallMs: number;
+  /** Wall time covered by depmod and depmod-tx calls in the transaction's path (their union). */
+  depmodMs: number;
+  /** depmod-tx's background builds of a new kernel's cache (src/cli/depmod.ts), and how long after apt-get they ended. */
+  backgroundMs: number;
+  backgroundAfterMs: number;
+  initrdMs: number;
+  initrdBuilds: number;
+  calls: TimedCall[];
+  /** What apt printed (the commit's summary line per kernel among it). */
+  out: string;
+}
+
+/** Two symbols the real tree's modules export, with their CRCs: the test modules depend on real modules. */
+function realExports(symvers: string, moddir: string): Array<{ name: string; crc: number }> {
+  const out: Array<{ name: string; crc: number }> = [];
+  for (const line of readFileSync(symvers, 'utf8').split('\n').sort()) {
+    const [crc, name, module] = line.split('\t');
+    if (crc === undefined || name === undefined || module === undefined || module === 'vmlinux') continue;
+    if (!existsSync(join(moddir, 'kernel', `${module}.ko`)) || out.some((o) => o.name === name)) continue;
+    out.push({ name, crc: Number(crc) });
+    if (out.length === 2) break;
+  }
+  assert.equal(out.length, 2, 'two module exports in the real symvers');
+  return out;
+}
+
+function modulePackages(dir: string, kver: string, depends: string, tree: Tree, syms: Array<{ name: string; crc: number }>): { extra: string; dkms: string } {
+  const ext = tree === 'xz' ? '.ko.xz' : '.ko';
+  const lic: Array<[string, string]> = [['license', 'GPL']];
+  const a: FixtureModule = { modinfo: [...lic, ['alias', 'platform:tmod-a']], imports: [{ name: syms[0]!.name, crc: syms[0]!.crc }], exports: [{ name: 'tmod_a_fn', crc: 0x7a }] };
+  const b: FixtureModule = { modinfo: [...lic, ['alias', 'pci:v0000F00Dd*sv*sd*bc*sc*i*']], imports: [{ name: 'tmod_a_fn', crc: 0x7a }] };
+  const c: FixtureModule = { modinfo: [...lic, ['softdep', 'pre: tmod_a']], imports: [{ name: syms[1]!.name, crc: syms[1]!.crc }] };
+  const d: FixtureModule = { modinfo: [...lic, ['alias', 'acpi*:TMOD0001:*']], imports: [{ name: syms[0]!.name, crc: syms[0]!.crc }, { name: 'tmod_a_fn', crc: 0x7a }] };
+  const sub = join(dir, tree);
+  mkdirSync(sub, { recursive: true });
+  return {
+    extra: modulePackage(sub, 'tmod-extra', kver, depends, [[`updates/tmod_a${ext}`, a], [`updates/tmod_b${ext}`, b], [`updates/tmod_c${ext}`, c]]),
+    dkms: modulePackage(sub, 'tmod-dkms', kver, `${depends}, tmod-extra`, [[`updates/dkms/tmod_dkms${ext}`, d]]),
+  };
+}
+
+function apt(root: string, args: string[], env: Record<string, string>): { out: string; ms: number } {
+  const r = inRoot(root, ['apt-get', '-y', '-q', '--no-install-recommends', '-o', 'DPkg::Use-Pty=0', ...args], env);
+  assert.equal(r.status, 0, `apt-get ${args.join(' ')}:\n${r.stdout}\n${r.stderr}`);
+  assert.doesNotMatch(r.stdout + r.stderr, /depmod-tx hook .* failed/, r.stdout + r.stderr);
+  return { out: r.stdout + r.stderr, ms: r.ms };
+}
+
+/** Issue 15 point 2: the diversion, a kmod reinstall, removal and purge, on the root's real kmod. */
+function checkDiversion(root: string, pristineTarget: string): void {
+  const depmod = join(root, 'usr/sbin/depmod');
+  const ours = (): void => {
+    assert.equal(readlinkSync(depmod), '/usr/lib/depmod-tx/hooks/depmod', 'the front end is the system depmod');
+    assert.equal(readlinkSync(join(root, 'usr/sbin/depmod.kmod')), pristineTarget, "kmod's depmod, renamed");
+    assert.match(mustInRoot(root, ['dpkg-divert', '--list']).stdout, /^diversion of \/sbin\/depmod to \/sbin\/depmod\.kmod by depmod-tx$/m);
+    const v = mustInRoot(root, ['depmod', '-V']).stdout.split('\n');
+    assert.match(v[0]!, /^kmod version 30$/);
+    assert.match(v[2]!, /^depmod-tx .*kmod's own: \/usr\/sbin\/depmod\.kmod$/);
+  };
+  const kmods = (): void => {
+    assert.ok(lstatSync(depmod).isSymbolicLink());
+    assert.equal(readlinkSync(depmod), pristineTarget, "kmod's depmod is back, as kmod shipped it");
+    assert.ok(!existsSync(join(root, 'usr/sbin/depmod.kmod')));
+    assert.doesNotMatch(mustInRoot(root, ['dpkg-divert', '--list']).stdout, /depmod-tx/);
+    assert.equal(mustInRoot(root, ['depmod', '-V']).stdout.split('\n').filter((l) => l !== '').length, 2, "kmod's own -V");
+    assert.ok(!existsSync(join(root, 'usr/lib/depmod-tx')));
+  };
+  mustInRoot(root, ['apt-get', 'install', '-y', '-q', 'depmod-tx']);
+  ours();
+  const kmodDeb = readdirSync(join(root, 'srv/kmod')).find((f) => f.startsWith('kmod_'));
+  assert.ok(kmodDeb, "the base root keeps kmod's .deb");
+  mustInRoot(root, ['dpkg', '-i', `/srv/kmod/${kmodDeb}`]);
+  ours();
+  mustInRoot(root, ['apt-get', 'remove', '-y', '-q', 'depmod-tx']);
+  kmods();
+  mustInRoot(root, ['apt-get', 'install', '-y', '-q', 'depmod-tx']);
+  ours();
+  mustInRoot(root, ['apt-get', 'purge', '-y', '-q', 'depmod-tx']);
+  kmods();
+  assert.ok(!existsSync(join(root, 'var/cache/depmod-tx')) && !existsSync(join(root, 'var/lib/depmod-tx')), 'purge removes the state');
+}
+
+/** The rpm's kernel-install plugin, run the way kernel-install runs plugins (remove, then add). */
+function checkKernelInstallPlugin(root: string, kver: string, work: string): void {
+  const plugin = '/usr/lib/depmod-tx/hooks/50-depmod.install';
+  mustInRoot(root, [plugin, 'remove', kver, `/boot/efi/${kver}`, `/boot/vmlinuz-${kver}`]);
+  assert.ok(!existsSync(join(root, 'lib/modules', kver, 'modules.dep')), 'remove: the database is gone');
+  assert.ok(!existsSync(join(root, 'var/cache/depmod-tx', `${kver}.cache`)), 'remove: the cache is gone');
+  mustInRoot(root, [plugin, 'add', kver, `/boot/efi/${kver}`, `/boot/vmlinuz-${kver}`]);
+  assert.deepEqual(databaseDiffFromKmod(root, kver, work), [], 'add: the database equals depmod -a');
+}
+
+function runConfig(c: { tree: Tree; mode: Mode }, ctx: { base: string; work: string; kver: string; kernelPkg: string; debs: string[]; withDiversionChecks: boolean }): StepResult[] {
+  const root = join(ctx.work, `root-${c.tree}-${c.mode}`);
+  unpackRoot(ctx.base, root);
+  try {
+    const pristine = readlinkSync(join(root, 'usr/sbin/depmod'));
+    useLocalRepo(root, ctx.debs);
+    if (c.mode !== 'without') {
+      if (ctx.withDiversionChecks) checkDiversion(root, pristine);
+      mustInRoot(root, ['apt-get', 'install', '-y', '-q', 'depmod-tx']);
+      if (c.mode === 'defer') writeFileSync(join(root, 'etc/depmod-tx.conf'), 'depmod-calls = defer\n');
+    }
+    const timed = timeCalls(root, ['usr/sbin/depmod', 'usr/sbin/update-initramfs']);
+    const env = c.mode === 'without' ? {} : timed.env;
+    const results: StepResult[] = [];
+    const step = (name: string, args: string[]): StepResult => {
+      const { ms, out } = apt(root, args, env);
+      const ended = process.hrtime.bigint();
+      waitForBackgroundBuilds(root);
+      const calls = takeTimings(root);
+      const initrd = calls.filter((x) => x.name === 'update-initramfs');
+      const background = calls.filter(isBackgroundBuild);
+      const lastEnd = background.reduce((m, x) => (x.endNs > m ? x.endNs : m), 0n);
+      const r = {
+        step: name, wallMs: ms, depmodMs: coveredMs(calls.filter((x) => x.name !== 'update-initramfs' && !isBackgroundBuild(x))),
+        backgroundMs: coveredMs(background), backgroundAfterMs: 0, initrdMs: coveredMs(initrd), initrdBuilds: initrd.length, calls, out,
+      };
+      // The timing log's clock (date +%s%N) is the host's: compare with when apt-get returned.
+      const realNow = BigInt(Date.now()) * 1_000_000n - (process.hrtime.bigint() - ended);
+      if (lastEnd > realNow) r.backgroundAfterMs = Number(lastEnd - realNow) / 1e6;
+      assert.deepEqual(databaseDiffFromKmod(root, ctx.kver, ctx.work), [], `${c.tree}/${c.mode} ${name}: the database equals depmod -a`);
+      assert.ok(calls.every((x) => x.status === 0), `${name}: every call succeeded:\n${calls.map((x) => `${x.name} ${x.args} → ${x.status}`).join('\n')}`);
+      results.push(r);
+      return r;
+    };
+    const t1 = step('install kernel + 2 module packages', ['install', ctx.kernelPkg, 'tmod-extra', 'tmod-dkms']);
+    assert.ok(existsSync(join(root, 'lib/modules', ctx.kver, 'updates/dkms')), 'the DKMS-like package is installed');
+    assert.equal(t1.initrdBuilds, 1, `one initrd build for the new kernel:\n${t1.calls.map((x) => `${x.name} ${x.args}`).join('\n')}`);
+    // depmod-tx writes only files whose bytes change: the initrd was built after the final database
+    // (apt unpacks the module packages before the kernel's postinst builds both).
+    if (c.mode !== 'without') {
+      assert.ok(mtimeIn(root, `lib/modules/${ctx.kver}/modules.dep.bin`)! <= mtimeIn(root, `boot/initrd.img-${ctx.kver}`)!, 'the initrd is newer than the database');
+    }
+    const t2 = step('remove the 2 module packages', ['remove', 'tmod-extra', 'tmod-dkms']);
+    const t3 = step('install the 2 module packages (KMP only)', ['install', 'tmod-extra', 'tmod-dkms']);
+    for (const t of [t2, t3]) assert.equal(t.initrdBuilds, 0, `${t.step}: no initrd build (none without depmod-tx either)`);
+    // The module packages' own depmod calls made the change (immediate), or left it to the commit (defer).
+    const commitLine = new RegExp(`^${ctx.kver.replaceAll('.', '\\.')}: (changed|unchanged)`, 'm');
+    for (const t of [t2, t3]) {
+      assert.equal(t.calls.filter((x) => x.name === 'depmod' && x.package.startsWith('tmod-')).length, 2, `${t.step}: both packages called depmod`);
+      if (c.mode !== 'without') assert.equal(commitLine.exec(t.out)?.[1], c.mode === 'defer' ? 'changed' : 'unchanged', `${t.step}: the commit at the end\n${t.out}`);
+    }
+    if (c.mode === 'defer') assert.deepEqual(readdirSync(join(root, 'var/lib/depmod-tx/deferred')), [], 'every deferred kernel was merged by the commit');
+    if (ctx.withDiversionChecks && c.mode === 'immediate') checkKernelInstallPlugin(root, ctx.kver, ctx.work);
+    return results;
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** A new kernel's cache built by `depmod-tx depmod` in the background (timed through DEPMOD_TX). */
+const isBackgroundBuild = (c: TimedCall): boolean => c.name === 'depmod-tx' && c.args.startsWith('depmod ');
+
+/** Waits until no background cache build runs in the root (its pid is in var/cache/depmod-tx/KVER.building). */
+function waitForBackgroundBuilds(root: string): void {
+  const dir = join(root, 'var/cache/depmod-tx');
+  const deadline = Date.now() + 300_000;
+  const running = (): boolean =>
+    existsSync(dir) &&
+    readdirSync(dir).some((f) => {
+      if (!f.endsWith('.building')) return false;
+      try {
+        process.kill(Number(readFileSync(join(dir, f), 'utf8')), 0);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+  while (running() && Date.now() < deadline) spawnSync('sleep', ['0.05']);
+}
+
+test('Debian 12 root: kernel + module packages through apt, without and with depmod-tx as the system depmod', { skip, timeout: 3_600_000 }, () => {
+  const k = realKernel('cloud-amd64');
+  const work = mkdtempSync(join(tmpdir(), 'dtx-e2e-sysdepmod-'));
+  try {
+    const base = bookwormBase();
+    const kernelDeb = readdirSync(kernelCache).find((f) => f.startsWith(`linux-image-${k.kver}-unsigned_`) && f.endsWith('.deb'));
+    assert.ok(kernelDeb, 'the kernel image .deb is in the kernel cache');
+    const kernelPkg = `linux-image-${k.kver}-unsigned`;
+    const pkg = buildPackage(join(work, 'pkg'), 'deb');
+    const syms = realExports(k.symvers, k.moddir);
+    const kernels: Record<Tree, string> = { ko: join(kernelCache, kernelDeb), xz: xzKernelDeb(join(kernelCache, kernelDeb)) };
+    const all: Record<string, StepResult[][]> = {};
+    let first = true;
+    for (let run = 0; run < RUNS; run++) {
+      for (const c of CONFIGS.filter((x) => ONLY === undefined || ONLY.includes(`${x.tree}/${x.mode}`))) {
+        const mods = modulePackages(join(work, 'mods'), k.kver, kernelPkg, c.tree, syms);
+        const results = runConfig(c, { base, work, kver: k.kver, kernelPkg, debs: [kernels[c.tree], mods.extra, mods.dkms, pkg], withDiversionChecks: first && c.mode === 'immediate' });
+        if (c.mode === 'immediate') first = false;
+        (all[`${c.tree}/${c.mode}`] ??= []).push(results);
+      }
+    }
+    // Medians per configuration and step, and the calls of the last run.
+    const table: Array<Record<string, unknown>> = [];
+    for (const [cfg, runs] of Object.entries(all)) {
+      runs[0]!.forEach((s, i) => {
+        const of = (f: (r: StepResult) => number): number => median(runs.map((r) => f(r[i]!)));
+        table.push({
+          config: cfg, step: s.step, runs: runs.length, wallS: +(of((r) => r.wallMs) / 1000).toFixed(2), depmodS: +(of((r) => r.depmodMs) / 1000).toFixed(2),
+          backgroundS: +(of((r) => r.backgroundMs) / 1000).toFixed(2), backgroundAfterS: +(of((r) => r.backgroundAfterMs) / 1000).toFixed(2),
+          initrdS: +(of((r) => r.initrdMs) / 1000).toFixed(2), initrdBuilds: s.initrdBuilds,
+          calls: runs[runs.length - 1]![i]!.calls.map((x) => `${x.name}${x.package !== '-' ? ` (${x.package})` : ''} ${x.args}: ${(Number(x.endNs - x.startNs) / 1e9).toFixed(2)} s`),
+        });
+      });
+    }
+    mkdirSync(E2E_CACHE, { recursive: true });
+    writeFileSync(join(E2E_CACHE, 'timings.json'), `${JSON.stringify(table, null, 2)}\n`);
+    for (const row of table) {
+      console.log(
+        `${String(row.config).padEnd(13)} ${String(row.step).padEnd(42)} wall ${row.wallS} s, depmod+depmod-tx ${row.depmodS} s (+ background ${row.backgroundS} s, ${row.backgroundAfterS} s after apt), initrd ${row.initrdS} s (${row.initrdBuilds})`,
+      );
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
