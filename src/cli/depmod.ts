@@ -30,6 +30,7 @@ import { basename, join } from 'node:path';
 import { splitLevel, depmodWarning, type DepmodMessage } from '../depmod/diagnostic.ts';
 import { outputFiles } from '../depmod/emit.ts';
 import { cacheFile, stateDirs } from '../cache/store.ts';
+import { pidAlive } from '../io/atomic.ts';
 import { depfileUpToDate } from '../io/depfile-up-to-date.ts';
 import { installedKmod, type KmodChoice } from '../merge/installed-kmod.ts';
 import { merge, type MergeResult } from '../merge/merge.ts';
@@ -151,15 +152,6 @@ function handOverLog(args: readonly string[], reason: string): void {
 /** KVER.building beside the cache: the pid of the background call building it. */
 const buildMark = (root: string, kver: string): string => `${cacheFile(root, kver)}.building`;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * The same call again, detached and at a lower priority, to build the kernel's cache (BUILD_CACHE):
  * through $DEPMOD_TX when set (the depmod-tx the hooks run), else this program. Its pid goes to the
@@ -187,7 +179,7 @@ async function backgroundBuildDone(root: string, kver: string): Promise<boolean>
   const pidOf = (): number | undefined => {
     try {
       const pid = Number(readFileSync(mark, 'utf8'));
-      return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : undefined;
+      return Number.isInteger(pid) && pid > 0 && pidAlive(pid) ? pid : undefined;
     } catch {
       return undefined;
     }

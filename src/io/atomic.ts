@@ -30,7 +30,8 @@ export function crashPoint(step: string): void {
   if (at === step || at === `${step}#${n}`) process.kill(process.pid, 'SIGKILL');
 }
 
-function pidAlive(pid: number): boolean {
+/** Whether process `pid` exists (EPERM: it does, as another user's). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
