@@ -33,7 +33,7 @@ import { cacheFile, stateDirs } from '../cache/store.ts';
 import { pidAlive } from '../io/atomic.ts';
 import { depfileUpToDate } from '../io/depfile-up-to-date.ts';
 import { installedKmod, type KmodChoice } from '../merge/installed-kmod.ts';
-import { merge, type MergeResult } from '../merge/merge.ts';
+import { merge, mergeIfChanged, type MergeOptions, type MergeResult } from '../merge/merge.ts';
 import { depmodOptionTable, getoptDepmod, isKmodVersionNumber } from './depmod-args.ts';
 import pkg from '../../package.json' with { type: 'json' };
 
@@ -293,6 +293,35 @@ async function runCall(call: DepmodCall, kmod: KmodChoice, early: DepmodMessage[
     return new HandOver('no cache of this kernel yet: kmod writes the database, depmod-tx builds its cache in the background', { root, kver: call.kver });
   }
 
+  const options = (hints: readonly string[]): MergeOptions => ({
+    kmod: kmod.behaviour,
+    root,
+    kver: call.kver,
+    hints: [...hints],
+    config,
+    // Without -E/-F the kernel's own symvers is looked up, as every commit does, so that the
+    // cache's no-op path serves both; nothing is printed then, as depmod prints nothing.
+    symvers: call.symvers ?? (call.systemMap !== undefined ? undefined : 'auto'),
+    systemMap: call.symvers === undefined ? call.systemMap : undefined,
+    dryRun: call.dryRun,
+  });
+  const report = (r: MergeResult): number => {
+    messages.push(...r.warnings.slice(0, r.kabiAt));
+    if (call.errsyms) messages.push(...r.kabi.map((f) => depmodWarning(f.message)));
+    messages.push(...r.warnings.slice(r.kabiAt).filter((m) => !call.dryRun || printedByTextWriters(m)));
+    print(messages, io);
+    if (call.dryRun) dryRunOutput(r, kmod, r.tree.moddir, io);
+    return 0;
+  };
+  const [journal, deferred] = await Promise.all([import('../txn/journal.ts'), import('../txn/deferred.ts')]);
+  // Nothing changed since the cache was written, no event of this kernel journaled and no call of
+  // it deferred: answered from the cache header and stats without the lock (Fedora's kernel
+  // packages and kernel-install call depmod -a for the same kernel three times in a row).
+  if (!call.dryRun && !deferred.isDeferred(root, call.kver) && !(await journal.readJournal(root)).events.some((e) => e.module.kver === call.kver)) {
+    const quick = await mergeIfChanged(options([]));
+    if (quick !== undefined) return report(quick);
+  }
+
   const { acquireLock, kernelLockFile } = await import('../txn/lock.ts');
   // -n writes nothing: it reads the cache (replaced by rename, so never seen half-written) unlocked.
   const lock = call.dryRun ? undefined : await acquireLock(kernelLockFile(root, call.kver), 300_000);
@@ -300,29 +329,12 @@ async function runCall(call: DepmodCall, kmod: KmodChoice, early: DepmodMessage[
     const started = Date.now();
     // The journal's events of this kernel (recorded by the apt hook or rpm's file triggers) are
     // hints for this merge and are done with it, as a commit of the kernel would be.
-    const journal = lock !== undefined ? await import('../txn/journal.ts') : undefined;
-    const pending = journal !== undefined ? (await journal.readJournal(root)).events.filter((e) => e.module.kver === call.kver) : [];
-    const r = await merge({
-      kmod: kmod.behaviour,
-      root,
-      kver: call.kver,
-      hints: [...new Set(pending.map((e) => e.path))],
-      config,
-      // Without -E/-F the kernel's own symvers is looked up, as every commit does, so that the
-      // cache's no-op path serves both; nothing is printed then, as depmod prints nothing.
-      symvers: call.symvers ?? (call.systemMap !== undefined ? undefined : 'auto'),
-      systemMap: call.symvers === undefined ? call.systemMap : undefined,
-      dryRun: call.dryRun,
-    });
-    if (journal !== undefined && pending.length > 0) await journal.removeEvents(root, pending);
+    const pending = lock !== undefined ? (await journal.readJournal(root)).events.filter((e) => e.module.kver === call.kver) : [];
+    const r = await merge(options([...new Set(pending.map((e) => e.path))]));
+    if (pending.length > 0) await journal.removeEvents(root, pending);
     // A depmod call deferred to the commit (hooks/depmod, depmod-calls = defer) is done too.
-    if (lock !== undefined) (await import('../txn/deferred.ts')).clearDeferred(root, call.kver, started);
-    messages.push(...r.warnings.slice(0, r.kabiAt));
-    if (call.errsyms) messages.push(...r.kabi.map((f) => depmodWarning(f.message)));
-    messages.push(...r.warnings.slice(r.kabiAt).filter((m) => !call.dryRun || printedByTextWriters(m)));
-    print(messages, io);
-    if (call.dryRun) dryRunOutput(r, kmod, r.tree.moddir, io);
-    return 0;
+    if (lock !== undefined) deferred.clearDeferred(root, call.kver, started);
+    return report(r);
   } finally {
     if (process.env[BUILD_CACHE] === '1') endBuild(root, call.kver);
     await lock?.release();
