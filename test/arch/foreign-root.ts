@@ -26,6 +26,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
+import { privateApt } from '../support/debian-archive.ts';
 import { repoRoot } from '../support/kernels.ts';
 
 export interface ArchSpec {
@@ -110,30 +111,6 @@ export function foreignArch(spec: ArchSpec): ForeignArch {
     kmp: info.kmp.map((f) => join(base, 'kmp', f)),
     modules: info.modules,
   };
-}
-
-/**
- * apt-get/apt-cache options that point every piece of state into DIR, for architecture ARCH; with
- * SUITE, the host's main Debian mirror for that suite instead of the host's own suites.
- */
-function privateApt(arch: string, dir: string, suite?: string): string[] {
-  for (const d of ['etc/apt.conf.d', 'etc/preferences.d', 'etc/sources.list.d', 'state/lists/partial', 'cache/archives/partial']) mkdirSync(join(dir, d), { recursive: true });
-  const targets = execFileSync('apt-get', ['indextargets', '--format', '$(SITE) $(RELEASE) $(COMPONENT)', 'Created-By: Packages'], { encoding: 'utf8' });
-  let debian = [...new Set(targets.split('\n').filter((l) => /\/debian(-security)?\/? /.test(l)))];
-  if (debian.length === 0) debian = ['http://deb.debian.org/debian bookworm main'];
-  if (suite !== undefined) debian = [`${(debian.find((l) => /\/debian\/? /.test(l)) ?? 'http://deb.debian.org/debian').split(' ')[0]} ${suite} main`];
-  const lines = debian.map((l) => `deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${l}\n`);
-  writeFileSync(join(dir, 'etc', 'sources.list'), lines.join(''));
-  return [
-    '-o', `Dir::Etc=${join(dir, 'etc')}`,
-    '-o', `Dir::State=${join(dir, 'state')}`,
-    '-o', `Dir::Cache=${join(dir, 'cache')}`,
-    '-o', 'Dir::State::status=/dev/null',
-    '-o', `APT::Architecture=${arch}`,
-    '-o', `APT::Architectures::=${arch}`,
-    '-o', 'Debug::NoLocking=1',
-    '-o', 'APT::Sandbox::User=root',
-  ];
 }
 
 function prepare(spec: ArchSpec, base: string): void {
