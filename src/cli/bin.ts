@@ -6,7 +6,7 @@ import { basename } from 'node:path';
 const args = process.argv.slice(2);
 const calledAsDepmod = basename(process.argv[1] ?? '') === 'depmod';
 if (calledAsDepmod || args[0] === 'depmod') {
-  const [{ runDepmod }, { io }] = await Promise.all([import('./depmod.ts'), import('./main.ts')]);
+  const [{ runDepmod }, { io }] = await Promise.all([import('./depmod.ts'), import('./io.ts')]);
   process.exitCode = await runDepmod(calledAsDepmod ? args : args.slice(1), io);
 } else {
   const { main } = await import('./main.ts');

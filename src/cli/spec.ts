@@ -158,7 +158,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     run: async (a) => {
       // Reached only through main() (bin.ts hands `depmod-tx depmod ...` over before the table is
       // read); the process's descriptors, since -n writes the binary indexes to stdout.
-      const [{ runDepmod }, { io }] = await Promise.all([import('./depmod.ts'), import('./main.ts')]);
+      const [{ runDepmod }, { io }] = await Promise.all([import('./depmod.ts'), import('./io.ts')]);
       return runDepmod((a.args as string[] | undefined) ?? [], io);
     },
   },

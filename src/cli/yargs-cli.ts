@@ -9,7 +9,8 @@ import type { Argv } from 'yargs';
 import yargsFactory from 'yargs/yargs';
 import pkg from '../../package.json' with { type: 'json' };
 import { EXIT, exitCodeHelp } from './exit-codes.ts';
-import { io, run } from './main.ts';
+import { io } from './io.ts';
+import { run } from './main.ts';
 import { COMMANDS, GLOBAL_OPTIONS, yargsCommand, type Args, type OptionSpec } from './spec.ts';
 
 function option(name: string): OptionSpec {

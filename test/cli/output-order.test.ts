@@ -1,4 +1,4 @@
-// The CLI writes to its descriptors directly (main.ts io). A parent that reads through a pipe
+// The CLI writes to its descriptors directly (src/cli/io.ts). A parent that reads through a pipe
 // (spawnSync, package managers' script runners) may hand over a non-blocking one: when it fills,
 // the rest must still arrive whole and in order (found by the depmod compatibility suite: the
 // 18,780 KABI lines of a real tree came out reordered).
@@ -11,7 +11,7 @@ import { repoRoot } from '../support/kernels.ts';
 test('large output through a pipe arrives complete and in order, on stdout and stderr', () => {
   const lines = 40_000;
   const script = `
-    const { io } = await import(${JSON.stringify(join(repoRoot, 'src', 'cli', 'main.ts'))});
+    const { io } = await import(${JSON.stringify(join(repoRoot, 'src', 'cli', 'io.ts'))});
     for (let i = 0; i < ${lines}; i++) { io.stderr('line ' + i + ' of the findings\\n'); io.stdout('out ' + i + '\\n'); }
     io.stdout(new Uint8Array(1 << 20).fill(0x61));
   `;
