@@ -26,7 +26,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
-import { privateApt } from '../support/debian-archive.ts';
+import { aptDownload, aptUpdate, hostArch, privateApt } from '../support/debian-archive.ts';
 import { repoRoot } from '../support/kernels.ts';
 
 export interface ArchSpec {
@@ -117,15 +117,16 @@ function prepare(spec: ArchSpec, base: string): void {
   rmSync(base, { recursive: true, force: true });
   mkdirSync(base, { recursive: true });
   const apt = privateApt(spec.deb, join(base, 'apt'));
-  execFileSync('apt-get', [...apt, '-qq', 'update'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  aptUpdate(apt, `arch ${spec.deb}`);
   const debs = join(base, 'debs');
   mkdirSync(debs);
 
   // The run time: what `apt-get install` would put on an empty system of that architecture.
-  const sim = execFileSync('apt-get', [...apt, '-s', 'install', '--no-install-recommends', ...ROOT_PACKAGES], { encoding: 'utf8' });
-  const names = [...sim.matchAll(/^Inst (\S+) /gm)].map((m) => m[1]!);
-  if (!ROOT_PACKAGES.every((p) => names.includes(p))) throw new Error(`apt-get -s install ${ROOT_PACKAGES.join(' ')} (${spec.deb}) did not plan them:\n${sim}`);
-  execFileSync('apt-get', [...apt, '-q', 'download', ...names], { cwd: debs, stdio: ['ignore', 'ignore', 'inherit'] });
+  const sim = spawnSync('apt-get', [...apt, '-s', 'install', '--no-install-recommends', ...ROOT_PACKAGES], { encoding: 'utf8' });
+  const names = [...sim.stdout.matchAll(/^Inst (\S+) /gm)].map((m) => m[1]!);
+  const unplanned = ROOT_PACKAGES.filter((p) => !names.includes(p));
+  if (sim.status !== 0 || unplanned.length > 0) throw new Error(`${spec.deb}: apt cannot install ${unplanned.join(', ') || ROOT_PACKAGES.join(', ')} from the indexes it has:\n${sim.stdout}${sim.stderr}`);
+  aptDownload(apt, names, debs);
   const nodeRoot = join(base, 'node-root');
   const status: string[] = [];
   mkdirSync(join(base, 'dpkg', 'info'), { recursive: true });
@@ -189,7 +190,7 @@ function trimmedKernel(spec: ArchSpec, apt: string[], base: string): Info {
   const kernelPackage = newestKernelPackage(spec, apt);
   const dl = join(base, 'kernel-deb');
   mkdirSync(dl);
-  execFileSync('apt-get', [...apt, '-q', 'download', kernelPackage], { cwd: dl, stdio: ['ignore', 'ignore', 'inherit'] });
+  aptDownload(apt, [kernelPackage], dl);
   const full = join(base, 'kernel-full');
   execFileSync('dpkg-deb', ['-x', join(dl, readdirSync(dl)[0]!), full]);
   rmSync(dl, { recursive: true, force: true });
@@ -254,13 +255,12 @@ function trixieQemu(name: string): string {
   const base = join(archCache, 'qemu-trixie');
   const bin = join(base, `qemu-${name}`);
   if (existsSync(bin)) return bin;
-  const host = execFileSync('dpkg', ['--print-architecture'], { encoding: 'utf8' }).trim();
-  const apt = privateApt(host, join(base, 'apt'), 'trixie');
-  execFileSync('apt-get', [...apt, '-qq', 'update'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const apt = privateApt(hostArch(), join(base, 'apt'), 'trixie');
+  aptUpdate(apt, 'trixie qemu-user');
   const dl = join(base, 'deb');
   rmSync(dl, { recursive: true, force: true });
   mkdirSync(dl);
-  execFileSync('apt-get', [...apt, '-q', 'download', 'qemu-user'], { cwd: dl, stdio: ['ignore', 'ignore', 'inherit'] });
+  aptDownload(apt, ['qemu-user'], dl);
   // Only the one emulator (the package unpacks to ~470 MB), renamed into place once complete.
   execFileSync('sh', ['-c', 'dpkg-deb --fsys-tarfile "$1" | tar -xO "./usr/bin/qemu-$2" > "$3.tmp" && chmod 755 "$3.tmp" && mv "$3.tmp" "$3"', 'sh', join(dl, readdirSync(dl)[0]!), name, bin]);
   rmSync(dl, { recursive: true, force: true });

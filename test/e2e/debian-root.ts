@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { ARCHIVE_RETRY } from '../support/debian-archive.ts';
 import { buildModuleElf, type FixtureModule } from '../support/fixture-elf.ts';
 import { compressForPath } from '../support/fixture-tree.ts';
 import { repoRoot } from '../support/kernels.ts';
@@ -29,13 +30,20 @@ export function bookwormBase(): string {
   const keepKmod = 'mkdir -p "$1/srv/kmod" && cp "$1"/var/cache/apt/archives/kmod_*.deb "$1/srv/kmod/"';
   // mmdebstrap picks the output format by the file name: keep ".tar" at the end.
   const tmp = join(E2E_CACHE, `bookworm-base.${process.pid}.tar`);
-  const r = spawnSync('mmdebstrap', ['--variant=apt', '--mode=root', '--quiet', `--include=${BASE_PACKAGES.join(',')}`, `--customize-hook=${keepKmod}`, 'bookworm', tmp, 'http://deb.debian.org/debian'], {
-    encoding: 'utf8',
-    timeout: 1_200_000,
-  });
-  if (r.status !== 0) {
+  // One suite (bookworm main, amd64): an index of another suite mid-sync cannot break it; a failed
+  // download of this one is retried as every fetch from the archive is (debian-archive.ts).
+  let r: ReturnType<typeof spawnSync<string>> | undefined;
+  for (let attempt = 1; attempt <= ARCHIVE_RETRY.attempts && r?.status !== 0; attempt++) {
     rmSync(tmp, { recursive: true, force: true });
-    throw new Error(`mmdebstrap failed (${r.status}): ${r.stderr}`);
+    if (attempt > 1) process.stderr.write(`mmdebstrap failed (${r?.status}), attempt ${attempt} of ${ARCHIVE_RETRY.attempts}:\n${r?.stderr}\n`);
+    r = spawnSync('mmdebstrap', ['--variant=apt', '--mode=root', '--quiet', `--include=${BASE_PACKAGES.join(',')}`, `--customize-hook=${keepKmod}`, 'bookworm', tmp, 'http://deb.debian.org/debian'], {
+      encoding: 'utf8',
+      timeout: 1_200_000,
+    });
+  }
+  if (r?.status !== 0) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw new Error(`mmdebstrap bookworm (${BASE_PACKAGES.join(', ')}) failed (${r?.status}): ${r?.stderr}`);
   }
   renameSync(tmp, tar);
   writeFileSync(stamp, key);

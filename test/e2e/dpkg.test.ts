@@ -190,7 +190,8 @@ test('apt-get: the Pre-Install-Pkgs v3 hook journals the KMP, the trigger merges
 
 // Debian 12 ships nodejs 18.19/18.20: the installed CLI must start there, not only on the host's node.
 const n18 = debianNode18();
-test('the packaged CLI runs on Debian 12\'s nodejs 18', { skip: skip || ('reason' in n18 ? n18.reason : false), todo: yargsBlocksNode18() }, () => {
+test('the packaged CLI runs on Debian 12\'s nodejs 18', { skip: skip || ('reason' in n18 && process.env.CI !== 'true' ? n18.reason : false), todo: yargsBlocksNode18() }, () => {
+  if ('reason' in n18) assert.fail(n18.reason);
   const dir = mkdtempSync(join(tmpdir(), 'dtx-e2e-node18-'));
   try {
     const pkg = buildPackage(join(dir, 'pkg'), 'deb');

@@ -7,6 +7,7 @@ import { execa } from 'execa';
 import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { aptDownload } from '../support/debian-archive.ts';
 import { buildModuleElf, type FixtureModule } from '../support/fixture-elf.ts';
 import { compressForPath } from '../support/fixture-tree.ts';
 import { repoRoot } from '../support/kernels.ts';
@@ -56,7 +57,7 @@ function packageMade(status: number | null, stdout: string, stderr: string): str
 /**
  * A directory holding a `node` that is Debian 12's nodejs 18 (packages fetched with apt-get
  * download and unpacked, not installed), so the packaged bundle is tested on the runtime Debian
- * users have. Undefined when apt cannot fetch it (offline), with the reason.
+ * users have. The reason when apt cannot fetch it (offline): a skip outside CI, a failure in CI.
  */
 export function debianNode18(): { dir: string } | { reason: string } {
   const base = join(repoRoot, '.cache', 'debian-nodejs18');
@@ -70,8 +71,11 @@ export function debianNode18(): { dir: string } | { reason: string } {
     const policy = execFileSync('apt-cache', ['madison', 'nodejs'], { encoding: 'utf8' });
     const v = policy.split('\n').map((l) => l.split('|')[1]?.trim() ?? '').find((x) => x.startsWith('18.'));
     if (!v) return { reason: 'no nodejs 18 in the apt sources' };
-    const r = spawnSync('apt-get', ['download', `nodejs=${v}`, `libnode108=${v}`, 'libc-ares2'], { cwd: debs, encoding: 'utf8' });
-    if (r.status !== 0) return { reason: `apt-get download nodejs=${v} failed: ${r.stderr.trim()}` };
+    try {
+      aptDownload([], [`nodejs=${v}`, `libnode108=${v}`, 'libc-ares2'], debs);
+    } catch (e) {
+      return { reason: (e as Error).message };
+    }
     for (const d of readdirSync(debs)) execFileSync('dpkg-deb', ['-x', join(debs, d), tree]);
     mkdirSync(join(base, 'bin'), { recursive: true });
     writeFileSync(bin, `#!/bin/sh\nLD_LIBRARY_PATH='${tree}/usr/lib/x86_64-linux-gnu' exec '${tree}/usr/bin/node' "$@"\n`);

@@ -6,7 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { newestPackage, unpackedFromSuite } from './debian-archive.ts';
+import { aptDownload, newestPackage, unpackedFromSuite } from './debian-archive.ts';
 import { kmod30, runOracle, type DepmodOracle } from './kmod-oracles.ts';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -48,7 +48,7 @@ function newestAbi(flavour: Flavour): string {
 function download(pkg: string, dir: string): string {
   const existing = readdirSync(dir).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
   if (existing) return join(dir, existing);
-  execFileSync('apt-get', ['download', '-q', pkg], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+  aptDownload([], [pkg], dir);
   const got = readdirSync(dir).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
   if (!got) throw new Error(`apt-get download ${pkg} produced no .deb in ${dir}`);
   return join(dir, got);
