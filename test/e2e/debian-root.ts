@@ -3,7 +3,7 @@
 // run, entered with chroot inside a private mount namespace (unshare -m: /dev and /proc are mounted
 // for the chroot only and vanish with it), given a local apt repository, and instrumented to time
 // every depmod, depmod-tx and update-initramfs call made inside it. Test support: does I/O.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -32,7 +32,7 @@ export function bookwormBase(): string {
   const tmp = join(E2E_CACHE, `bookworm-base.${process.pid}.tar`);
   // One suite (bookworm main, amd64): an index of another suite mid-sync cannot break it; a failed
   // download of this one is retried as every fetch from the archive is (debian-archive.ts).
-  let r: ReturnType<typeof spawnSync<string>> | undefined;
+  let r: SpawnSyncReturns<string> | undefined;
   for (let attempt = 1; attempt <= ARCHIVE_RETRY.attempts && r?.status !== 0; attempt++) {
     rmSync(tmp, { recursive: true, force: true });
     if (attempt > 1) process.stderr.write(`mmdebstrap failed (${r?.status}), attempt ${attempt} of ${ARCHIVE_RETRY.attempts}:\n${r?.stderr}\n`);
