@@ -70,6 +70,22 @@ export interface SortedEntries {
  * an edge character (see edgeError).
  */
 export function writeIndex(entries: IndexEntries, order: IndexNodeOrder, name: string, sorted?: SortedEntries): Uint8Array {
+  return writeIndexWithLayout(entries, order, name, sorted).bytes;
+}
+
+/**
+ * Where an index file's position-dependent words are: every non-zero child reference (a node
+ * offset with flags: moves when bytes before its target move) and every value's priority (a module's
+ * array position: changes when modules are added or dropped before it). Ascending byte positions.
+ * What a patch (patch.ts) relocates, as a linker relocates an object file's address words.
+ */
+export interface IndexLayout {
+  refPos: Uint32Array;
+  prioPos: Uint32Array;
+}
+
+/** writeIndex that also returns the file's layout (for the next patch of it). */
+export function writeIndexWithLayout(entries: IndexEntries, order: IndexNodeOrder, name: string, sorted?: SortedEntries): { bytes: Uint8Array; layout: IndexLayout } {
   const { count, keys, values, priority } = entries;
   let perm: Uint32Array;
   let given: Uint32Array | undefined;
@@ -177,6 +193,10 @@ export function writeIndex(entries: IndexEntries, order: IndexNodeOrder, name: s
   const outBuf = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
   const keyBuf = Buffer.from(kHeap.buffer, kHeap.byteOffset, kHeap.byteLength);
   const valueBuf = Buffer.from(vHeap.buffer, vHeap.byteOffset, vHeap.byteLength);
+  const refPos = new Uint32Array(nodes - 1);
+  const prioPos = new Uint32Array(count);
+  let nRef = 0;
+  let nPrio = 0;
   for (let n = 0; n < nodes; n++) {
     const id = placement[n]!;
     let pos = refs[id]! & NODE_OFFSET_MASK;
@@ -197,6 +217,7 @@ export function writeIndex(entries: IndexEntries, order: IndexNodeOrder, name: s
       pos = table + 4 * (out[pos + 1]! - first + 1);
       for (; c >= 0; c = nextSibling[c]!) {
         const at = table + 4 * (edge(c) - first);
+        refPos[nRef++] = at;
         const r = refs[c]!;
         out[at] = r >>> 24;
         out[at + 1] = (r >>> 16) & 0xff;
@@ -217,6 +238,7 @@ export function writeIndex(entries: IndexEntries, order: IndexNodeOrder, name: s
       for (let i = from; i < to; i++) {
         const e = perm[i]!;
         const p = priority[e]!;
+        prioPos[nPrio++] = pos;
         out[pos] = p >>> 24;
         out[pos + 1] = (p >>> 16) & 0xff;
         out[pos + 2] = (p >>> 8) & 0xff;
@@ -230,7 +252,7 @@ export function writeIndex(entries: IndexEntries, order: IndexNodeOrder, name: s
       }
     }
   }
-  return out;
+  return { bytes: out, layout: { refPos, prioPos } };
 }
 
 function sameKey(keys: ByteRanges, a: number, b: number): boolean {
