@@ -11,7 +11,8 @@
 //                    edges)); the lines of the modules above a changed one are recomputed, every
 //                    other line is kept when its order under the new positions is unchanged.
 // Pure: a ModuleSet and the previous state in, the new state and what changed out.
-import { importVerdict, OWNER_KERNEL, OWNER_NONE, reportCycles, topologicalSort, type CycleReport, type CycleVertex, type KabiBasis, type KabiFinding, type KabiKind } from './compute.ts';
+import { importVerdict, OWNER_KERNEL, OWNER_NONE, reportCycles, symbolHashOrder, topologicalSort, type CycleReport, type CycleVertex, type KabiBasis, type KabiFinding, type KabiKind } from './compute.ts';
+import type { EmitDatabase } from './emit.ts';
 import { depmodError, type DepmodMessage } from './diagnostic.ts';
 import type { ModuleSet } from './module-set.ts';
 import { kmodModname } from './search.ts';
@@ -543,4 +544,24 @@ export function loadWarnings(set: ModuleSet, state: DbState, dirname: string): D
     out.push(z, depmodError(`failed to load symbols from ${path.startsWith('/') ? path : `${dirname}/${path}`}: Invalid argument`), z, z);
   }
   return out;
+}
+
+/** The state as the writers (emit.ts) read a database: positions instead of slots. */
+export function databaseOf(set: ModuleSet, state: DbState): EmitDatabase {
+  const n = state.order.length;
+  const owner = new Int32Array(state.ownerSlot.length);
+  const inTable = new Uint8Array(set.pool.count);
+  for (let id = 0; id < owner.length; id++) {
+    const o = state.ownerSlot[id]!;
+    owner[id] = o >= 0 ? state.idxOf[o]! : o;
+    if (o !== OWNER_NONE) inTable[id] = 1;
+  }
+  const allStart = new Uint32Array(n + 1);
+  for (let i = 0; i < n; i++) allStart[i + 1] = allStart[i]! + listOf(state.lines, state.order[i]!).length;
+  const allList = new Uint32Array(allStart[n]!);
+  for (let i = 0; i < n; i++) {
+    const line = listOf(state.lines, state.order[i]!);
+    for (let j = 0; j < line.length; j++) allList[allStart[i]! + j] = state.idxOf[line[j]!]!;
+  }
+  return { order: state.order, idxOf: state.idxOf, owner, allStart, allList, symbolOrder: symbolHashOrder(set, inTable), unreadable: state.unreadable, cycles: state.cycles };
 }

@@ -10,8 +10,8 @@
 // Writers copy byte ranges of the module set's heap into one buffer per file: no string is made
 // per alias, symbol or dependency.
 // Pure: the module set, its computed database and the bytes of the two builtin inputs in, file bytes out.
-import { writeIndex, type IndexNodeOrder } from '../index/trie.ts';
-import { ByteSink, decodeBytes } from './bytes.ts';
+import { writeIndexWithLayout, type IndexLayout, type IndexNodeOrder } from '../index/trie.ts';
+import { ByteSink, decodeBytes, scratchBytes } from './bytes.ts';
 import { filterKeyOrder } from './key-order.ts';
 import { renderBuiltinAliasBin, renderBuiltinBin } from './builtin.ts';
 import type { ComputedDatabase } from './compute.ts';
@@ -19,9 +19,12 @@ import { depmodError, depmodWarning, type DepmodMessage } from './diagnostic.ts'
 import type { KmodBehaviour } from './kmod-version.ts';
 import { UNMATCHED_ALIAS, type ModuleSet } from './module-set.ts';
 
+/** What the writers read of a computed database (compute.ts, or db-state.ts databaseOf). */
+export type EmitDatabase = Pick<ComputedDatabase, 'order' | 'idxOf' | 'owner' | 'allStart' | 'allList' | 'symbolOrder' | 'unreadable' | 'cycles'>;
+
 export interface EmitInput {
   set: ModuleSet;
-  db: ComputedDatabase;
+  db: EmitDatabase;
   behaviour: KmodBehaviour;
   /** kmod's cfg.dirname, for messages. */
   dirname: string;
@@ -35,8 +38,24 @@ export interface EmitInput {
   keptWarnings?: readonly DepmodMessage[] | undefined;
 }
 
+/**
+ * Where each module's or symbol's record lies in a text file: record i (module array position i, or
+ * the i-th symbol written) is bytes off[i] .. off[i + 1]; what comes before off[0] is the header.
+ * Kept with the database so the next update can splice the files (emit-patch.ts).
+ */
+export interface TextLayout {
+  off: Uint32Array;
+  /** modules.symbols: the symbol id of each record. */
+  ids?: Uint32Array;
+}
+
+/** The layout of every file the writers made (text records; index relocations). */
+export type DatabaseLayout = Map<string, TextLayout | IndexLayout>;
+
 export interface EmitResult {
   files: Map<string, Uint8Array>;
+  /** Layout of each written file (builtin indexes excluded: they are made from their inputs alone). */
+  layout: DatabaseLayout;
   /** What depmod prints while writing ("Unmatched bracket in ...", devname without major/minor ...). */
   warnings: DepmodMessage[];
   /** The part of `warnings` the builtin writers printed (EmitInput.keptWarnings for the next time). */
@@ -46,34 +65,45 @@ export interface EmitResult {
 /** What several writers share: modules.dep lines are also modules.dep.bin's values. */
 interface Shared {
   dep?: { bytes: Uint8Array; lineOff: Uint32Array; lineLen: Uint32Array };
+  layout: DatabaseLayout;
 }
 
 type Writer = (input: EmitInput, warnings: DepmodMessage[], shared: Shared) => Uint8Array;
 
 const order = (input: EmitInput): IndexNodeOrder => input.behaviour.indexOrder;
 
+/**
+ * A module's modules.dep line without its newline: "path: dep dep ...". `deps` are array positions
+ * when `order` maps them to slots, else slots.
+ */
+export function depLine(sink: ByteSink, set: ModuleSet, slot: number, deps: ArrayLike<number>, order?: Uint32Array): void {
+  const h = set.heap.bytes;
+  sink.range(h, set.pathOff[slot]!, set.pathLen[slot]!);
+  sink.byte(0x3a);
+  for (let j = 0; j < deps.length; j++) {
+    const d = order !== undefined ? order[deps[j]!]! : deps[j]!;
+    sink.byte(0x20);
+    sink.range(h, set.pathOff[d]!, set.pathLen[d]!);
+  }
+}
+
 function writeDep({ set, db }: EmitInput, _warnings: DepmodMessage[], shared: Shared): Uint8Array {
   const n = db.order.length;
-  const h = set.heap.bytes;
-  const { pathOff, pathLen } = set;
   const sink = new ByteSink(n * 96);
   const lineOff = new Uint32Array(n);
   const lineLen = new Uint32Array(n);
   for (let i = 0; i < n; i++) {
-    const s = db.order[i]!;
     lineOff[i] = sink.length;
-    sink.range(h, pathOff[s]!, pathLen[s]!);
-    sink.byte(0x3a);
-    for (let j = db.allStart[i]!; j < db.allStart[i + 1]!; j++) {
-      const d = db.order[db.allList[j]!]!;
-      sink.byte(0x20);
-      sink.range(h, pathOff[d]!, pathLen[d]!);
-    }
+    depLine(sink, set, db.order[i]!, db.allList.subarray(db.allStart[i]!, db.allStart[i + 1]!), db.order);
     lineLen[i] = sink.length - lineOff[i]!;
     sink.byte(0x0a);
   }
   const bytes = sink.done();
   shared.dep = { bytes, lineOff, lineLen };
+  const off = new Uint32Array(n + 1);
+  off.set(lineOff);
+  off[n] = bytes.length;
+  shared.layout.set('modules.dep', { off });
   return bytes;
 }
 
@@ -105,7 +135,8 @@ function writeDepBin(input: EmitInput, warnings: DepmodMessage[], shared: Shared
     valueLen[k] = dep.lineLen[i]!;
     priority[k] = i;
   }
-  return writeIndex(
+  return indexWithLayout(
+    shared,
     { count: n, keys: { heap: set.heap.bytes, off: keyOff, len: keyLen }, values: { heap: dep.bytes, off: valueOff, len: valueLen }, priority },
     order(input),
     'modules.dep.bin',
@@ -113,46 +144,70 @@ function writeDepBin(input: EmitInput, warnings: DepmodMessage[], shared: Shared
   );
 }
 
-/** "KEYWORD NAME VALUE\n" lines, per module in array order, for one per-module value list. */
-function valueLines(
-  { set, db }: EmitInput,
-  header: string,
-  keyword: string,
-  start: Uint32Array,
-  count: Uint32Array,
-  off: Uint32Array,
-  len: Uint32Array,
-  nameFirst: boolean,
-): Uint8Array {
+function indexWithLayout(shared: Shared, ...args: Parameters<typeof writeIndexWithLayout>): Uint8Array {
+  const { bytes, layout } = writeIndexWithLayout(...args);
+  shared.layout.set(args[2], layout);
+  return bytes;
+}
+
+/** One per-module value list of a text file: its column pairs and how a line is made. */
+export interface ValueList {
+  file: string;
+  header: string;
+  keyword: string;
+  start: 'aliasStart' | 'softStart' | 'weakStart';
+  count: 'aliasCount' | 'softCount' | 'weakCount';
+  off: 'aliasRawOff' | 'valueOff';
+  len: 'aliasRawLen' | 'valueLen';
+  /** "KEYWORD NAME VALUE" (softdep, weakdep) or "KEYWORD VALUE NAME" (alias). */
+  nameFirst: boolean;
+}
+
+export const ALIAS_LINES: ValueList = { file: 'modules.alias', header: '# Aliases extracted from modules themselves.\n', keyword: 'alias ', start: 'aliasStart', count: 'aliasCount', off: 'aliasRawOff', len: 'aliasRawLen', nameFirst: false };
+export const SOFTDEP_LINES: ValueList = { file: 'modules.softdep', header: '# Soft dependencies extracted from modules themselves.\n', keyword: 'softdep ', start: 'softStart', count: 'softCount', off: 'valueOff', len: 'valueLen', nameFirst: true };
+export const WEAKDEP_LINES: ValueList = { file: 'modules.weakdep', header: '# Weak dependencies extracted from modules themselves.\n', keyword: 'weakdep ', start: 'weakStart', count: 'weakCount', off: 'valueOff', len: 'valueLen', nameFirst: true };
+
+/** A module's block of a value-list file: one "KEYWORD NAME VALUE\n" line per value. */
+export function valueBlock(sink: ByteSink, set: ModuleSet, s: number, v: ValueList): void {
   const h = set.heap.bytes;
-  const sink = new ByteSink(1 << 12);
-  sink.ascii(header);
-  for (let i = 0; i < db.order.length; i++) {
-    const s = db.order[i]!;
-    if (db.unreadable[s] === 1) continue;
-    for (let v = start[s]!, end = v + count[s]!; v < end; v++) {
-      sink.ascii(keyword);
-      if (nameFirst) {
-        sink.range(h, set.nameOff[s]!, set.nameLen[s]!);
-        sink.byte(0x20);
-        sink.range(h, off[v]!, len[v]!);
-      } else {
-        sink.range(h, off[v]!, len[v]!);
-        sink.byte(0x20);
-        sink.range(h, set.nameOff[s]!, set.nameLen[s]!);
-      }
-      sink.byte(0x0a);
+  const off = set[v.off];
+  const len = set[v.len];
+  for (let x = set[v.start][s]!, end = x + set[v.count][s]!; x < end; x++) {
+    sink.ascii(v.keyword);
+    if (v.nameFirst) {
+      sink.range(h, set.nameOff[s]!, set.nameLen[s]!);
+      sink.byte(0x20);
+      sink.range(h, off[x]!, len[x]!);
+    } else {
+      sink.range(h, off[x]!, len[x]!);
+      sink.byte(0x20);
+      sink.range(h, set.nameOff[s]!, set.nameLen[s]!);
     }
+    sink.byte(0x0a);
   }
+}
+
+/** A value-list file: per module in array order, its block (none for a module kmod cannot read). */
+function valueLines({ set, db }: EmitInput, v: ValueList, shared: Shared): Uint8Array {
+  const sink = new ByteSink(1 << 12);
+  sink.ascii(v.header);
+  const n = db.order.length;
+  const off = new Uint32Array(n + 1);
+  for (let i = 0; i < n; i++) {
+    off[i] = sink.length;
+    const s = db.order[i]!;
+    if (db.unreadable[s] !== 1) valueBlock(sink, set, s, v);
+  }
+  off[n] = sink.length;
+  shared.layout.set(v.file, { off });
   return sink.done();
 }
 
-function writeAlias(input: EmitInput): Uint8Array {
-  const { set } = input;
-  return valueLines(input, '# Aliases extracted from modules themselves.\n', 'alias ', set.aliasStart, set.aliasCount, set.aliasRawOff, set.aliasRawLen, false);
+function writeAlias(input: EmitInput, _w: DepmodMessage[], shared: Shared): Uint8Array {
+  return valueLines(input, ALIAS_LINES, shared);
 }
 
-function writeAliasBin(input: EmitInput, warnings: DepmodMessage[]): Uint8Array {
+function writeAliasBin(input: EmitInput, warnings: DepmodMessage[], shared: Shared): Uint8Array {
   const { set, db } = input;
   // depmod reports an alias it cannot normalise while inserting, module by module.
   for (let i = 0; i < db.order.length; i++) {
@@ -181,40 +236,49 @@ function writeAliasBin(input: EmitInput, warnings: DepmodMessage[]): Uint8Array 
     priority[e] = db.idxOf[s]!;
   }
   const heap = set.heap.bytes;
-  return writeIndex({ count, keys: { heap, off: keyOff, len: keyLen }, values: { heap, off: valueOff, len: valueLen }, priority }, order(input), 'modules.alias.bin', { perm: inOrder(count), lcp: sorted.lcp });
+  return indexWithLayout(shared, { count, keys: { heap, off: keyOff, len: keyLen }, values: { heap, off: valueOff, len: valueLen }, priority }, order(input), 'modules.alias.bin', { perm: inOrder(count), lcp: sorted.lcp });
 }
 
-function writeSoftdep(input: EmitInput): Uint8Array {
-  const { set } = input;
-  return valueLines(input, '# Soft dependencies extracted from modules themselves.\n', 'softdep ', set.softStart, set.softCount, set.valueOff, set.valueLen, true);
+function writeSoftdep(input: EmitInput, _w: DepmodMessage[], shared: Shared): Uint8Array {
+  return valueLines(input, SOFTDEP_LINES, shared);
 }
 
-function writeWeakdep(input: EmitInput): Uint8Array {
-  const { set } = input;
-  return valueLines(input, '# Weak dependencies extracted from modules themselves.\n', 'weakdep ', set.weakStart, set.weakCount, set.valueOff, set.valueLen, true);
+function writeWeakdep(input: EmitInput, _w: DepmodMessage[], shared: Shared): Uint8Array {
+  return valueLines(input, WEAKDEP_LINES, shared);
 }
 
-function writeSymbols({ set, db }: EmitInput): Uint8Array {
+export const SYMBOLS_HEADER = '# Aliases for symbols, used by symbol_request().\n';
+
+/** One modules.symbols line: "alias symbol:NAME MODULE\n". */
+export function symbolLine(sink: ByteSink, set: ModuleSet, id: number, ownerSlot: number): void {
   const pool = set.pool;
-  const ph = pool.heap.bytes;
-  const h = set.heap.bytes;
+  sink.ascii('alias symbol:');
+  sink.range(pool.heap.bytes, pool.off[id]!, pool.len[id]!);
+  sink.byte(0x20);
+  sink.range(set.heap.bytes, set.nameOff[ownerSlot]!, set.nameLen[ownerSlot]!);
+  sink.byte(0x0a);
+}
+
+function writeSymbols({ set, db }: EmitInput, _w: DepmodMessage[], shared: Shared): Uint8Array {
   const sink = new ByteSink(db.symbolOrder.length * 48);
-  sink.ascii('# Aliases for symbols, used by symbol_request().\n');
+  sink.ascii(SYMBOLS_HEADER);
+  const ids = new Uint32Array(db.symbolOrder.length);
+  const off = new Uint32Array(db.symbolOrder.length + 1);
+  let n = 0;
   for (let k = 0; k < db.symbolOrder.length; k++) {
     const id = db.symbolOrder[k]!;
     const o = db.owner[id]!;
     if (o < 0) continue;
-    const s = db.order[o]!;
-    sink.ascii('alias symbol:');
-    sink.range(ph, pool.off[id]!, pool.len[id]!);
-    sink.byte(0x20);
-    sink.range(h, set.nameOff[s]!, set.nameLen[s]!);
-    sink.byte(0x0a);
+    ids[n] = id;
+    off[n++] = sink.length;
+    symbolLine(sink, set, id, db.order[o]!);
   }
+  off[n] = sink.length;
+  shared.layout.set('modules.symbols', { off: off.slice(0, n + 1), ids: ids.slice(0, n) });
   return sink.done();
 }
 
-function writeSymbolsBin(input: EmitInput): Uint8Array {
+function writeSymbolsBin(input: EmitInput, _w: DepmodMessage[], shared: Shared): Uint8Array {
   const { set, db } = input;
   const pool = set.pool;
   const ph = pool.heap.bytes;
@@ -240,7 +304,8 @@ function writeSymbolsBin(input: EmitInput): Uint8Array {
     valueLen[n] = set.nameLen[s]!;
     priority[n++] = o;
   }
-  return writeIndex(
+  return indexWithLayout(
+    shared,
     { count: n, keys: { heap: keys.done(), off: keyOff, len: keyLen }, values: { heap: set.heap.bytes, off: valueOff, len: valueLen }, priority },
     order(input),
     'modules.symbols.bin',
@@ -279,47 +344,63 @@ export function scanMajorMinor(value: string, prefix: string): [number, number] 
   return b === null ? null : [a.value, b.value];
 }
 
+export const DEVNAME_HEADER = '# Device nodes to trigger on-demand module loading.\n';
+
 /**
- * output_devname: walk a module's aliases until both a "devname:" alias and a char-/block-major
- * alias were seen (a later major alias seen before the devname overwrites an earlier one). A module
- * with a devname but no major/minor is reported and skipped. The header goes before the first line only.
+ * output_devname for one module: walk its aliases until both a "devname:" alias and a char-/block-
+ * major alias were seen (a later major alias seen before the devname overwrites an earlier one). A
+ * module with a devname but no major/minor is reported (into `warnings`) and writes nothing.
  */
-function writeDevname({ set, db }: EmitInput, warnings: DepmodMessage[]): Uint8Array {
+export function devnameBlock(sink: ByteSink, set: ModuleSet, s: number, warnings: DepmodMessage[] | undefined): void {
   const h = set.heap.bytes;
-  let out = '';
-  for (let i = 0; i < db.order.length; i++) {
-    const s = db.order[i]!;
-    if (db.unreadable[s] === 1) continue;
-    let devname: string | null = null;
-    let type = '';
-    let major = 0;
-    let minor = 0;
-    for (let a = set.aliasStart[s]!, end = a + set.aliasCount[s]!; a < end; a++) {
-      const off = set.aliasRawOff[a]!;
-      const c = set.aliasRawLen[a]! > 0 ? h[off]! : 0;
-      // Only "devname:", "char-major-" and "block-major-" matter: skip the rest without a string.
-      if (c !== 0x64 && c !== 0x63 && c !== 0x62) continue;
-      const v = decodeBytes(h, off, off + set.aliasRawLen[a]!);
-      let mm: [number, number] | null;
-      if (v.startsWith('devname:')) devname = v.slice('devname:'.length);
-      else if ((mm = scanMajorMinor(v, 'char-major-')) !== null) [type, major, minor] = ['c', ...mm];
-      else if ((mm = scanMajorMinor(v, 'block-major-')) !== null) [type, major, minor] = ['b', ...mm];
-      if (type !== '' && devname !== null) break;
-    }
-    if (devname === null) continue;
-    const name = set.name(s);
-    if (type === '') {
-      warnings.push(depmodError(`Module '${name}' has devname (${devname}) but lacks major and minor information. Ignoring.`));
-      continue;
-    }
-    if (out === '') out = '# Device nodes to trigger on-demand module loading.\n';
-    out += `${name} ${devname} ${type}${major}:${minor}\n`;
+  let devname: string | null = null;
+  let type = '';
+  let major = 0;
+  let minor = 0;
+  for (let a = set.aliasStart[s]!, end = a + set.aliasCount[s]!; a < end; a++) {
+    const off = set.aliasRawOff[a]!;
+    const c = set.aliasRawLen[a]! > 0 ? h[off]! : 0;
+    // Only "devname:", "char-major-" and "block-major-" matter: skip the rest without a string.
+    if (c !== 0x64 && c !== 0x63 && c !== 0x62) continue;
+    const v = decodeBytes(h, off, off + set.aliasRawLen[a]!);
+    let mm: [number, number] | null;
+    if (v.startsWith('devname:')) devname = v.slice('devname:'.length);
+    else if ((mm = scanMajorMinor(v, 'char-major-')) !== null) [type, major, minor] = ['c', ...mm];
+    else if ((mm = scanMajorMinor(v, 'block-major-')) !== null) [type, major, minor] = ['b', ...mm];
+    if (type !== '' && devname !== null) break;
   }
-  return new TextEncoder().encode(out);
+  if (devname === null) return;
+  const name = set.name(s);
+  if (type === '') {
+    warnings?.push(depmodError(`Module '${name}' has devname (${devname}) but lacks major and minor information. Ignoring.`));
+    return;
+  }
+  const line = scratchBytes(`${name} ${devname} ${type}${major}:${minor}\n`);
+  sink.range(line, 0, line.length);
+}
+
+/** modules.devname: per module in array order; the header goes before the first line only. */
+function writeDevname({ set, db }: EmitInput, warnings: DepmodMessage[], shared: Shared): Uint8Array {
+  const sink = new ByteSink(1 << 10);
+  const n = db.order.length;
+  const off = new Uint32Array(n + 1);
+  for (let i = 0; i < n; i++) {
+    off[i] = sink.length;
+    const s = db.order[i]!;
+    if (db.unreadable[s] !== 1) devnameBlock(sink, set, s, warnings);
+  }
+  off[n] = sink.length;
+  // Records are laid out without the header; the file gets it when it has a line at all.
+  shared.layout.set('modules.devname', { off });
+  const body = sink.done();
+  if (body.length === 0) return body;
+  const out = new Uint8Array(DEVNAME_HEADER.length + body.length);
+  for (let i = 0; i < DEVNAME_HEADER.length; i++) out[i] = DEVNAME_HEADER.charCodeAt(i);
+  out.set(body, DEVNAME_HEADER.length);
+  return out;
 }
 
 /** depmod_output's table, in its order (the order files are written and renamed). */
-export const __writers = null as unknown;
 const WRITERS: ReadonlyArray<readonly [file: string, write: Writer, since?: (b: KmodBehaviour) => boolean]> = [
   ['modules.dep', writeDep],
   ['modules.dep.bin', writeDepBin],
@@ -345,8 +426,8 @@ export function emitDatabase(input: EmitInput): EmitResult {
   const files = new Map<string, Uint8Array>();
   const warnings: DepmodMessage[] = [];
   const builtinWarnings: DepmodMessage[] = [];
-  if (input.db.cycles !== null) return { files, warnings, builtinWarnings };
-  const shared: Shared = {};
+  if (input.db.cycles !== null) return { files, layout: new Map(), warnings, builtinWarnings };
+  const shared: Shared = { layout: new Map() };
   let keptReported = false;
   for (const [name, write, since] of WRITERS) {
     if (since !== undefined && !since(input.behaviour)) continue;
@@ -363,6 +444,5 @@ export function emitDatabase(input: EmitInput): EmitResult {
     files.set(name, write(input, warnings, shared));
     if (builtin) builtinWarnings.push(...warnings.slice(before));
   }
-  return { files, warnings, builtinWarnings };
+  return { files, layout: shared.layout, warnings, builtinWarnings };
 }
-Object.assign(globalThis, {}); export { WRITERS as __w };
