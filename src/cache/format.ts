@@ -1,70 +1,48 @@
-// The per-kernel module cache file: the kernel's ModuleSet (src/depmod/module-set.ts: every fact
-// depmod takes from every module file, as typed-array columns) plus what the last merge saw of the
-// tree, so an update only parses what changed and opens the cache at about the cost of reading it:
-// the columns are used in place, not decoded. Pure encode/decode; src/cache/store.ts does the I/O.
-//
-// Layout (integers little-endian):
-//   0    8  magic "DMTXCACH"
-//   8    4  format version (CACHE_VERSION)
-//   12   4  header length H
-//   16   H  header: UTF-8 JSON (CacheHeader): kernel, module directory, input digests, kmod version,
-//           directory mtimes, output fingerprints, KABI summary, the body's layout
-//   16+H 4   headerSum of bytes 0 .. 16+H: the no-op path reads and trusts this much only
-//            (not SHA-256: node:crypto would load Node's stream machinery for a header)
-//   then zero padding to a multiple of 8, and the body: every column of the module set and symbol
-//   pool at the 8-aligned offset the header names (element types are fixed by COLUMNS), and JSON
-//   sections (directory listings, KABI findings); after the body its SHA-256.
-// Any mismatch (magic, version, checksum, a column that does not fit) makes the cache unusable:
-// the caller parses the tree again (it only costs time).
-import { createRequire } from 'node:module';
+// What a kernel's cache holds, and how it maps onto two container files (container.ts):
+//   KVER.cache  the base: the module set (every fact depmod takes from every module, as typed-array
+//               columns), the database state an update patches (db-state.ts: array order, owners,
+//               resolutions, lines, symbol indexes), the layout of every output file (where each
+//               record and relocation lies: emit.ts, index/patch.ts), and the meta (header): what
+//               the last merge saw of the tree and its inputs. Written by a full merge and when the
+//               delta has grown (rebase), never by an update.
+//   KVER.delta  what changed since the base, written by every update (SQLite's WAL model): the new
+//               rows of every module-set column (modules are only ever appended; a dropped module
+//               is a dead slot), the dropped slots, the small per-slot and per-symbol arrays whole,
+//               the overlays of resolutions and lines, the output layouts and the meta. An update
+//               writes a few hundred kB instead of the base's ~10 MB.
+// Opening = the base's sections used in place as typed arrays + the delta's tails appended. Pure.
+import { FormatError } from '../errors.ts';
 import { ByteHeap, type Column } from '../depmod/bytes.ts';
-import type { KabiBasis, KabiFinding } from '../depmod/compute.ts';
+import type { CycleReport, KabiBasis, KabiFinding } from '../depmod/compute.ts';
+import type { DepmodConfig } from '../depmod/config.ts';
+import { packState, type DbState, type FindingLists, type SlotFinding, type SlotLists } from '../depmod/db-state.ts';
+import type { DatabaseLayout, TextLayout } from '../depmod/emit.ts';
 import { ModuleSet, type KernelSymbolSource, type ModuleSetColumns } from '../depmod/module-set.ts';
 import { SymbolPool } from '../depmod/symbol-pool.ts';
-import { FormatError } from '../errors.ts';
+import type { IndexLayout } from '../index/trie.ts';
+import { ContainerBody, decodeHeader, encodeContainer, jsonSection, newGeneration, type ContainerHeader, type Section } from './container.ts';
 
-export const CACHE_MAGIC = 'DMTXCACH';
-// 3: the module set's columns (format 2 held one record per module, decoded on every update).
-// 4: the header's checksum is headerSum. Any change to COLUMNS or the layout raises it.
-export const CACHE_VERSION = 4;
+export { headerSum } from './container.ts';
 
-/** Bytes of the header's checksum. */
-const HEADER_SUM = 4;
-
-/**
- * The header's checksum: FNV-1a over 32-bit words (then the tail bytes), with a final avalanche.
- * Not cryptographic; it catches a damaged or cut header, which is all it is for (a process that
- * can write root's state directory can write a matching sum anyway). A word at a time, because in
- * a process this short-lived the loop runs in V8's interpreter: a byte-wise CRC-32 of a 60 KB
- * header measured ~10 ms there, this ~2 ms.
- */
-export function headerSum(bytes: Uint8Array): number {
-  const words = bytes.length >>> 2;
-  const aligned = bytes.byteOffset % 4 === 0 ? new Uint32Array(bytes.buffer, bytes.byteOffset, words) : new Uint32Array(bytes.slice(0, words * 4).buffer);
-  let h = 0x811c9dc5 | 0;
-  for (let i = 0; i < words; i++) h = Math.imul(h ^ aligned[i]!, 0x01000193);
-  for (let i = words * 4; i < bytes.length; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+export const BASE_MAGIC = 'DMTXBASE';
+export const DELTA_MAGIC = 'DMTXDLTA';
+// 5: base + delta files with the database state and output layouts (4: one file, module set only).
+export const CACHE_VERSION = 5;
 
 export interface DirEntry {
   name: string;
   type: 'file' | 'dir' | 'link' | 'other';
 }
 
-/** What the database's KABI check found, as counts (the findings themselves are in the body). */
+/** What the database's KABI check found, as counts. */
 export interface KabiSummary {
   against: KabiBasis;
   unknown: number;
   mismatched: number;
 }
 
-export interface CacheHeader {
+/** The header both files carry (the delta's is the current one). */
+export interface CacheMeta {
   kver: string;
   moddir: string;
   /** Digest of depmod.d files, modules.order, modules.builtin, modules.builtin.modinfo. */
@@ -75,91 +53,53 @@ export interface CacheHeader {
   kmodVersion: string;
   /** Directory mtimes (ns, decimal) by path relative to the module directory ('' is the directory itself). */
   dirs: Record<string, string>;
+  /** When the meta was written (ms): a directory whose mtime is this recent is listed again next time (racy). */
+  writtenAtMs: number;
   /** Output files as last written: size:mtimeNs:ino, to detect outside edits. */
   outputs: Record<string, string>;
-  /** What the KABI check compared with (src/merge/inputs.ts kabiInput key): the set's kernel symbols came from it. */
+  /** What the KABI check compared with (src/merge/inputs.ts kabiInput key). */
   kabiKey: string;
   kabi: KabiSummary;
-  /** Modules in the database (reported by the no-op path). */
+  /** Modules in the database. */
   modules: number;
-  /** depmod's warnings of the last merge (the no-op path repeats them, as depmod would), each with its level (src/depmod/diagnostic.ts). */
+  /** Everything depmod prints for this tree, in its order, each with its level. */
   warnings: string[];
-  /** How many of `warnings` depmod prints before its KABI findings (the rest while writing the files). */
-  warningsBeforeKabi?: number;
+  /** How many of `warnings` depmod prints before its KABI findings. */
+  warningsBeforeKabi: number;
+  /** depmod.d and module search messages (first in `warnings`). */
+  configWarnings: string[];
+  /** What depmod printed about modules.order. */
+  orderWarnings: string[];
   /** What depmod printed while writing the builtin indexes (repeated when they are reused). */
   builtinWarnings: string[];
-  /** What depmod printed about modules.order (repeated while the inputs are unchanged). */
-  orderWarnings?: string[];
-  /** The database's KABI findings when there are few (else only in the body). */
+  /** The database's KABI findings when there are few (else kabiFindings() from the state). */
   kabiFindings?: KabiFinding[];
+  /** The depmod.d configuration the search used (an update decides new files with it). */
+  config: DepmodConfig;
+  /** Module files that lost to a file of the same module name: [path as modules.dep spells it, name]. */
+  shadowed: Array<[string, string]>;
+  /** Slots whose files make depmod print while writing (emit-patch.ts isNoisy). */
+  noisy: number[];
+  /** modules.order: its line count + 1 (-1 when missing or corrupt: every module sorts at 1). */
+  orderTotal: number;
+  /** How the state was computed. */
+  stateOptions: { kabi: KabiBasis; unsized: boolean };
+  cycles: CycleReport | null;
 }
 
-/** What a cache holds besides the header. */
-export interface CacheBody {
+/** Everything a cache holds, in memory. */
+export interface CacheContents {
+  meta: CacheMeta;
   set: ModuleSet;
-  /** Directory listings in readdir order, by the same keys as CacheHeader.dirs. */
-  dirEntries: Record<string, DirEntry[]>;
-  /** Every KABI finding of the database as last written (the no-op path reports them again). */
-  kabi: KabiFinding[];
+  state: DbState;
+  layout: DatabaseLayout;
+  /** Directory listings in readdir order by the keys of meta.dirs (read from the file when first asked). */
+  dirEntries: () => Record<string, DirEntry[]>;
+  /** Byte offset of each modules.order line (sortIdx of a new module without reading the whole file). */
+  orderLines: Uint32Array;
 }
 
-export interface CacheContents extends CacheBody {
-  header: CacheHeader;
-}
-
-type Ctor = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): Column; BYTES_PER_ELEMENT: number };
-
-/**
- * Every column of the module set: its name, element type, and which count gives its length.
- * Adding a column to ModuleSet means adding a row here and raising CACHE_VERSION.
- */
-const COLUMNS: ReadonlyArray<readonly [name: string, type: Ctor, length: (c: Counts) => number]> = [
-  ['alive', Uint8Array, (c) => c.slots],
-  ['pathOff', Uint32Array, (c) => c.slots],
-  ['pathLen', Uint32Array, (c) => c.slots],
-  ['nameOff', Uint32Array, (c) => c.slots],
-  ['nameLen', Uint32Array, (c) => c.slots],
-  ['bucket', Uint16Array, (c) => c.slots],
-  ['sortIdx', Int32Array, (c) => c.slots],
-  ['zstdUnsized', Uint8Array, (c) => c.slots],
-  ['fp', BigUint64Array, (c) => 4 * c.slots],
-  ['aliasStart', Uint32Array, (c) => c.slots],
-  ['aliasCount', Uint32Array, (c) => c.slots],
-  ['softStart', Uint32Array, (c) => c.slots],
-  ['softCount', Uint32Array, (c) => c.slots],
-  ['weakStart', Uint32Array, (c) => c.slots],
-  ['weakCount', Uint32Array, (c) => c.slots],
-  ['expStart', Uint32Array, (c) => c.slots],
-  ['expCount', Uint32Array, (c) => c.slots],
-  ['impStart', Uint32Array, (c) => c.slots],
-  ['impCount', Uint32Array, (c) => c.slots],
-  ['aliasSlot', Uint32Array, (c) => c.aliases],
-  ['aliasRawOff', Uint32Array, (c) => c.aliases],
-  ['aliasRawLen', Uint32Array, (c) => c.aliases],
-  ['aliasKeyOff', Uint32Array, (c) => c.aliases],
-  ['aliasKeyLen', Uint32Array, (c) => c.aliases],
-  ['valueOff', Uint32Array, (c) => c.values],
-  ['valueLen', Uint32Array, (c) => c.values],
-  ['expSym', Uint32Array, (c) => c.exports],
-  ['expCrc', Float64Array, (c) => c.exports],
-  ['impSym', Uint32Array, (c) => c.imports],
-  ['impCrc', Float64Array, (c) => c.imports],
-  ['impWeak', Uint8Array, (c) => c.imports],
-  ['heap', Uint8Array, (c) => c.heap],
-  ['kernelHas', Uint8Array, (c) => c.symbols],
-  ['kernelCrc', Float64Array, (c) => c.symbols],
-  ['pool.heap', Uint8Array, (c) => c.poolHeap],
-  ['pool.off', Uint32Array, (c) => c.symbols],
-  ['pool.len', Uint32Array, (c) => c.symbols],
-  ['pool.hash', Uint32Array, (c) => c.symbols],
-  ['pool.table', Int32Array, (c) => c.table],
-  ['aliasOrder', Uint32Array, (c) => c.aliasOrder],
-  ['aliasLcp', Uint32Array, (c) => c.aliasOrder],
-  ['nameOrder', Uint32Array, (c) => c.nameOrder],
-  ['nameLcp', Uint32Array, (c) => c.nameOrder],
-  ['symbolOrder', Uint32Array, (c) => c.symbolOrder],
-  ['symbolLcp', Uint32Array, (c) => c.symbolOrder],
-];
+type Ctor = { new (n: number): Column; BYTES_PER_ELEMENT: number };
 
 interface Counts {
   slots: number;
@@ -179,13 +119,57 @@ interface Counts {
   symbolSortedThrough: number;
 }
 
-interface Layout {
-  counts: Counts;
-  kernelSource: KernelSymbolSource | null;
-  /** name → [offset from the body's start, byte length]. */
-  sections: Record<string, [number, number]>;
-  length: number;
-}
+/**
+ * Every column of the module set: name, element type, and which count gives its length. Columns
+ * marked `tail` grow only at their end (the delta stores their new part); the others are stored whole.
+ */
+const COLUMNS: ReadonlyArray<readonly [name: string, type: Ctor, length: (c: Counts) => number, tail: boolean]> = [
+  ['alive', Uint8Array, (c) => c.slots, true],
+  ['pathOff', Uint32Array, (c) => c.slots, true],
+  ['pathLen', Uint32Array, (c) => c.slots, true],
+  ['nameOff', Uint32Array, (c) => c.slots, true],
+  ['nameLen', Uint32Array, (c) => c.slots, true],
+  ['bucket', Uint16Array, (c) => c.slots, true],
+  ['sortIdx', Int32Array, (c) => c.slots, true],
+  ['zstdUnsized', Uint8Array, (c) => c.slots, true],
+  ['fp', BigUint64Array, (c) => 4 * c.slots, true],
+  ['aliasStart', Uint32Array, (c) => c.slots, true],
+  ['aliasCount', Uint32Array, (c) => c.slots, true],
+  ['softStart', Uint32Array, (c) => c.slots, true],
+  ['softCount', Uint32Array, (c) => c.slots, true],
+  ['weakStart', Uint32Array, (c) => c.slots, true],
+  ['weakCount', Uint32Array, (c) => c.slots, true],
+  ['expStart', Uint32Array, (c) => c.slots, true],
+  ['expCount', Uint32Array, (c) => c.slots, true],
+  ['impStart', Uint32Array, (c) => c.slots, true],
+  ['impCount', Uint32Array, (c) => c.slots, true],
+  ['aliasSlot', Uint32Array, (c) => c.aliases, true],
+  ['aliasRawOff', Uint32Array, (c) => c.aliases, true],
+  ['aliasRawLen', Uint32Array, (c) => c.aliases, true],
+  ['aliasKeyOff', Uint32Array, (c) => c.aliases, true],
+  ['aliasKeyLen', Uint32Array, (c) => c.aliases, true],
+  ['valueOff', Uint32Array, (c) => c.values, true],
+  ['valueLen', Uint32Array, (c) => c.values, true],
+  ['expSym', Uint32Array, (c) => c.exports, true],
+  ['expCrc', Float64Array, (c) => c.exports, true],
+  ['impSym', Uint32Array, (c) => c.imports, true],
+  ['impCrc', Float64Array, (c) => c.imports, true],
+  ['impWeak', Uint8Array, (c) => c.imports, true],
+  ['heap', Uint8Array, (c) => c.heap, true],
+  ['kernelHas', Uint8Array, (c) => c.symbols, true],
+  ['kernelCrc', Float64Array, (c) => c.symbols, true],
+  ['pool.heap', Uint8Array, (c) => c.poolHeap, true],
+  ['pool.off', Uint32Array, (c) => c.symbols, true],
+  ['pool.len', Uint32Array, (c) => c.symbols, true],
+  ['pool.hash', Uint32Array, (c) => c.symbols, true],
+  ['pool.table', Int32Array, (c) => c.table, false],
+  ['aliasOrder', Uint32Array, (c) => c.aliasOrder, false],
+  ['aliasLcp', Uint32Array, (c) => c.aliasOrder, false],
+  ['nameOrder', Uint32Array, (c) => c.nameOrder, false],
+  ['nameLcp', Uint32Array, (c) => c.nameOrder, false],
+  ['symbolOrder', Uint32Array, (c) => c.symbolOrder, false],
+  ['symbolLcp', Uint32Array, (c) => c.symbolOrder, false],
+];
 
 function countsOf(set: ModuleSet): Counts {
   return {
@@ -226,125 +210,21 @@ function columnOf(set: ModuleSet, name: string): Column {
   }
 }
 
-const enc = new TextEncoder();
-const dec = new TextDecoder('utf-8', { fatal: true });
+const view = (c: Column, from: number, to: number): Section => c.subarray(from, to) as Section;
 
-function align8(n: number): number {
-  return (n + 7) & ~7;
+/** The set's own sections: every column at its counted length. */
+function setSections(set: ModuleSet, counts: Counts): Array<[string, Section]> {
+  return COLUMNS.map(([name, , length]) => [`set.${name}`, view(columnOf(set, name), 0, length(counts))]);
 }
 
-/** The body's checksum. node:crypto is loaded only here: a no-op never decodes the body. */
-function sha256(bytes: Uint8Array): Uint8Array {
-  const { createHash } = createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto');
-  return createHash('sha256').update(bytes).digest();
-}
-
-export function encodeCache(c: CacheContents): Uint8Array {
-  // Saved orders must hold live ids only and be up to date: a loaded set trusts them as they are.
-  c.set.sortedAliases();
-  c.set.sortedNames();
-  c.set.sortedSymbols();
-  const counts = countsOf(c.set);
-  const parts: Array<[name: string, bytes: Uint8Array]> = [];
-  for (const [name, , length] of COLUMNS) {
-    const col = columnOf(c.set, name);
-    const n = length(counts);
-    parts.push([name, new Uint8Array(col.buffer, col.byteOffset, n * (col as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT)]);
-  }
-  parts.push(['json.dirEntries', enc.encode(JSON.stringify(c.dirEntries))]);
-  parts.push(['json.kabi', enc.encode(JSON.stringify(c.kabi))]);
-  const sections: Record<string, [number, number]> = {};
-  let bodyLength = 0;
-  for (const [name, bytes] of parts) {
-    sections[name] = [bodyLength, bytes.byteLength];
-    bodyLength = align8(bodyLength + bytes.byteLength);
-  }
-  const layout: Layout = { counts, kernelSource: c.set.kernelSource ?? null, sections, length: bodyLength };
-  const header = enc.encode(JSON.stringify({ ...c.header, layout }));
-  const headerEnd = 16 + header.length;
-  const bodyStart = align8(headerEnd + HEADER_SUM);
-  const out = new Uint8Array(bodyStart + bodyLength + 32);
-  const dv = new DataView(out.buffer);
-  for (let i = 0; i < 8; i++) out[i] = CACHE_MAGIC.charCodeAt(i);
-  dv.setUint32(8, CACHE_VERSION, true);
-  dv.setUint32(12, header.length, true);
-  out.set(header, 16);
-  dv.setUint32(headerEnd, headerSum(out.subarray(0, headerEnd)), true);
-  for (const [name, bytes] of parts) out.set(bytes, bodyStart + sections[name]![0]);
-  out.set(sha256(out.subarray(bodyStart, bodyStart + bodyLength)), bodyStart + bodyLength);
-  return out;
-}
-
-/** A header whose checksum was verified, with what decodeCacheBody needs to find the body. */
-export interface VerifiedHeader {
-  header: CacheHeader;
-  layout: Layout;
-  bodyStart: number;
-}
-
-/** Bytes needed to verify the header: the fixed part, then 16 + H + 32. */
-export const CACHE_PREFIX_BYTES = 16;
-
-/** The header's length from the first 16 bytes (magic and version checked), for a partial read. */
-export function headerSpan(prefix: Uint8Array, file: string): number {
-  if (prefix.length < 16) throw new FormatError(file, 'module cache truncated');
-  for (let i = 0; i < 8; i++) if (prefix[i] !== CACHE_MAGIC.charCodeAt(i)) throw new FormatError(file, 'not a depmod-tx module cache (bad magic)');
-  const dv = new DataView(prefix.buffer, prefix.byteOffset, prefix.byteLength);
-  const version = dv.getUint32(8, true);
-  if (version !== CACHE_VERSION) throw new FormatError(file, `module cache version ${version}, expected ${CACHE_VERSION}`);
-  return 16 + dv.getUint32(12, true) + HEADER_SUM;
-}
-
-export function decodeCacheHeader(bytes: Uint8Array, file: string): VerifiedHeader {
-  const span = headerSpan(bytes, file);
-  if (bytes.length < span) throw new FormatError(file, 'module cache truncated in its header');
-  const headerEnd = span - HEADER_SUM;
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (dv.getUint32(headerEnd, true) !== headerSum(bytes.subarray(0, headerEnd))) throw new FormatError(file, 'module cache header checksum mismatch');
-  let parsed: CacheHeader & { layout: Layout };
-  try {
-    parsed = JSON.parse(dec.decode(bytes.subarray(16, headerEnd))) as CacheHeader & { layout: Layout };
-  } catch (err) {
-    throw new FormatError(file, `module cache header is not JSON: ${(err as Error).message}`);
-  }
-  const { layout, ...header } = parsed;
-  if (typeof layout !== 'object' || layout === null || typeof layout.length !== 'number') throw new FormatError(file, 'module cache header has no body layout');
-  return { header, layout, bodyStart: align8(span) };
-}
-
-/**
- * The body, verified and mapped: columns are views of `bytes` (copied once when the buffer is not
- * 8-aligned). The module set it returns may be changed in place; `bytes` must not be reused.
- */
-export function decodeCacheBody(bytes: Uint8Array, file: string, v: VerifiedHeader): CacheBody {
-  const { layout, bodyStart } = v;
-  const end = bodyStart + layout.length;
-  if (bytes.length !== end + 32) throw new FormatError(file, 'module cache truncated (body size differs from its header)');
-  const want = sha256(bytes.subarray(bodyStart, end));
-  for (let i = 0; i < 32; i++) if (bytes[end + i] !== want[i]) throw new FormatError(file, 'module cache body checksum mismatch');
-  let buf = bytes;
-  if ((bytes.byteOffset + bodyStart) % 8 !== 0) buf = bytes.slice();
-  const section = (name: string): [number, number] => {
-    const s = layout.sections[name];
-    if (s === undefined || s[0] % 8 !== 0 || s[0] + s[1] > layout.length) throw new FormatError(file, `module cache section ${name} missing or out of bounds`);
-    return s;
-  };
+function setFrom(body: ContainerBody, c: Counts, kernelSource: KernelSymbolSource | null, file: string): ModuleSet {
   const cols: Record<string, Column> = {};
   for (const [name, Type, length] of COLUMNS) {
-    const [off, size] = section(name);
-    const n = length(layout.counts);
-    if (n * Type.BYTES_PER_ELEMENT !== size) throw new FormatError(file, `module cache column ${name} has ${size} bytes, expected ${n * Type.BYTES_PER_ELEMENT}`);
-    cols[name] = new Type(buf.buffer, buf.byteOffset + bodyStart + off, n);
+    const code = Type === Uint8Array ? 'u8' : Type === Uint16Array ? 'u16' : Type === Uint32Array ? 'u32' : Type === Int32Array ? 'i32' : Type === Float64Array ? 'f64' : 'u64';
+    const col = body.get(`set.${name}`, code);
+    if (col.length !== length(c)) throw new FormatError(file, `cache column ${name} has ${col.length} elements, expected ${length(c)}`);
+    cols[name] = col;
   }
-  const json = <T>(name: string): T => {
-    const [off, size] = section(name);
-    try {
-      return JSON.parse(dec.decode(buf.subarray(bodyStart + off, bodyStart + off + size))) as T;
-    } catch (err) {
-      throw new FormatError(file, `module cache section ${name} is not JSON: ${(err as Error).message}`);
-    }
-  };
-  const c = layout.counts;
   const pool = new SymbolPool({
     heap: new ByteHeap(cols['pool.heap'] as Uint8Array, c.poolHeap),
     count: c.symbols,
@@ -354,13 +234,12 @@ export function decodeCacheBody(bytes: Uint8Array, file: string, v: VerifiedHead
     table: cols['pool.table'] as Int32Array,
   });
   if (pool.table.length === 0 || (pool.table.length & (pool.table.length - 1)) !== 0 || pool.table.length < 2 * pool.count) {
-    throw new FormatError(file, 'module cache symbol table has a bad size');
+    throw new FormatError(file, 'cache symbol table has a bad size');
   }
   checkRanges(file, c, cols);
-  // Every COLUMNS row not under "pool." or "heap" is a ModuleSet column of the same name.
   const fields: Record<string, unknown> = {};
   for (const [name] of COLUMNS) if (!name.startsWith('pool.') && name !== 'heap') fields[name] = cols[name];
-  const set = ModuleSet.fromColumns({
+  return ModuleSet.fromColumns({
     ...fields,
     slots: c.slots,
     aliases: c.aliases,
@@ -369,33 +248,32 @@ export function decodeCacheBody(bytes: Uint8Array, file: string, v: VerifiedHead
     imports: c.imports,
     heap: new ByteHeap(cols.heap as Uint8Array, c.heap),
     pool,
-    kernelSource: layout.kernelSource ?? undefined,
+    kernelSource: kernelSource ?? undefined,
     aliasSortedThrough: c.aliasSortedThrough,
     nameSortedThrough: c.nameSortedThrough,
     symbolSortedThrough: c.symbolSortedThrough,
   } as ModuleSetColumns);
-  return { set, dirEntries: json('json.dirEntries'), kabi: json('json.kabi') };
 }
 
 /**
- * Every offset and count the columns hold must point inside the arrays they index: the checksum
- * vouches for what we wrote, this for what we wrote being consistent (a bug must not become an
- * out-of-bounds read later).
+ * Every per-slot offset and count must point inside the arrays it indexes: what the size check
+ * vouches for is that the file is the one we wrote, this that it is consistent (a bug must not
+ * become an out-of-bounds read later). Per slot only: per-import checks cost more than an update.
  */
 function checkRanges(file: string, c: Counts, cols: Record<string, Column>): void {
   const u32 = (n: string): Uint32Array => cols[n] as Uint32Array;
   const bad = (what: string): never => {
-    throw new FormatError(file, `module cache column ${what} points outside its table`);
+    throw new FormatError(file, `cache column ${what} points outside its table`);
   };
   const within = (startCol: string, countCol: string, limit: number): void => {
     const st = u32(startCol);
     const ct = u32(countCol);
     for (let s = 0; s < c.slots; s++) if (st[s]! + ct[s]! > limit) bad(startCol);
   };
-  const bytesWithin = (offCol: string, lenCol: string, n: number, limit: number, skip?: number): void => {
+  const bytesWithin = (offCol: string, lenCol: string, n: number, limit: number): void => {
     const o = u32(offCol);
     const l = u32(lenCol);
-    for (let i = 0; i < n; i++) if (l[i] !== skip && o[i]! + l[i]! > limit) bad(offCol);
+    for (let i = 0; i < n; i++) if (o[i]! + l[i]! > limit) bad(offCol);
   };
   within('aliasStart', 'aliasCount', c.aliases);
   within('softStart', 'softCount', c.values);
@@ -404,16 +282,327 @@ function checkRanges(file: string, c: Counts, cols: Record<string, Column>): voi
   within('impStart', 'impCount', c.imports);
   bytesWithin('pathOff', 'pathLen', c.slots, c.heap);
   bytesWithin('nameOff', 'nameLen', c.slots, c.heap);
-  bytesWithin('aliasRawOff', 'aliasRawLen', c.aliases, c.heap);
-  bytesWithin('aliasKeyOff', 'aliasKeyLen', c.aliases, c.heap, 0xffffffff);
-  bytesWithin('valueOff', 'valueLen', c.values, c.heap);
   bytesWithin('pool.off', 'pool.len', c.symbols, c.poolHeap);
-  // Per slot only: the per-import and per-alias columns (~200,000 entries) are vouched for by the
-  // checksum, and checking each one cost more than a no-change update's whole computation.
   if (c.aliasSortedThrough > c.aliases || c.nameSortedThrough > c.slots || c.symbolSortedThrough > c.symbols) bad('sorted orders');
 }
 
-export function decodeCache(bytes: Uint8Array, file: string): CacheContents {
-  const v = decodeCacheHeader(bytes, file);
-  return { header: v.header, ...decodeCacheBody(bytes, file, v) };
+function listSections(prefix: string, l: SlotLists): Array<[string, Section]> {
+  return [[`${prefix}.start`, l.start], [`${prefix}.list`, l.list]];
+}
+
+function stateSections(state: DbState): Array<[string, Section]> {
+  const f = state.findings;
+  return [
+    ['st.order', state.order],
+    ['st.idxOf', state.idxOf],
+    ['st.unreadable', state.unreadable],
+    ['st.ownerSlot', state.ownerSlot],
+    ['st.ownerCrc', state.ownerCrc],
+    ...listSections('st.deps', state.deps),
+    ...listSections('st.lines', state.lines),
+    ['st.f.start', f.start],
+    ['st.f.k', f.k],
+    ['st.f.kind', f.kind],
+    ['st.f.crc', f.crc],
+    ['st.f.owner', f.owner],
+    ['st.exp.start', state.exporters.start],
+    ['st.exp.list', state.exporters.list],
+    ['st.imp.start', state.importers.start],
+    ['st.imp.list', state.importers.list],
+  ];
+}
+
+function layoutSections(layout: DatabaseLayout): { sections: Array<[string, Section]>; kinds: Record<string, 'text' | 'index'> } {
+  const sections: Array<[string, Section]> = [];
+  const kinds: Record<string, 'text' | 'index'> = {};
+  for (const [file, l] of layout) {
+    if ('off' in l) {
+      kinds[file] = 'text';
+      sections.push([`lay.${file}.off`, l.off]);
+      if (l.ids !== undefined) sections.push([`lay.${file}.ids`, l.ids]);
+    } else {
+      kinds[file] = 'index';
+      sections.push([`lay.${file}.ref`, l.refPos], [`lay.${file}.prio`, l.prioPos]);
+    }
+  }
+  return { sections, kinds };
+}
+
+function layoutFrom(body: ContainerBody, kinds: Record<string, 'text' | 'index'>): DatabaseLayout {
+  const layout: DatabaseLayout = new Map();
+  for (const [file, kind] of Object.entries(kinds)) {
+    if (kind === 'text') {
+      const l: TextLayout = { off: body.get(`lay.${file}.off`, 'u32') };
+      if (body.has(`lay.${file}.ids`)) l.ids = body.get(`lay.${file}.ids`, 'u32');
+      layout.set(file, l);
+    } else layout.set(file, { refPos: body.get(`lay.${file}.ref`, 'u32'), prioPos: body.get(`lay.${file}.prio`, 'u32') } satisfies IndexLayout);
+  }
+  return layout;
+}
+
+/** What the base's header holds besides the meta. */
+interface BaseHeader {
+  meta: CacheMeta;
+  counts: Counts;
+  kernelSource: KernelSymbolSource | null;
+  indexSlots: { exporters: number; importers: number };
+  layoutKinds: Record<string, 'text' | 'index'>;
+}
+
+export interface EncodedBase {
+  bytes: Uint8Array;
+  generation: bigint;
+}
+
+/** The base file of a cache (its overlays folded in). */
+export function encodeBase(c: CacheContents): EncodedBase {
+  // Saved orders must hold live ids only and be up to date: a loaded set trusts them as they are.
+  c.set.sortedAliases();
+  c.set.sortedNames();
+  c.set.sortedSymbols();
+  const counts = countsOf(c.set);
+  const state = packState(c.state, c.set.slots);
+  const lay = layoutSections(c.layout);
+  const generation = newGeneration();
+  const header: BaseHeader = {
+    meta: c.meta,
+    counts,
+    kernelSource: c.set.kernelSource ?? null,
+    indexSlots: { exporters: state.exporters.slots, importers: state.importers.slots },
+    layoutKinds: lay.kinds,
+  };
+  const bytes = encodeContainer({
+    magic: BASE_MAGIC,
+    version: CACHE_VERSION,
+    generation,
+    baseGeneration: 0n,
+    meta: header,
+    sections: [...setSections(c.set, counts), ...stateSections(state), ...lay.sections, ['dirEntries', jsonSection(c.dirEntries())], ['orderLines', c.orderLines]],
+  });
+  return { bytes, generation };
+}
+
+export interface OpenedBase {
+  header: ContainerHeader<BaseHeader>;
+  contents: CacheContents;
+}
+
+function slotLists(body: ContainerBody, prefix: string): SlotLists {
+  return { start: body.get(`${prefix}.start`, 'u32'), list: body.get(`${prefix}.list`, 'u32'), over: new Map() };
+}
+
+/** The base's contents as views of `bytes` (which must not be reused). */
+export function decodeBase(bytes: Uint8Array, file: string): OpenedBase {
+  const header = decodeHeader<BaseHeader>(bytes, BASE_MAGIC, CACHE_VERSION, file);
+  const body = new ContainerBody(bytes, header, file);
+  const h = header.meta;
+  if (typeof h?.counts?.slots !== 'number' || typeof h.meta?.kver !== 'string') throw new FormatError(file, 'cache header incomplete');
+  const set = setFrom(body, h.counts, h.kernelSource, file);
+  const findings: FindingLists = {
+    start: body.get('st.f.start', 'u32'),
+    k: body.get('st.f.k', 'u32'),
+    kind: body.get('st.f.kind', 'u8'),
+    crc: body.get('st.f.crc', 'f64'),
+    owner: body.get('st.f.owner', 'i32'),
+    over: new Map(),
+  };
+  const state: DbState = {
+    order: body.get('st.order', 'u32'),
+    idxOf: body.get('st.idxOf', 'i32'),
+    unreadable: body.get('st.unreadable', 'u8'),
+    ownerSlot: body.get('st.ownerSlot', 'i32'),
+    ownerCrc: body.get('st.ownerCrc', 'f64'),
+    deps: slotLists(body, 'st.deps'),
+    lines: slotLists(body, 'st.lines'),
+    findings,
+    exporters: { slots: h.indexSlots.exporters, start: body.get('st.exp.start', 'u32'), list: body.get('st.exp.list', 'u32') },
+    importers: { slots: h.indexSlots.importers, start: body.get('st.imp.start', 'u32'), list: body.get('st.imp.list', 'u32') },
+    cycles: h.meta.cycles,
+  };
+  if (state.idxOf.length !== set.slots || state.unreadable.length !== set.slots || state.deps.start.length !== set.slots + 1 || state.lines.start.length !== set.slots + 1 || findings.start.length !== set.slots + 1) {
+    throw new FormatError(file, 'cache state does not match its module set');
+  }
+  let entries: Record<string, DirEntry[]> | undefined;
+  return {
+    header,
+    contents: {
+      meta: h.meta,
+      set,
+      state,
+      layout: layoutFrom(body, h.layoutKinds),
+      dirEntries: () => (entries ??= body.json<Record<string, DirEntry[]>>('dirEntries')),
+      orderLines: body.get('orderLines', 'u32'),
+    },
+  };
+}
+
+/** What the delta's header holds besides the meta. */
+interface DeltaHeader {
+  meta: CacheMeta;
+  /** The base's counts (where the tails start) and the counts now. */
+  base: Counts;
+  counts: Counts;
+  layoutKinds: Record<string, 'text' | 'index'>;
+  /** Slots of the base dropped since. */
+  dropped: number[];
+  /** Resolution findings overlay: [slot, findings]. */
+  findings: Array<[number, SlotFinding[]]>;
+  /** Relisted directories: their entries now. */
+  dirEntries: Record<string, DirEntry[]>;
+  cycles: CycleReport | null;
+}
+
+/** Per-slot lists of an overlay, packed: slots, starts, items. */
+function overlaySections(prefix: string, over: Map<number, Uint32Array>): Array<[string, Section]> {
+  const slots = Uint32Array.from(over.keys());
+  const start = new Uint32Array(slots.length + 1);
+  let total = 0;
+  slots.forEach((s, i) => {
+    start[i] = total;
+    total += over.get(s)!.length;
+  });
+  start[slots.length] = total;
+  const list = new Uint32Array(total);
+  slots.forEach((s, i) => list.set(over.get(s)!, start[i]!));
+  return [[`${prefix}.slots`, slots], [`${prefix}.start`, start], [`${prefix}.list`, list]];
+}
+
+function overlayFrom(body: ContainerBody, prefix: string): Map<number, Uint32Array> {
+  const slots = body.get(`${prefix}.slots`, 'u32');
+  const start = body.get(`${prefix}.start`, 'u32');
+  const list = body.get(`${prefix}.list`, 'u32');
+  const out = new Map<number, Uint32Array>();
+  for (let i = 0; i < slots.length; i++) out.set(slots[i]!, list.subarray(start[i]!, start[i + 1]!));
+  return out;
+}
+
+export interface DeltaInput {
+  base: { generation: bigint; counts: Counts };
+  contents: CacheContents;
+  /** Base slots dropped since the base was written. */
+  dropped: readonly number[];
+  /** Every directory relisted since the base, with its entries now. */
+  dirEntries: Record<string, DirEntry[]>;
+}
+
+/** The delta file of a cache whose base is `base`. */
+export function encodeDelta(d: DeltaInput): Uint8Array {
+  const { set, state, meta } = d.contents;
+  const counts = countsOf(set);
+  const tails: Array<[string, Section]> = [];
+  for (const [name, , length, tail] of COLUMNS) {
+    if (!tail) continue;
+    tails.push([`tail.${name}`, view(columnOf(set, name), length(d.base.counts), length(counts))]);
+  }
+  const lay = layoutSections(d.contents.layout);
+  const header: DeltaHeader = {
+    meta,
+    base: d.base.counts,
+    counts,
+    layoutKinds: lay.kinds,
+    dropped: [...d.dropped],
+    findings: [...state.findings.over].map(([s, f]) => [s, [...f]]),
+    dirEntries: d.dirEntries,
+    cycles: state.cycles,
+  };
+  return encodeContainer({
+    magic: DELTA_MAGIC,
+    version: CACHE_VERSION,
+    generation: newGeneration(),
+    baseGeneration: d.base.generation,
+    meta: header,
+    sections: [
+      ...tails,
+      ['st.order', state.order],
+      ['st.idxOf', state.idxOf],
+      ['st.unreadable', state.unreadable],
+      ['st.ownerSlot', state.ownerSlot],
+      ['st.ownerCrc', state.ownerCrc],
+      ...overlaySections('st.deps', state.deps.over),
+      ...overlaySections('st.lines', state.lines.over),
+      ...lay.sections,
+    ],
+  });
+}
+
+/** The base's counts (where a delta's tails start). */
+export function baseCounts(b: OpenedBase): Counts {
+  return b.header.meta.counts;
+}
+
+export function countsNow(set: ModuleSet): Counts {
+  return countsOf(set);
+}
+
+export type { Counts as CacheCounts };
+
+/**
+ * The base with a delta applied: its column tails appended, its dropped slots dead, its state and
+ * layouts in place of the base's. Throws FormatError when the delta does not fit the base.
+ */
+export function applyDelta(base: OpenedBase, bytes: Uint8Array, file: string): { contents: CacheContents; dropped: number[]; dirEntries: Record<string, DirEntry[]> } {
+  const header = decodeHeader<DeltaHeader>(bytes, DELTA_MAGIC, CACHE_VERSION, file);
+  if (header.baseGeneration !== base.header.generation) throw new FormatError(file, 'delta of another base');
+  const body = new ContainerBody(bytes, header, file);
+  const h = header.meta;
+  const b = base.header.meta.counts;
+  if (JSON.stringify(h.base) !== JSON.stringify(b)) throw new FormatError(file, 'delta counts do not match its base');
+  const set = base.contents.set;
+  const c = h.counts;
+  const grown: Record<string, Column> = {};
+  for (const [name, Type, length, tail] of COLUMNS) {
+    if (!tail) continue;
+    const code = Type === Uint8Array ? 'u8' : Type === Uint16Array ? 'u16' : Type === Uint32Array ? 'u32' : Type === Int32Array ? 'i32' : Type === Float64Array ? 'f64' : 'u64';
+    const t = body.get(`tail.${name}`, code);
+    const from = length(b);
+    if (t.length !== length(c) - from) throw new FormatError(file, `delta tail ${name} has ${t.length} elements, expected ${length(c) - from}`);
+    const col = new Type(length(c)) as Column;
+    (col as Uint8Array).set(columnOf(set, name).subarray(0, from) as Uint8Array);
+    (col as Uint8Array).set(t as Uint8Array, from);
+    grown[name] = col;
+  }
+  const cols: Record<string, Column> = { ...grown, 'pool.table': set.pool.table };
+  checkRanges(file, c, { ...cols, 'pool.off': grown['pool.off']!, 'pool.len': grown['pool.len']! });
+  for (const [name] of COLUMNS) {
+    if (name.startsWith('pool.') || name === 'heap' || grown[name] === undefined) continue;
+    (set as unknown as Record<string, Column>)[name] = grown[name];
+  }
+  Object.assign(set, { slots: c.slots, aliases: c.aliases, values: c.values, exports: c.exports, imports: c.imports });
+  set.heap.bytes = grown.heap as Uint8Array;
+  set.heap.used = c.heap;
+  set.pool.adoptTail(grown['pool.heap'] as Uint8Array, c.poolHeap, grown['pool.off'] as Uint32Array, grown['pool.len'] as Uint32Array, grown['pool.hash'] as Uint32Array, c.symbols);
+  for (const s of h.dropped) {
+    if (s >= b.slots) throw new FormatError(file, `delta drops slot ${s}, past the base's ${b.slots}`);
+    set.alive[s] = 0;
+  }
+  const prev = base.contents.state;
+  const findingsOver = new Map<number, readonly SlotFinding[]>(h.findings);
+  const state: DbState = {
+    ...prev,
+    order: body.get('st.order', 'u32'),
+    idxOf: body.get('st.idxOf', 'i32'),
+    unreadable: body.get('st.unreadable', 'u8'),
+    ownerSlot: body.get('st.ownerSlot', 'i32'),
+    ownerCrc: body.get('st.ownerCrc', 'f64'),
+    deps: { ...prev.deps, over: overlayFrom(body, 'st.deps') },
+    lines: { ...prev.lines, over: overlayFrom(body, 'st.lines') },
+    findings: { ...prev.findings, over: findingsOver },
+    cycles: h.cycles,
+  };
+  if (state.idxOf.length !== set.slots || state.unreadable.length !== set.slots) throw new FormatError(file, 'delta state does not match its module set');
+  for (let i = 0; i < state.order.length; i++) if (state.order[i]! >= set.slots) throw new FormatError(file, 'delta order names a slot past the set');
+  const baseEntries = base.contents.dirEntries;
+  let merged: Record<string, DirEntry[]> | undefined;
+  return {
+    contents: {
+      meta: h.meta,
+      set,
+      state,
+      layout: layoutFrom(body, h.layoutKinds),
+      dirEntries: () => (merged ??= { ...baseEntries(), ...h.dirEntries }),
+      orderLines: base.contents.orderLines,
+    },
+    dropped: h.dropped,
+    dirEntries: h.dirEntries,
+  };
 }

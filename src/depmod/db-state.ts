@@ -69,6 +69,40 @@ export interface SymbolIndex {
   list: Uint32Array;
 }
 
+/** Findings per slot, packed as columns (kind 0: unknown, 1: crc-mismatch), with an overlay. */
+export interface FindingLists {
+  start: Uint32Array;
+  k: Uint32Array;
+  kind: Uint8Array;
+  crc: Float64Array;
+  owner: Int32Array;
+  over: Map<number, readonly SlotFinding[]>;
+}
+
+function packFindings(n: number, get: (slot: number) => readonly SlotFinding[]): FindingLists {
+  const start = new Uint32Array(n + 1);
+  let total = 0;
+  for (let s = 0; s < n; s++) {
+    start[s] = total;
+    total += get(s).length;
+  }
+  start[n] = total;
+  const k = new Uint32Array(total);
+  const kind = new Uint8Array(total);
+  const crc = new Float64Array(total);
+  const owner = new Int32Array(total);
+  for (let s = 0; s < n; s++) {
+    let i = start[s]!;
+    for (const f of get(s)) {
+      k[i] = f.k;
+      kind[i] = f.kind === 'unknown' ? 0 : 1;
+      crc[i] = f.crc;
+      owner[i++] = f.owner;
+    }
+  }
+  return { start, k, kind, crc, owner, over: new Map() };
+}
+
 export interface DbState {
   /** Module array: idx → slot, and slot → idx (-1 for dropped slots). */
   order: Uint32Array;
@@ -80,8 +114,8 @@ export interface DbState {
   ownerCrc: Float64Array;
   /** Direct dependencies per slot. */
   deps: SlotLists;
-  /** Findings per slot (packed as for deps: fStart per slot, then the findings). */
-  findings: { start: Uint32Array; list: SlotFinding[]; over: Map<number, readonly SlotFinding[]> };
+  /** Findings per slot. */
+  findings: FindingLists;
   /** The modules.dep line per slot: its transitive dependencies in line order (slots). */
   lines: SlotLists;
   exporters: SymbolIndex;
@@ -302,13 +336,6 @@ export function buildState(set: ModuleSet, opts: StateOptions): DbState {
   const res: Resolution[] = new Array(set.slots);
   for (let s = 0; s < set.slots; s++) res[s] = set.alive[s] === 1 && unreadable[s] !== 1 ? resolve(set, s, ownerSlot, ownerCrc, opts.kabi) : { deps: EMPTY, findings: [] };
   const deps = packLists(set.slots, (s) => res[s]!.deps);
-  const fStart = new Uint32Array(set.slots + 1);
-  const fList: SlotFinding[] = [];
-  for (let s = 0; s < set.slots; s++) {
-    fStart[s] = fList.length;
-    fList.push(...res[s]!.findings);
-  }
-  fStart[set.slots] = fList.length;
   const g = graphOf(order, idxOf, deps);
   let cycles: CycleReport | null = null;
   let lines: SlotLists;
@@ -328,7 +355,7 @@ export function buildState(set: ModuleSet, opts: StateOptions): DbState {
     ownerSlot,
     ownerCrc,
     deps,
-    findings: { start: fStart, list: fList, over: new Map() },
+    findings: packFindings(set.slots, (s) => res[s]!.findings),
     lines,
     exporters: buildIndex(set, 'exp', unreadable),
     importers: buildIndex(set, 'imp', unreadable),
@@ -337,10 +364,23 @@ export function buildState(set: ModuleSet, opts: StateOptions): DbState {
 }
 
 export function findingsOf(state: DbState, slot: number): readonly SlotFinding[] {
-  const o = state.findings.over.get(slot);
+  const f = state.findings;
+  const o = f.over.get(slot);
   if (o !== undefined) return o;
-  const st = state.findings.start;
-  return slot + 1 < st.length ? state.findings.list.slice(st[slot]!, st[slot + 1]!) : [];
+  if (slot + 1 >= f.start.length) return [];
+  const out: SlotFinding[] = [];
+  for (let i = f.start[slot]!; i < f.start[slot + 1]!; i++) out.push({ k: f.k[i]!, kind: f.kind[i] === 0 ? 'unknown' : 'crc-mismatch', crc: f.crc[i]!, owner: f.owner[i]! });
+  return out;
+}
+
+/** The state with its overlays folded into packed lists (what a cache base stores). */
+export function packState(state: DbState, slots: number): DbState {
+  return {
+    ...state,
+    deps: packLists(slots, (s) => listOf(state.deps, s)),
+    lines: packLists(slots, (s) => listOf(state.lines, s)),
+    findings: packFindings(slots, (s) => findingsOf(state, s)),
+  };
 }
 
 /** What an update changed, for patching the outputs. */
@@ -426,7 +466,7 @@ export function updateState(set: ModuleSet, prev: DbState, added: readonly numbe
   const again = new Set<number>(added.filter((s) => unreadable[s] !== 1));
   for (const id of ownersChanged) for (const s of slotsFor(set, prev.importers, id, 'imp', unreadable)) again.add(s);
   const deps: SlotLists = { start: prev.deps.start, list: prev.deps.list, over: new Map(prev.deps.over) };
-  const findings = { start: prev.findings.start, list: prev.findings.list, over: new Map(prev.findings.over) };
+  const findings: FindingLists = { ...prev.findings, over: new Map(prev.findings.over) };
   for (const s of dropped) {
     deps.over.set(s, EMPTY);
     findings.over.set(s, []);

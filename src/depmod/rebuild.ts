@@ -33,6 +33,8 @@ export interface Plan {
   configWarnings: ConfigWarning[];
   /** The files to parse: one per module name. */
   modules: FoundModule[];
+  /** Module files that lost to a file of the same name. */
+  shadowed: FoundModule[];
   searchWarnings: DepmodMessage[];
 }
 
@@ -47,7 +49,7 @@ export function planRebuild(input: PlanInput): Plan {
   const behaviour = input.behaviour ?? DEFAULT_BEHAVIOUR;
   const { config, warnings } = parseDepmodConfig(input.configFiles, input.kver, { exclude: behaviour.supportsExclude });
   const found = searchModules({ dirname: input.dirname, config, io: input.io, ...(input.suffixes ? { suffixes: input.suffixes } : {}) });
-  return { config, configWarnings: warnings, modules: found.modules, searchWarnings: found.warnings };
+  return { config, configWarnings: warnings, modules: found.modules, shadowed: found.shadowed, searchWarnings: found.warnings };
 }
 
 export interface RebuildInput {

@@ -42,6 +42,8 @@ export interface FoundModule {
 export interface SearchResult {
   /** Winners only, in the order they were (last) added during the walk. */
   modules: FoundModule[];
+  /** Module files that lost to a file of the same name, in the order they lost. */
+  shadowed: FoundModule[];
   warnings: DepmodMessage[];
 }
 
@@ -147,17 +149,23 @@ export function searchModules(opts: SearchOptions): SearchResult {
   const byName = new Map<string, FoundModule>();
   const warnings: DepmodMessage[] = [];
 
+  const shadowed: FoundModule[] = [];
   const addFile = (abspath: string, name: string): void => {
     if (!hasModuleSuffix(name, suffixes)) return;
     const modname = kmodModname(name);
     if (modname === '') return;
+    const relpath = abspath.startsWith(dirname) && abspath[dirname.length] === '/' ? abspath.slice(dirname.length + 1) : null;
+    const found = { name: modname, abspath, relpath };
     const existing = byName.get(modname);
     if (existing !== undefined) {
-      if (existingModuleWins(config, dirname, stemOf(existing.abspath, modname), stemOf(abspath, modname))) return;
+      if (existingModuleWins(config, dirname, stemOf(existing.abspath, modname), stemOf(abspath, modname))) {
+        shadowed.push(found);
+        return;
+      }
+      shadowed.push(existing);
       byName.delete(modname);
     }
-    const relpath = abspath.startsWith(dirname) && abspath[dirname.length] === '/' ? abspath.slice(dirname.length + 1) : null;
-    byName.set(modname, { name: modname, abspath, relpath });
+    byName.set(modname, found);
   };
 
   const walk = (dir: string, top: boolean): boolean => {
@@ -190,5 +198,5 @@ export function searchModules(opts: SearchOptions): SearchResult {
 
   walk(dirname, true);
   for (const ext of config.externals) walk(ext, false);
-  return { modules: [...byName.values()], warnings };
+  return { modules: [...byName.values()], shadowed, warnings };
 }

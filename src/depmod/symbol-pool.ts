@@ -61,6 +61,28 @@ export class SymbolPool {
     return this.intern(scratchBytes(s));
   }
 
+  /**
+   * Takes over grown arrays whose first `this.count` entries are this pool's and whose rest are names
+   * interned since (a cache delta's tail), placing the new ids in the table.
+   */
+  adoptTail(heapBytes: Uint8Array, heapUsed: number, off: Uint32Array, len: Uint32Array, hash: Uint32Array, count: number): void {
+    const from = this.count;
+    this.heap.bytes = heapBytes;
+    this.heap.used = heapUsed;
+    this.off = off;
+    this.len = len;
+    this.hash = hash;
+    this.count = count;
+    if (count * 2 > this.table.length) {
+      let size = this.table.length;
+      while (count * 2 > size) size *= 2;
+      this.#rehash(size);
+      return;
+    }
+    // The table may be a view of a cache file's bytes: placing ids writes into this process's copy only.
+    for (let id = from; id < count; id++) this.#place(id);
+  }
+
   /** The id of `s`, or -1 when the pool does not hold it. */
   find(s: string): number {
     const bytes = scratchBytes(s);

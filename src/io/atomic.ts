@@ -107,7 +107,11 @@ export function writeDurable(path: string, bytes: Uint8Array, mode = 0o644): voi
   }
 }
 
-export function writeFilesAtomically(dir: string, files: Map<string, Uint8Array>, opts: { onlyChanged?: boolean } = {}): AtomicWriteResult {
+/**
+ * Writes every changed file to a temporary name (fsync'ed), then renames them into place and fsyncs
+ * the directory. `old`: the files' current contents when the caller holds them (not read again).
+ */
+export function writeFilesAtomically(dir: string, files: Map<string, Uint8Array>, opts: { onlyChanged?: boolean; old?: ReadonlyMap<string, Uint8Array> } = {}): AtomicWriteResult {
   const onlyChanged = opts.onlyChanged ?? true;
   const written: string[] = [];
   const unchanged: string[] = [];
@@ -116,7 +120,8 @@ export function writeFilesAtomically(dir: string, files: Map<string, Uint8Array>
   try {
     for (const [name, bytes] of files) {
       const final = join(dir, name);
-      if (onlyChanged && sameContent(final, bytes)) {
+      const known = opts.old?.get(name);
+      if (onlyChanged && (known !== undefined ? Buffer.compare(known, bytes) === 0 : sameContent(final, bytes))) {
         unchanged.push(name);
         continue;
       }

@@ -11,7 +11,7 @@
 // The wording of each problem is depmod -e's, so scripts that grep depmod's output keep working.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { cacheFile, openCache } from '../cache/store.ts';
+import { cacheFile, loadCache } from '../cache/store.ts';
 import type { ModuleSet } from '../depmod/module-set.ts';
 import { DEFAULT_BEHAVIOUR } from '../depmod/rebuild.ts';
 import type { KernelSymbols } from '../depmod/kernel-symbols.ts';
@@ -119,16 +119,10 @@ async function installedRecords(
   opts: CheckOptions,
 ): Promise<{ records: InstalledModule[]; source: 'cache' | 'parsed'; note: string | undefined }> {
   const file = cacheFile(opts.root, tree.kver);
-  const opened = openCache(file, { kver: tree.kver, moddir: tree.moddir });
-  let note: string;
-  if (opened.ok) {
-    // merge() stores exactly the search winners, so the live modules are the installed modules.
-    const body = opened.value.body();
-    if (body.ok) return { records: installedOf(body.value.set), source: 'cache', note: undefined };
-    note = body.reason;
-  } else {
-    note = opened.reason;
-  }
+  const loaded = loadCache(file, { kver: tree.kver, moddir: tree.moddir });
+  // merge() stores exactly the search winners, so the live modules are the installed modules.
+  if (loaded.ok) return { records: installedOf(loaded.value.contents.set), source: 'cache', note: undefined };
+  const note = loaded.reason;
   const inputs = readKernelInputs(tree, configDirs(opts.root, opts.config, DEFAULT_BEHAVIOUR));
   const plan = planRebuild({
     kver: tree.kver,

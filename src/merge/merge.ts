@@ -1,17 +1,16 @@
-// One merge of one kernel's module database: the single pipeline behind `rebuild` (cache ignored)
-// and `update` (cache used). DESIGN.md's one idea, revised: the tree is the truth, the touched paths
-// are a hint; the module cache keeps the kernel's ModuleSet (every fact depmod takes from every
-// module, as typed-array columns); a merge adds and drops the modules that changed and derives the
-// whole database from the set with the same code a full rebuild uses (src/depmod/compute.ts,
-// emit.ts), which over interned ids costs milliseconds. So an incremental result equals a full
-// rebuild by construction, and `verify` checks it by parsing everything again.
+// One merge of one kernel: the pipeline behind `rebuild` (cache ignored) and `update` (cache used).
+// DESIGN.md's one idea: the tree is the truth, the change is the unit of work.
 //
-//   observe (here): open the cache header, stat directories and inputs → no-op?
-//   decide + apply (merge-apply.ts, loaded only when needed): body, listing, search, which modules
-//   to keep, parse and drop, update the set, compute + emit, write changed files, save the cache
+//   observe (here)        open the cache's header, stat the directories it lists and the inputs:
+//                         nothing moved → the no-op answer, from the header alone
+//   decide + apply        (merge-apply.ts, loaded only when something changed) load the cache, list
+//                         the directories that moved, plan (plan.ts decidePatch: pure), parse the
+//                         changed modules, then patch the database state and every output
+//                         (db-state.ts, emit-patch.ts) or, when the plan says so, derive and write
+//                         the whole database from the set (the reference path, also `rebuild`)
 import { statSync } from 'node:fs';
-import type { CacheHeader } from '../cache/format.ts';
-import { cacheFile, openCache, type OpenedCache } from '../cache/store.ts';
+import type { CacheMeta } from '../cache/format.ts';
+import { cacheFile, openCacheMeta } from '../cache/store.ts';
 import type { KabiBasis, KabiFinding } from '../depmod/compute.ts';
 import { hasLevel, type DepmodMessage } from '../depmod/diagnostic.ts';
 import { DEFAULT_BEHAVIOUR, type KmodBehaviour } from '../depmod/kmod-version.ts';
@@ -41,6 +40,8 @@ export interface MergeOptions {
   verify?: boolean;
   /** Compute the database (with the cache, which is not saved) and return its files instead of writing them (depmod -n). */
   dryRun?: boolean;
+  /** Decide what to do and stop: nothing parsed, written or saved (update --plan). */
+  planOnly?: boolean;
   workers?: number | undefined;
   onProgress?: (done: number, total: number) => void;
 }
@@ -72,6 +73,8 @@ export interface MergeResult {
   /** Dependency cycles: depmod writes nothing then, and neither do we. */
   cycles: string[] | undefined;
   noop: boolean;
+  /** What the merge decided (absent for the no-op answered from the header). */
+  plan?: import('./plan.ts').Plan;
   ms: number;
 }
 
@@ -193,22 +196,23 @@ async function mergeOnce(opts: MergeOptions, noopOnly: boolean): Promise<MergeRe
   const outDir = opts.outdir ?? tree.moddir;
   const kabiIn = kabiInput(tree, opts.symvers, opts.systemMap);
 
-  // 1. The cache header, if it can be trusted for this tree.
+  // 1. The cache's meta, if it can be trusted for this tree.
   let fullReason: string | undefined = opts.full ? 'full rebuild requested' : opts.outdir !== undefined ? '--outdir given' : undefined;
-  let opened: OpenedCache | undefined;
+  let meta: CacheMeta | undefined;
   if (useCache) {
-    const o = openCache(cachePath, { kver: opts.kver, moddir: tree.moddir });
-    if (o.ok) opened = o.value;
+    const o = openCacheMeta(cachePath, { kver: opts.kver, moddir: tree.moddir });
+    if (o.ok) meta = o.value;
     else fullReason = o.reason;
   }
-  // A cache written before messages carried their levels cannot repeat them as depmod prints them.
-  const header = opened !== undefined && opened.header.warnings.every(hasLevel) && opened.header.builtinWarnings.every(hasLevel) ? opened.header : undefined;
-  if (opened !== undefined && header === undefined) fullReason = 'cache from an older depmod-tx';
+  if (meta !== undefined && !(meta.warnings.every(hasLevel) && meta.builtinWarnings.every(hasLevel))) {
+    meta = undefined;
+    fullReason = 'cache from an older depmod-tx';
+  }
   trace('inputs + cache header');
 
   // 2. Which directories changed since the cache was written. A directory changed twice within one
-  // timestamp tick keeps its mtime; the directories of touched paths (and their parents, for new
-  // subdirectories) are therefore listed again whatever it says.
+  // timestamp tick keeps its mtime (git's racy case): the directories of touched paths (and their
+  // parents, for new subdirectories) are listed again whatever it says.
   const hintKeys = new Set((opts.hints ?? []).map((p) => hintKey(tree, p)));
   const hintDirs = new Set<string>();
   for (const k of hintKeys) {
@@ -218,44 +222,35 @@ async function mergeOnce(opts: MergeOptions, noopOnly: boolean): Promise<MergeRe
   }
   const absDir = (key: string): string => (key === '' ? tree.moddir : key.startsWith('/') ? key : `${tree.moddir}/${key}`);
   const staleDirs = new Set<string>();
-  if (header !== undefined) for (const [key, m] of Object.entries(header.dirs)) if (mtimeNs(absDir(key)) !== m) staleDirs.add(key);
+  if (meta !== undefined) for (const key in meta.dirs) if (mtimeNs(absDir(key)) !== meta.dirs[key]) staleDirs.add(key);
   trace(`directory stats (${staleDirs.size} changed)`);
 
-  // No-op: same inputs and format, no directory changed, no hinted file, same kernel symbols,
+  // No-op: same inputs and format, no directory changed, no touched file, same kernel symbols,
   // outputs as we left them. The database's KABI findings are those the cache recorded.
   if (
-    header !== undefined &&
-    (header.inputsIdentity === inputsIdentity || header.inputsDigest === inputs().digest) &&
-    header.kmodVersion === behaviour.version &&
+    meta !== undefined &&
+    (meta.inputsIdentity === inputsIdentity || meta.inputsDigest === inputs().digest) &&
+    meta.kmodVersion === behaviour.version &&
     staleDirs.size === 0 &&
     hintKeys.size === 0 &&
     !opts.fullScan &&
     !opts.verify &&
-    header.kabiKey === kabiIn.key &&
-    outputsAsLeft(outDir, header.outputs)
+    meta.kabiKey === kabiIn.key &&
+    meta.kabiFindings !== undefined &&
+    outputsAsLeft(outDir, meta.outputs)
   ) {
-    const stored = storedFindings(header, opened!);
-    if (stored !== undefined) {
-      return {
-        tree, written: [], unchanged: Object.keys(header.outputs), fullReason: undefined, parsed: 0, reused: 0, removed: 0,
-        modules: header.modules, kabi: stored, symversFile: kabiIn.file,
-        kabiAgainst: kabiIn.against, kmodVersion: behaviour.version, warnings: header.warnings as DepmodMessage[],
-        kabiAt: header.warningsBeforeKabi ?? header.warnings.length, cycles: undefined, noop: true,
-        ms: performance.now() - t0,
-      };
-    }
+    return {
+      tree, written: [], unchanged: Object.keys(meta.outputs), fullReason: undefined, parsed: 0, reused: 0, removed: 0,
+      modules: meta.modules, kabi: meta.kabiFindings, symversFile: kabiIn.file,
+      kabiAgainst: kabiIn.against, kmodVersion: behaviour.version, warnings: meta.warnings as DepmodMessage[],
+      kabiAt: meta.warningsBeforeKabi, cycles: undefined, noop: true,
+      ms: performance.now() - t0,
+    };
   }
   if (noopOnly) return undefined;
 
   const { applyMerge } = await import('./merge-apply.ts');
-  return applyMerge({ opts, t0, trace, behaviour, tree, configList, inputsIdentity, inputs, cachePath, outDir, kabiIn, fullReason, opened, header, hintKeys, hintDirs, staleDirs });
-}
-
-/** The database's findings as the cache recorded them; undefined when the body cannot be read. */
-export function storedFindings(header: CacheHeader, opened: OpenedCache): KabiFinding[] | undefined {
-  if (header.kabiFindings !== undefined) return header.kabiFindings;
-  const body = opened.body();
-  return body.ok ? body.value.kabi : undefined;
+  return applyMerge({ opts, t0, trace, behaviour, tree, configList, inputsIdentity, inputs, cachePath, outDir, kabiIn, fullReason, meta, hintKeys, hintDirs, staleDirs });
 }
 
 export function outputsAsLeft(dir: string, expected: Record<string, string>): boolean {

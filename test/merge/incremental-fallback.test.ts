@@ -29,14 +29,24 @@ interface Case {
 const cases: Case[] = [
   { name: 'missing', expect: 'full', spoil: ({ cache }) => (unlinkSync(cache), /no module cache yet/) },
   {
-    name: 'corrupt (one byte flipped)',
+    // The header is checksummed; the body is vouched for by size and generation (src/cache/container.ts).
+    name: 'corrupt (a header byte flipped)',
     expect: 'full',
     spoil: ({ cache }) => {
       const b = readFileSync(cache);
-      const i = Math.floor(b.length / 2);
+      const i = 32 + Math.floor(b.readUInt32LE(12) / 2);
       b[i] = b[i]! ^ 0x40;
       writeFileSync(cache, b);
       return /checksum mismatch/;
+    },
+  },
+  {
+    name: 'cut short (a torn write)',
+    expect: 'full',
+    spoil: ({ cache }) => {
+      const b = readFileSync(cache);
+      writeFileSync(cache, b.subarray(0, b.length - 100));
+      return /truncated/;
     },
   },
   {
