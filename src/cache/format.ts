@@ -260,7 +260,7 @@ function setFrom(body: ContainerBody, c: Counts, kernelSource: KernelSymbolSourc
  * vouches for is that the file is the one we wrote, this that it is consistent (a bug must not
  * become an out-of-bounds read later). Per slot only: per-import checks cost more than an update.
  */
-function checkRanges(file: string, c: Counts, cols: Record<string, Column>): void {
+function checkRanges(file: string, c: Counts, cols: Record<string, Column>, fromSlot = 0): void {
   const u32 = (n: string): Uint32Array => cols[n] as Uint32Array;
   const bad = (what: string): never => {
     throw new FormatError(file, `cache column ${what} points outside its table`);
@@ -268,12 +268,12 @@ function checkRanges(file: string, c: Counts, cols: Record<string, Column>): voi
   const within = (startCol: string, countCol: string, limit: number): void => {
     const st = u32(startCol);
     const ct = u32(countCol);
-    for (let s = 0; s < c.slots; s++) if (st[s]! + ct[s]! > limit) bad(startCol);
+    for (let s = fromSlot; s < c.slots; s++) if (st[s]! + ct[s]! > limit) bad(startCol);
   };
-  const bytesWithin = (offCol: string, lenCol: string, n: number, limit: number): void => {
+  const bytesWithin = (offCol: string, lenCol: string, n: number, limit: number, from = fromSlot): void => {
     const o = u32(offCol);
     const l = u32(lenCol);
-    for (let i = 0; i < n; i++) if (o[i]! + l[i]! > limit) bad(offCol);
+    for (let i = from; i < n; i++) if (o[i]! + l[i]! > limit) bad(offCol);
   };
   within('aliasStart', 'aliasCount', c.aliases);
   within('softStart', 'softCount', c.values);
@@ -282,7 +282,7 @@ function checkRanges(file: string, c: Counts, cols: Record<string, Column>): voi
   within('impStart', 'impCount', c.imports);
   bytesWithin('pathOff', 'pathLen', c.slots, c.heap);
   bytesWithin('nameOff', 'nameLen', c.slots, c.heap);
-  bytesWithin('pool.off', 'pool.len', c.symbols, c.poolHeap);
+  bytesWithin('pool.off', 'pool.len', c.symbols, c.poolHeap, 0);
   if (c.aliasSortedThrough > c.aliases || c.nameSortedThrough > c.slots || c.symbolSortedThrough > c.symbols) bad('sorted orders');
 }
 
@@ -562,7 +562,8 @@ export function applyDelta(base: OpenedBase, bytes: Uint8Array, file: string): {
     grown[name] = col;
   }
   const cols: Record<string, Column> = { ...grown, 'pool.table': set.pool.table };
-  checkRanges(file, c, { ...cols, 'pool.off': grown['pool.off']!, 'pool.len': grown['pool.len']! });
+  // The base's rows were checked when it was opened: the tail's only.
+  checkRanges(file, c, { ...cols, 'pool.off': grown['pool.off']!, 'pool.len': grown['pool.len']! }, b.slots);
   for (const [name] of COLUMNS) {
     if (name.startsWith('pool.') || name === 'heap' || grown[name] === undefined) continue;
     (set as unknown as Record<string, Column>)[name] = grown[name];

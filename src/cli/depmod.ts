@@ -317,9 +317,11 @@ async function runCall(call: DepmodCall, kmod: KmodChoice, early: DepmodMessage[
   // Nothing changed since the cache was written, no event of this kernel journaled and no call of
   // it deferred: answered from the cache header and stats without the lock (Fedora's kernel
   // packages and kernel-install call depmod -a for the same kernel three times in a row).
+  let probe: MergeOptions["probe"];
   if (!call.dryRun && !deferred.isDeferred(root, call.kver) && !(await journal.readJournal(root)).events.some((e) => e.module.kver === call.kver)) {
     const quick = await mergeIfChanged(options([]));
-    if (quick !== undefined) return report(quick);
+    if (!('kind' in quick)) return report(quick);
+    probe = quick;
   }
 
   const { acquireLock, kernelLockFile } = await import('../txn/lock.ts');
@@ -330,7 +332,7 @@ async function runCall(call: DepmodCall, kmod: KmodChoice, early: DepmodMessage[
     // The journal's events of this kernel (recorded by the apt hook or rpm's file triggers) are
     // hints for this merge and are done with it, as a commit of the kernel would be.
     const pending = lock !== undefined ? (await journal.readJournal(root)).events.filter((e) => e.module.kver === call.kver) : [];
-    const r = await merge(options([...new Set(pending.map((e) => e.path))]));
+    const r = await merge({ ...options([...new Set(pending.map((e) => e.path))]), probe });
     if (pending.length > 0) await journal.removeEvents(root, pending);
     // A depmod call deferred to the commit (hooks/depmod, depmod-calls = defer) is done too.
     if (lock !== undefined) deferred.clearDeferred(root, call.kver, started);

@@ -62,9 +62,10 @@ async function runMerge(command: 'rebuild' | 'update', a: MergeCommandArgs, io: 
     full: command === 'rebuild',
     fullScan: a.fullScan ?? false,
     hints: a.paths ?? [],
-    // update always checks KABI (against the kernel's symvers when one is found); rebuild only when
-    // asked. An explicit --symvers wins over --system-map, which wins over the discovered symvers.
-    symvers: a.symvers ?? (a.systemMap === undefined && (command === 'update' || a.check || a.strict) ? 'auto' : undefined),
+    // Every merge checks KABI as update does (against the kernel's symvers when one is found), so the
+    // cache a rebuild leaves serves the next update's patch; rebuild reports it only when asked. An
+    // explicit --symvers wins over --system-map, which wins over the discovered symvers.
+    symvers: a.symvers ?? (a.systemMap === undefined ? 'auto' : undefined),
     systemMap: a.systemMap,
     workers: a.workers,
     onProgress: bar.update,
@@ -72,14 +73,17 @@ async function runMerge(command: 'rebuild' | 'update', a: MergeCommandArgs, io: 
   // Nothing changed: answered from the cache header alone, no lock needed (mergeIfChanged).
   if (command === 'update' && a.outdir === undefined) {
     const quick = await mergeIfChanged(opts);
-    if (quick !== undefined) return reportMerge(quick, { json: a.json, strict: a.strict, verbose: a.verbose ?? false, command }, io);
+    if (!('kind' in quick)) return reportMerge(quick, { json: a.json, strict: a.strict, verbose: a.verbose ?? false, command }, io);
+    opts.probe = quick;
   }
   // The same per-kernel lock commit takes: a manual update never races a package transaction.
   const { acquireLock, kernelLockFile } = await import('../txn/lock.ts');
   const lock = a.outdir === undefined ? await acquireLock(kernelLockFile(a.root, a.kver), a.lockTimeoutMs) : undefined;
   try {
-    const r = await merge(opts);
+    const merged = await merge(opts);
     bar.done();
+    const reportsKabi = command === 'update' || a.check || a.strict || a.symvers !== undefined || a.systemMap !== undefined;
+    const r = reportsKabi ? merged : { ...merged, kabi: [], kabiAgainst: 'none' as const, warnings: merged.warnings };
     return reportMerge(r, { json: a.json, strict: a.strict, verbose: a.verbose ?? false, command }, io);
   } finally {
     bar.done();

@@ -69,6 +69,7 @@ export async function applyMerge(o: Observed): Promise<MergeResult> {
     else fullReason = l.reason;
   }
   trace('cache body');
+  if (loaded === undefined) trace(`plan: rebuild (${fullReason ?? 'no module cache yet'})`);
   if (loaded === undefined) return applyFull(o, undefined, { mode: 'rebuild', reason: fullReason ?? 'no module cache yet', parse: [], drop: [], shadowed: [], notes: [] });
   const c = loaded.contents;
   const sameInputs = c.meta.inputsIdentity === o.inputsIdentity || c.meta.inputsDigest === o.inputs().digest;
@@ -80,7 +81,10 @@ export async function applyMerge(o: Observed): Promise<MergeResult> {
     : c.meta.cycles !== null ? 'the last merge found dependency cycles'
     : !outputsAsLeft(o.outDir, c.meta.outputs) ? 'the modules.* files are not the ones the cache describes'
     : undefined;
-  if (why !== undefined) return applyFull(o, loaded, { mode: 'recompute', reason: why, parse: [], drop: [], shadowed: [], notes: [] });
+  if (why !== undefined) {
+    trace(`plan: recompute (${why})`);
+    return applyFull(o, loaded, { mode: 'recompute', reason: why, parse: [], drop: [], shadowed: [], notes: [] });
+  }
 
   const relist = new Set([...o.staleDirs, ...o.hintDirs]);
   const obs = observeTree({ moddir: tree.moddir, config: c.meta.config, suffixes: MODULE_SUFFIXES, dirEntries: c.dirEntries, shadowed: c.meta.shadowed, relist, hints: o.hintKeys });
@@ -110,11 +114,11 @@ export async function applyMerge(o: Observed): Promise<MergeResult> {
   }
 }
 
+/** The meta's directory mtimes brought up to date, in place (a copy of ~1,000 keys costs more than the rest of the meta). */
 function updatedDirs(dirs: Record<string, string>, mtimes: ReadonlyMap<string, string>, gone: readonly string[]): Record<string, string> {
-  const out = { ...dirs };
-  for (const g of gone) delete out[g];
-  for (const [k, m] of mtimes) out[k] = m;
-  return out;
+  for (const g of gone) delete dirs[g];
+  for (const [k, m] of mtimes) dirs[k] = m;
+  return dirs;
 }
 
 function resultOf(o: Observed, meta: CacheMeta, kabi: KabiFinding[], warnings: DepmodMessage[], kabiAt: number): MergeResult {

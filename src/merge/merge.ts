@@ -42,6 +42,8 @@ export interface MergeOptions {
   dryRun?: boolean;
   /** Decide what to do and stop: nothing parsed, written or saved (update --plan). */
   planOnly?: boolean;
+  /** The unlocked no-op check just before this merge (mergeIfChanged), whose stats may be reused. */
+  probe?: Probe | MergeResult | undefined;
   workers?: number | undefined;
   onProgress?: (done: number, total: number) => void;
 }
@@ -136,11 +138,15 @@ export function identityOf(path: string): string | undefined {
 function phaseTracer(kver: string): (phase: string) => void {
   // Only "1" turns it on: DEPMOD_TX_TRACE=0 (or empty) in an inherited environment stays quiet.
   if (process.env.DEPMOD_TX_TRACE !== '1') return () => {};
+  // CPU time beside wall time: on a loaded machine the wall time of a phase says little.
   let last = performance.now();
+  let lastCpu = process.cpuUsage();
   return (phase) => {
     const now = performance.now();
-    process.stderr.write(`depmod-tx trace: ${kver}: ${phase} ${(now - last).toFixed(1)} ms\n`);
+    const cpu = process.cpuUsage(lastCpu);
+    process.stderr.write(`depmod-tx trace: ${kver}: ${phase} ${(now - last).toFixed(1)} ms (cpu ${((cpu.user + cpu.system) / 1000).toFixed(1)})\n`);
     last = now;
+    lastCpu = process.cpuUsage();
   };
 }
 
@@ -159,7 +165,7 @@ const VANISHED_RETRIES = 2;
 export async function merge(opts: MergeOptions): Promise<MergeResult> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return (await mergeOnce(opts, false))!;
+      return (await mergeOnce(attempt === 0 ? opts : { ...opts, probe: undefined }, false)) as MergeResult;
     } catch (err) {
       if (!(err instanceof VanishedModuleError) || attempt >= VANISHED_RETRIES) throw err;
     }
@@ -173,15 +179,32 @@ export async function merge(opts: MergeOptions): Promise<MergeResult> {
  * A merge running concurrently either finished (its header is what we read) or has not written yet
  * (then its tree changes show as changed directories or hints here, and we are not a no-op).
  */
-export async function mergeIfChanged(opts: MergeOptions): Promise<MergeResult | undefined> {
-  return mergeOnce(opts, true);
+export async function mergeIfChanged(opts: MergeOptions): Promise<MergeResult | Probe> {
+  return (await mergeOnce(opts, true))!;
+}
+
+/**
+ * What an unlocked no-op check saw, handed to the merge that follows it under the lock: when the
+ * cache files are still the ones it read (no merge ran in between), its directory stats are reused
+ * instead of taken again. A directory that changes after them is caught by the next merge: its
+ * recorded mtime is the one seen before its listing.
+ */
+export interface Probe {
+  readonly kind: 'probe';
+  cacheId: string;
+  meta: CacheMeta;
+  staleDirs: ReadonlySet<string>;
+}
+
+function cacheIdentity(cachePath: string): string {
+  return `${identityOf(cachePath) ?? '-'}|${identityOf(cachePath.replace(/\.cache$/, '.delta')) ?? '-'}`;
 }
 
 export function vanished(file: string, err: unknown): VanishedModuleError {
   return new VanishedModuleError(file, 'module file vanished while merging (is another program changing the module tree?)', 'ENOENT', { cause: err });
 }
 
-async function mergeOnce(opts: MergeOptions, noopOnly: boolean): Promise<MergeResult | undefined> {
+async function mergeOnce(opts: MergeOptions, noopOnly: boolean): Promise<MergeResult | Probe> {
   const t0 = performance.now();
   const trace = phaseTracer(opts.kver);
   const behaviour = opts.kmod ?? DEFAULT_BEHAVIOUR;
@@ -199,7 +222,10 @@ async function mergeOnce(opts: MergeOptions, noopOnly: boolean): Promise<MergeRe
   // 1. The cache's meta, if it can be trusted for this tree.
   let fullReason: string | undefined = opts.full ? 'full rebuild requested' : opts.outdir !== undefined ? '--outdir given' : undefined;
   let meta: CacheMeta | undefined;
-  if (useCache) {
+  const probe = opts.probe !== undefined && 'kind' in opts.probe && useCache && opts.probe.cacheId === cacheIdentity(cachePath) ? opts.probe : undefined;
+  const cacheId = useCache && noopOnly ? cacheIdentity(cachePath) : '';
+  if (probe !== undefined) meta = probe.meta;
+  else if (useCache) {
     const o = openCacheMeta(cachePath, { kver: opts.kver, moddir: tree.moddir });
     if (o.ok) meta = o.value;
     else fullReason = o.reason;
@@ -221,8 +247,8 @@ async function mergeOnce(opts: MergeOptions, noopOnly: boolean): Promise<MergeRe
     hintDirs.add('');
   }
   const absDir = (key: string): string => (key === '' ? tree.moddir : key.startsWith('/') ? key : `${tree.moddir}/${key}`);
-  const staleDirs = new Set<string>();
-  if (meta !== undefined) for (const key in meta.dirs) if (mtimeNs(absDir(key)) !== meta.dirs[key]) staleDirs.add(key);
+  const staleDirs = new Set<string>(probe?.staleDirs);
+  if (meta !== undefined && probe === undefined) for (const key in meta.dirs) if (mtimeNs(absDir(key)) !== meta.dirs[key]) staleDirs.add(key);
   trace(`directory stats (${staleDirs.size} changed)`);
 
   // No-op: same inputs and format, no directory changed, no touched file, same kernel symbols,
@@ -247,7 +273,7 @@ async function mergeOnce(opts: MergeOptions, noopOnly: boolean): Promise<MergeRe
       ms: performance.now() - t0,
     };
   }
-  if (noopOnly) return undefined;
+  if (noopOnly) return meta !== undefined ? { kind: 'probe', cacheId, meta, staleDirs } : ({ kind: 'probe', cacheId: '', meta: undefined as unknown as CacheMeta, staleDirs } satisfies Probe);
 
   const { applyMerge } = await import('./merge-apply.ts');
   return applyMerge({ opts, t0, trace, behaviour, tree, configList, inputsIdentity, inputs, cachePath, outDir, kabiIn, fullReason, meta, hintKeys, hintDirs, staleDirs });
