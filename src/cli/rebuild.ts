@@ -4,6 +4,7 @@ import { IoError } from '../errors.ts';
 import { locateModuleTree } from '../io/tree.ts';
 import { assertNamedInputsExist } from '../merge/inputs.ts';
 import { merge, mergeIfChanged, type MergeOptions } from '../merge/merge.ts';
+import { EXIT } from './exit-codes.ts';
 import { reportMerge, type ReportIo } from './merge-report.ts';
 import { progressBar } from './progress.ts';
 
@@ -26,6 +27,8 @@ export interface MergeCommandArgs {
   kmodVersion?: string | undefined;
   /** --verify: parse everything again and require the same output (exit 70 otherwise). */
   verify?: boolean;
+  /** --plan: print the plan and change nothing. */
+  plan?: boolean;
 }
 
 /**
@@ -55,6 +58,7 @@ async function runMerge(command: 'rebuild' | 'update', a: MergeCommandArgs, io: 
   const opts: MergeOptions = {
     kmod: kmod.behaviour,
     verify: a.verify ?? false,
+    planOnly: a.plan ?? false,
     root: a.root,
     kver: a.kver,
     outdir: a.outdir,
@@ -70,6 +74,15 @@ async function runMerge(command: 'rebuild' | 'update', a: MergeCommandArgs, io: 
     workers: a.workers,
     onProgress: bar.update,
   };
+  if (a.plan === true) {
+    // Reads only, like depmod -n: no lock (the cache and outputs are replaced by rename, never seen half-written).
+    const r = await merge(opts);
+    const { formatPlan } = await import('../merge/plan.ts');
+    const plan = r.plan ?? { mode: 'noop' as const, reason: 'nothing changed since the cache was written', parse: [], drop: [], shadowed: [], notes: [] };
+    if (a.json) io.stdout(`${JSON.stringify({ command, kver: a.kver, mode: plan.mode, reason: plan.reason, parse: plan.parse.map((p) => p.key), drop: plan.dropPaths ?? [], shadowed: plan.shadowed, notes: plan.notes }, null, 2)}\n`);
+    else io.stdout(formatPlan(a.kver, plan));
+    return EXIT.ok;
+  }
   // Nothing changed: answered from the cache header alone, no lock needed (mergeIfChanged).
   if (command === 'update' && a.outdir === undefined) {
     const quick = await mergeIfChanged(opts);

@@ -137,10 +137,11 @@ export const COMMANDS: readonly CommandSpec[] = [
       ...mergeOptions,
       { name: 'full-scan', type: 'boolean', default: false, describe: 're-stat every module file instead of trusting directories whose mtime is unchanged' },
       { name: 'verify', type: 'boolean', default: false, describe: 'parse every module again after the merge and require identical files (exit 70 otherwise)' },
+      { name: 'plan', type: 'boolean', default: false, describe: 'print what the merge would do (parse, drop, patch or recompute, and why) and change nothing (with --json: as JSON)' },
     ],
     run: async (a, io) => {
       const { runUpdate } = await import('./rebuild.ts');
-      return runUpdate({ ...mergeArgs(a), paths: (a.paths as string[] | undefined) ?? [], fullScan: a['full-scan'] as boolean, verify: a.verify as boolean }, io);
+      return runUpdate({ ...mergeArgs(a), paths: (a.paths as string[] | undefined) ?? [], fullScan: a['full-scan'] as boolean, verify: a.verify as boolean, plan: a.plan as boolean }, io);
     },
   },
   {

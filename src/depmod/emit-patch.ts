@@ -65,58 +65,93 @@ function need<T>(m: ReadonlyMap<string, T>, name: string, what: string): T {
 }
 
 /**
- * Records in module array order, spliced: for each module of the new order, its old record when it
- * had one and `changed` says no (consecutive ones copied as one range), else `render`. `src` holds
- * the records at srcOff (what lies before srcOff[0] is copied as the header).
+ * A text file's records spliced: `skip` (ascending) are the old records not kept as they are, `at`
+ * (ascending) the new positions whose record is rendered (render(k) for the k-th of them); every
+ * other new record is the next kept old one. Runs of kept records are copied as one range and their
+ * offsets shifted in one pass, so the work is proportional to the changes, not to the records.
+ * `src` holds the old records at srcOff (what lies before srcOff[0] is copied as the header).
+ */
+function spliceRecords(
+  src: Uint8Array,
+  srcOff: Uint32Array,
+  skip: readonly number[],
+  at: readonly number[],
+  total: number,
+  render: (sink: ByteSink, k: number) => void,
+  stats: PatchStats,
+  name: string,
+): { bytes: Uint8Array; off: Uint32Array; from: Int32Array } {
+  const oldCount = srcOff.length - 1;
+  const sink = new ByteSink(src.length + 4096);
+  sink.range(src, 0, srcOff[0]!);
+  const off = new Uint32Array(total + 1);
+  // For each new record, the old record it copies (-1: rendered): what the caller needs to carry
+  // per-record data (modules.symbols' ids) along.
+  const from = new Int32Array(total);
+  let i = 0;
+  let j = 0;
+  let a = 0;
+  let b = 0;
+  while (i < total) {
+    if (a < at.length && at[a] === i) {
+      off[i] = sink.length;
+      from[i] = -1;
+      render(sink, a++);
+      stats.rendered++;
+      i++;
+      continue;
+    }
+    while (b < skip.length && skip[b] === j) {
+      j++;
+      b++;
+    }
+    const k = Math.min((a < at.length ? at[a]! : total) - i, (b < skip.length ? skip[b]! : oldCount) - j);
+    if (k <= 0) throw new PatchUnavailable(`${name}: its layout does not match the change (${oldCount} records before, ${total} after)`);
+    const start = srcOff[j]!;
+    const bytes = srcOff[j + k]! - start;
+    const base = sink.length - start;
+    sink.range(src, start, bytes);
+    stats.copied += bytes;
+    for (let t = 0; t < k; t++) {
+      off[i + t] = srcOff[j + t]! + base;
+      from[i + t] = j + t;
+    }
+    i += k;
+    j += k;
+  }
+  off[total] = sink.length;
+  return { bytes: sink.done(), off, from };
+}
+
+/**
+ * Records in module array order, spliced: the records of `rendered` slots (added, or whose record
+ * changed) are rendered at their new positions, the dropped ones' and the changed ones' old records
+ * skipped, every other record copied.
  */
 function spliceByModule(
   src: Uint8Array,
   srcOff: Uint32Array,
   prev: DbState,
   next: DbState,
-  changed: (slot: number) => boolean,
+  rendered: Iterable<number>,
+  dropped: readonly number[],
   render: (sink: ByteSink, slot: number) => void,
   stats: PatchStats,
+  name: string,
 ): { bytes: Uint8Array; off: Uint32Array } {
-  const n = next.order.length;
-  const sink = new ByteSink(src.length + 4096);
-  sink.range(src, 0, srcOff[0]!);
-  const off = new Uint32Array(n + 1);
-  // The pending run of old records [runFrom, runTo) (old array positions), placed at runAt.
-  let runFrom = -1;
-  let runTo = -1;
-  let runAt = 0;
-  const flush = (): void => {
-    if (runFrom < 0) return;
-    const a = srcOff[runFrom]!;
-    const b = srcOff[runTo]!;
-    sink.range(src, a, b - a);
-    stats.copied += b - a;
-    runFrom = -1;
-  };
-  const prevIdx = prev.idxOf;
-  for (let i = 0; i < n; i++) {
-    const s = next.order[i]!;
-    const j = s < prevIdx.length ? prevIdx[s]! : -1;
-    if (j >= 0 && !changed(s)) {
-      if (runFrom >= 0 && j === runTo) runTo++;
-      else {
-        flush();
-        runFrom = j;
-        runTo = j + 1;
-        runAt = sink.length;
-      }
-      off[i] = runAt + srcOff[j]! - srcOff[runFrom]!;
-      continue;
-    }
-    flush();
-    off[i] = sink.length;
-    render(sink, s);
-    stats.rendered++;
+  if (srcOff.length - 1 !== prev.order.length) throw new PatchUnavailable(`${name}: its layout has ${srcOff.length - 1} records for ${prev.order.length} modules`);
+  const skip: number[] = [];
+  const at: number[] = [];
+  for (const s of dropped) if (s < prev.idxOf.length && prev.idxOf[s]! >= 0) skip.push(prev.idxOf[s]!);
+  for (const s of rendered) {
+    if (next.idxOf[s]! < 0) continue;
+    at.push(next.idxOf[s]!);
+    if (s < prev.idxOf.length && prev.idxOf[s]! >= 0) skip.push(prev.idxOf[s]!);
   }
-  flush();
-  off[n] = sink.length;
-  return { bytes: sink.done(), off };
+  skip.sort((x, y) => x - y);
+  at.sort((x, y) => x - y);
+  const r = spliceRecords(src, srcOff, skip, at, next.order.length, (sink, k) => render(sink, next.order[at[k]!]!), stats, name);
+  return { bytes: r.bytes, off: r.off };
 }
 
 function textLayout(layout: DatabaseLayout, name: string): TextLayout {
@@ -141,67 +176,49 @@ function compareSymbols(set: ModuleSet, a: number, b: number): number {
   return la - lb;
 }
 
+/** First index of the ascending (by compareSymbols) `ids` whose symbol is not before `id`. */
+function symbolPosition(set: ModuleSet, ids: Uint32Array, id: number): number {
+  let lo = 0;
+  let hi = ids.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareSymbols(set, ids[mid]!, id) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /** modules.symbols with the lines of symbols whose owner changed added, replaced or removed. */
 function patchSymbols(input: PatchDatabaseInput, stats: PatchStats): { bytes: Uint8Array; layout: TextLayout } {
   const { set, next } = input;
   const src = need(input.old, 'modules.symbols', 'file');
   const l = textLayout(input.layout, 'modules.symbols');
   const ids = l.ids;
-  if (ids === undefined) throw new PatchUnavailable('modules.symbols: layout without symbol ids');
-  const changed = new Set(input.delta.ownersChanged);
-  const fresh = input.delta.ownersChanged.filter((id) => id < next.ownerSlot.length && next.ownerSlot[id]! >= 0).sort((a, b) => compareSymbols(set, a, b));
-  const sink = new ByteSink(src.length + 64 * fresh.length + 64);
-  sink.range(src, 0, l.off[0]!);
-  const outIds: number[] = [];
-  const outOff: number[] = [];
-  let f = 0;
-  // The pending run of old lines [runFrom, runTo), placed at runAt.
-  let runFrom = -1;
-  let runTo = -1;
-  let runAt = 0;
-  const flush = (): void => {
-    if (runFrom < 0) return;
-    const a = l.off[runFrom]!;
-    const b = l.off[runTo]!;
-    sink.range(src, a, b - a);
-    stats.copied += b - a;
-    runFrom = -1;
-  };
-  const emitFresh = (id: number): void => {
-    outIds.push(id);
-    outOff.push(sink.length);
-    symbolLine(sink, set, id, next.ownerSlot[id]!);
-    stats.rendered++;
-  };
-  for (let k = 0; k < ids.length; k++) {
-    const id = ids[k]!;
-    while (f < fresh.length && compareSymbols(set, fresh[f]!, id) < 0) {
-      flush();
-      emitFresh(fresh[f++]!);
-    }
-    if (f < fresh.length && fresh[f] === id) f++; // a symbol that changed owner: rendered below
-    if (changed.has(id)) {
-      flush();
-      if (id < next.ownerSlot.length && next.ownerSlot[id]! >= 0) emitFresh(id);
-      continue;
-    }
-    if (runFrom < 0 || k !== runTo) {
-      flush();
-      runFrom = k;
-      runTo = k;
-      runAt = sink.length;
-    }
-    outIds.push(id);
-    outOff.push(runAt + l.off[k]! - l.off[runFrom]!);
-    runTo = k + 1;
+  if (ids === undefined || ids.length !== l.off.length - 1) throw new PatchUnavailable('modules.symbols: layout without symbol ids');
+  const owned = (id: number): boolean => id < next.ownerSlot.length && next.ownerSlot[id]! >= 0;
+  // Old lines of changed symbols are dropped; every changed symbol owned now gets a line.
+  const skip: number[] = [];
+  const fresh: number[] = [];
+  for (const id of input.delta.ownersChanged) {
+    const p = symbolPosition(set, ids, id);
+    if (p < ids.length && ids[p] === id) skip.push(p);
+    if (owned(id)) fresh.push(id);
   }
-  flush();
-  while (f < fresh.length) emitFresh(fresh[f++]!);
-  const bytes = sink.done();
-  const off = new Uint32Array(outOff.length + 1);
-  off.set(outOff);
-  off[outOff.length] = bytes.length;
-  return { bytes, layout: { off, ids: Uint32Array.from(outIds) } };
+  skip.sort((x, y) => x - y);
+  fresh.sort((x, y) => compareSymbols(set, x, y));
+  // A fresh line's new position: the kept old lines before it, and the fresh ones before it.
+  const at: number[] = [];
+  let skipped = 0;
+  fresh.forEach((id, k) => {
+    const p = symbolPosition(set, ids, id);
+    while (skipped < skip.length && skip[skipped]! < p) skipped++;
+    at.push(p - skipped + k);
+  });
+  const total = ids.length - skip.length + fresh.length;
+  const r = spliceRecords(src, l.off, skip, at, total, (sink, k) => symbolLine(sink, set, fresh[k]!, next.ownerSlot[fresh[k]!]!), stats, 'modules.symbols');
+  const outIds = new Uint32Array(total);
+  for (let i = 0, k = 0; i < total; i++) outIds[i] = r.from[i]! >= 0 ? ids[r.from[i]!]! : fresh[k++]!;
+  return { bytes: r.bytes, layout: { off: r.off, ids: outIds } };
 }
 
 /** The alias ids of live, readable modules whose normalised alias is `key` (bytes of the heap at off/len). */
@@ -263,7 +280,6 @@ export function patchDatabase(input: PatchDatabaseInput): PatchDatabaseResult {
   const files = new Map<string, Uint8Array>();
   const layout: DatabaseLayout = new Map();
   const stats = new Map<string, PatchStats>();
-  const addedSet = new Set(input.added);
   const stat = (name: string): PatchStats => {
     const st = { rendered: 0, copied: 0 };
     stats.set(name, st);
@@ -276,12 +292,14 @@ export function patchDatabase(input: PatchDatabaseInput): PatchDatabaseResult {
     textLayout(input.layout, 'modules.dep').off,
     prev,
     next,
-    (s) => delta.lineChanged.has(s),
+    delta.lineChanged,
+    input.dropped,
     (sink, s) => {
       depLine(sink, set, s, listOf(next.lines, s));
       sink.byte(0x0a);
     },
     stat('modules.dep'),
+    'modules.dep',
   );
   files.set('modules.dep', dep.bytes);
   layout.set('modules.dep', { off: dep.off });
@@ -294,11 +312,13 @@ export function patchDatabase(input: PatchDatabaseInput): PatchDatabaseResult {
       textLayout(input.layout, v.file).off,
       prev,
       next,
-      (s) => addedSet.has(s),
+      input.added,
+      input.dropped,
       (sink, s) => {
         if (next.unreadable[s] !== 1) valueBlock(sink, set, s, v);
       },
       stat(v.file),
+      v.file,
     );
     files.set(v.file, r.bytes);
     layout.set(v.file, { off: r.off });
@@ -313,11 +333,13 @@ export function patchDatabase(input: PatchDatabaseInput): PatchDatabaseResult {
       textLayout(input.layout, 'modules.devname').off,
       prev,
       next,
-      (s) => addedSet.has(s),
+      input.added,
+      input.dropped,
       (sink, s) => {
         if (next.unreadable[s] !== 1) devnameBlock(sink, set, s, undefined);
       },
       stat('modules.devname'),
+      'modules.devname',
     );
     let bytes = r.bytes;
     if (bytes.length > 0) {

@@ -138,8 +138,9 @@ class OldIndex {
   }
 
   u32(pos: number): number {
-    if (pos + 4 > this.bytes.length) this.fail('node runs past the end of the file', pos);
-    return this.view.getUint32(pos);
+    const b = this.bytes;
+    if (pos + 4 > b.length) this.fail('node runs past the end of the file', pos);
+    return ((b[pos]! << 24) | (b[pos + 1]! << 16) | (b[pos + 2]! << 8) | b[pos + 3]!) >>> 0;
   }
 
   /** Position just after the NUL ending the string at pos. */
@@ -220,18 +221,32 @@ class OldIndex {
     return out;
   }
 
+  /** The reference of a node's first (or last) child, 0 when it has none. */
+  edgeChild(ref: number, last: boolean): number {
+    if ((ref & NODE_CHILDS) === 0) return 0;
+    let pos = ref & NODE_OFFSET_MASK;
+    if ((ref & NODE_PREFIX) !== 0) pos = this.stringEnd(pos);
+    if (pos + 2 > this.bytes.length) this.fail('child table runs past the end of the file', pos);
+    const n = this.bytes[pos + 1]! - this.bytes[pos]! + 1;
+    const table = pos + 2;
+    for (let k = 0; k < n; k++) {
+      const r = this.u32(table + 4 * (last ? n - 1 - k : k));
+      if (r !== 0) return r;
+    }
+    return 0;
+  }
+
   /** The byte range an old subtree occupies (contiguous in both node orders). */
   extent(ref: number, order: IndexNodeOrder): { start: number; end: number } {
-    const own = ref & NODE_OFFSET_MASK;
     if (order === 'post-order') {
       // The first leaf below comes first; the subtree's own root ends it.
       let r = ref;
-      for (let kids = this.children(r); kids.length > 0; kids = this.children(r)) r = kids[0]!.ref;
+      for (let c = this.edgeChild(r, false); c !== 0; c = this.edgeChild(r, false)) r = c;
       return { start: r & NODE_OFFSET_MASK, end: this.parts(ref).end };
     }
     let r = ref;
-    for (let kids = this.children(r); kids.length > 0; kids = this.children(r)) r = kids[kids.length - 1]!.ref;
-    return { start: own, end: this.parts(r).end };
+    for (let c = this.edgeChild(r, true); c !== 0; c = this.edgeChild(r, true)) r = c;
+    return { start: ref & NODE_OFFSET_MASK, end: this.parts(r).end };
   }
 }
 
@@ -395,51 +410,6 @@ function refOf(n: NewNode | Block): number {
   return r >>> 0;
 }
 
-/**
- * The child references at refPos[from..to) of a block that moved by delta, in `out`: each now
- * points delta further (its target moved with it). Byte by byte, big-endian: this loop runs over
- * most of a file's references in a process too short-lived for DataView calls to be optimised.
- */
-function relocateRefs(out: Uint8Array, refPos: Uint32Array, from: number, to: number, delta: number, outRef: Uint32Array, n: number): number {
-  for (let i = from; i < to; i++) {
-    const p = refPos[i]! + delta;
-    const v = ((out[p]! << 24) | (out[p + 1]! << 16) | (out[p + 2]! << 8) | out[p + 3]!) + delta;
-    out[p] = v >>> 24;
-    out[p + 1] = v >>> 16;
-    out[p + 2] = v >>> 8;
-    out[p + 3] = v;
-    outRef[n++] = p;
-  }
-  return n;
-}
-
-/** The priorities at prioPos[from..to) (moved by delta) through remap; the index of one with no new value, or -1. */
-function remapPriorities(out: Uint8Array, prioPos: Uint32Array, from: number, to: number, delta: number, remap: Int32Array): number {
-  for (let i = from; i < to; i++) {
-    const p = prioPos[i]! + delta;
-    const old = ((out[p]! << 24) | (out[p + 1]! << 16) | (out[p + 2]! << 8) | out[p + 3]!) >>> 0;
-    const v = old < remap.length ? remap[old]! : -1;
-    if (v < 0) return i;
-    out[p] = v >>> 24;
-    out[p + 1] = v >>> 16;
-    out[p + 2] = v >>> 8;
-    out[p + 3] = v;
-  }
-  return -1;
-}
-
-/** First index in the ascending `a` whose element is >= x. */
-function lowerBound(a: Uint32Array, x: number): number {
-  let lo = 0;
-  let hi = a.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (a[mid]! < x) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
 /** The new index's bytes and layout, patched from the old one. */
 export function patchIndex(input: PatchInput): PatchResult {
   const { order, name } = input;
@@ -464,16 +434,10 @@ export function patchIndex(input: PatchInput): PatchResult {
   };
   place(root);
   let cursor = INDEX_HEADER_SIZE;
-  let newRefs = 0;
-  let newPrios = 0;
   for (const n of seq) {
     n.offset = cursor;
     if (n.kind === 'block') cursor += n.end - n.start;
-    else {
-      cursor += n.size;
-      newRefs += n.children.length;
-      newPrios += n.values.length;
-    }
+    else cursor += n.size;
   }
   if (cursor - 1 > NODE_OFFSET_MASK) throw new FormatError(name, `index of ${cursor} bytes does not fit 28-bit node offsets`);
 
@@ -482,27 +446,23 @@ export function patchIndex(input: PatchInput): PatchResult {
   view.setUint32(0, INDEX_MAGIC);
   view.setUint32(4, INDEX_VERSION);
   view.setUint32(8, refOf(root));
-  const { refPos, prioPos } = input.layout;
-  // Upper bounds: every old word may be copied, plus the new nodes' own.
-  const outRef = new Uint32Array(refPos.length + newRefs);
-  const outPrio = new Uint32Array(prioPos.length + newPrios);
-  let nRef = 0;
-  let nPrio = 0;
+  // Bytes first: blocks copied (their words relocated below), new nodes written with their words'
+  // positions noted. Blocks appear in the new file in the same order as in the old one.
+  const blocks = seq.filter((n): n is Block => n.kind === 'block');
+  const bStart = new Uint32Array(blocks.length);
+  const bEnd = new Uint32Array(blocks.length);
+  const bDelta = new Int32Array(blocks.length);
+  const newRefPos: number[] = [];
+  const newPrioPos: number[] = [];
   let copied = 0;
-  const remap = input.remap;
+  let bi = 0;
   for (const n of seq) {
     if (n.kind === 'block') {
-      const delta = n.offset - n.start;
       out.set(oldBytes.subarray(n.start, n.end), n.offset);
       copied += n.end - n.start;
-      nRef = relocateRefs(out, refPos, lowerBound(refPos, n.start), lowerBound(refPos, n.end), delta, outRef, nRef);
-      const pFrom = lowerBound(prioPos, n.start);
-      const pTo = lowerBound(prioPos, n.end);
-      if (remap !== undefined) {
-        const bad = remapPriorities(out, prioPos, pFrom, pTo, delta, remap);
-        if (bad >= 0) old.remapPriority(old.u32(prioPos[bad]!), prioPos[bad]!); // throws, naming the word
-      }
-      for (let i = pFrom; i < pTo; i++) outPrio[nPrio++] = prioPos[i]! + delta;
+      bStart[bi] = n.start;
+      bEnd[bi] = n.end;
+      bDelta[bi++] = n.offset - n.start;
       continue;
     }
     let pos = n.offset;
@@ -520,7 +480,7 @@ export function patchIndex(input: PatchInput): PatchResult {
       n.children.forEach((c, k) => {
         const at = table + 4 * (n.edges[k]! - first);
         view.setUint32(at, refOf(c));
-        outRef[nRef++] = at;
+        newRefPos.push(at);
       });
       pos = table + 4 * (last - first + 1);
     }
@@ -529,7 +489,7 @@ export function patchIndex(input: PatchInput): PatchResult {
       pos += 4;
       for (const v of n.values) {
         view.setUint32(pos, v.priority >>> 0);
-        outPrio[nPrio++] = pos;
+        newPrioPos.push(pos);
         pos += 4;
         out.set(v.bytes, pos);
         pos += v.bytes.length;
@@ -537,7 +497,65 @@ export function patchIndex(input: PatchInput): PatchResult {
       }
     }
   }
-  return { bytes: out, layout: { refPos: outRef.slice(0, nRef), prioPos: outPrio.slice(0, nPrio) }, copiedBytes: copied, writtenNodes: b.written };
+  const refs = relocate(out, input.layout.refPos, bStart, bEnd, bDelta, undefined);
+  const prios = relocate(out, input.layout.prioPos, bStart, bEnd, bDelta, input.remap);
+  if (prios.bad >= 0) old.remapPriority(old.u32(input.layout.prioPos[prios.bad]!), input.layout.prioPos[prios.bad]!); // throws, naming the word
+  return {
+    bytes: out,
+    layout: { refPos: mergeAscending(refs.pos, refs.count, newRefPos), prioPos: mergeAscending(prios.pos, prios.count, newPrioPos) },
+    copiedBytes: copied,
+    writtenNodes: b.written,
+  };
+}
+
+/**
+ * The words at the old positions `pos` (ascending) that lie in copied blocks (ascending, with how far
+ * each moved): child references move with their block (+delta), priorities go through `remap`.
+ * One pass over all of them, so that the loop is hot at once in a short-lived process; returns their
+ * new positions (ascending) and the index of a priority remap has no value for (-1: none).
+ */
+function relocate(out: Uint8Array, pos: Uint32Array, bStart: Uint32Array, bEnd: Uint32Array, bDelta: Int32Array, remap: Int32Array | undefined): { pos: Uint32Array; count: number; bad: number } {
+  const moved = new Uint32Array(pos.length);
+  let count = 0;
+  let bad = -1;
+  let b = 0;
+  const nb = bStart.length;
+  for (let i = 0; i < pos.length; i++) {
+    const p = pos[i]!;
+    while (b < nb && bEnd[b]! <= p) b++;
+    if (b === nb) break;
+    if (p < bStart[b]!) continue; // in a node written anew
+    const d = bDelta[b]!;
+    const q = p + d;
+    const w = ((out[q]! << 24) | (out[q + 1]! << 16) | (out[q + 2]! << 8) | out[q + 3]!) >>> 0;
+    let v: number;
+    if (remap === undefined) v = w + d;
+    else {
+      v = w < remap.length ? remap[w]! : -1;
+      if (v < 0) {
+        if (bad < 0) bad = i;
+        continue;
+      }
+    }
+    out[q] = v >>> 24;
+    out[q + 1] = v >>> 16;
+    out[q + 2] = v >>> 8;
+    out[q + 3] = v;
+    moved[count++] = q;
+  }
+  return { pos: moved, count, bad };
+}
+
+/** Two ascending position lists as one. */
+function mergeAscending(a: Uint32Array, na: number, b: readonly number[]): Uint32Array {
+  const out = new Uint32Array(na + b.length);
+  let i = 0;
+  let j = 0;
+  let k = 0;
+  while (i < na && j < b.length) out[k++] = a[i]! < b[j]! ? a[i++]! : b[j++]!;
+  while (i < na) out[k++] = a[i++]!;
+  while (j < b.length) out[k++] = b[j++]!;
+  return out;
 }
 
 /** A change list entry from strings (tests, builtin indexes): values as [priority, text]. */

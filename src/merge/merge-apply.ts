@@ -69,8 +69,15 @@ export async function applyMerge(o: Observed): Promise<MergeResult> {
     else fullReason = l.reason;
   }
   trace('cache body');
-  if (loaded === undefined) trace(`plan: rebuild (${fullReason ?? 'no module cache yet'})`);
-  if (loaded === undefined) return applyFull(o, undefined, { mode: 'rebuild', reason: fullReason ?? 'no module cache yet', parse: [], drop: [], shadowed: [], notes: [] });
+  const planned = (plan: Plan): MergeResult => ({
+    tree, written: [], unchanged: [], fullReason, parsed: 0, reused: 0, removed: 0, modules: meta?.modules ?? 0, kabi: [], symversFile: kabiIn.file,
+    kabiAgainst: kabiIn.against, kmodVersion: behaviour.version, warnings: [], kabiAt: 0, cycles: undefined, noop: false, plan, ms: performance.now() - o.t0,
+  });
+  if (loaded === undefined) {
+    const plan: Plan = { mode: 'rebuild', reason: fullReason ?? 'no module cache yet', parse: [], drop: [], shadowed: [], notes: [] };
+    trace(`plan: rebuild (${plan.reason})`);
+    return opts.planOnly ? planned(plan) : applyFull(o, undefined, plan);
+  }
   const c = loaded.contents;
   const sameInputs = c.meta.inputsIdentity === o.inputsIdentity || c.meta.inputsDigest === o.inputs().digest;
   const why =
@@ -82,8 +89,9 @@ export async function applyMerge(o: Observed): Promise<MergeResult> {
     : !outputsAsLeft(o.outDir, c.meta.outputs) ? 'the modules.* files are not the ones the cache describes'
     : undefined;
   if (why !== undefined) {
+    const plan: Plan = { mode: 'recompute', reason: why, parse: [], drop: [], shadowed: [], notes: [] };
     trace(`plan: recompute (${why})`);
-    return applyFull(o, loaded, { mode: 'recompute', reason: why, parse: [], drop: [], shadowed: [], notes: [] });
+    return opts.planOnly ? planned(plan) : applyFull(o, loaded, plan);
   }
 
   const relist = new Set([...o.staleDirs, ...o.hintDirs]);

@@ -27,8 +27,9 @@ export interface Plan {
   /** Why not a patch (recompute, rebuild), or what the patch is (for the report). */
   reason: string;
   parse: ToParse[];
-  /** Slots to drop (gone, replaced, or lost to a file of the same name). */
+  /** Slots to drop (gone, replaced, or lost to a file of the same name), and their paths. */
   drop: number[];
+  dropPaths?: string[];
   /** Module files that lose to a file of the same name, after the change. */
   shadowed: Array<[string, string]>;
   /** Global recomputations the patch cannot avoid, and what it copies instead of rendering. */
@@ -184,21 +185,23 @@ export function decidePatch(observed: Observed, cache: CachedTree, suffixes: rea
   if (live > 0 && changed > PATCH_LIMIT * live) return { ...recompute(`${changed} of ${live} modules changed`), parse: [...parse.values()], drop: [...drop], shadowed: [...shadowed] };
   const notes: string[] = [];
   if (changed > 0) notes.push("kmod's topological order (depmod_calculate_dependencies) recomputed over the cached dependencies: it is global");
+  const dropped = [...drop].sort((a, b) => a - b);
   return {
     mode: changed === 0 ? 'noop' : 'patch',
     reason: changed === 0 ? 'no module file changed' : `${parse.size} to parse, ${drop.size} to drop`,
     parse: [...parse.values()],
-    drop: [...drop].sort((a, b) => a - b),
+    drop: dropped,
+    dropPaths: dropped.map((s) => set.path(s)),
     shadowed: [...shadowed],
     notes,
   };
 }
 
 /** The plan as `update --plan` prints it. */
-export function formatPlan(kver: string, plan: Plan, names: (slot: number) => string): string {
+export function formatPlan(kver: string, plan: Plan): string {
   const lines = [`${kver}: ${plan.mode} (${plan.reason})`];
   for (const p of plan.parse) lines.push(`  parse ${p.key}`);
-  for (const s of plan.drop) lines.push(`  drop  ${names(s)}`);
+  plan.drop.forEach((s, i) => lines.push(`  drop  ${plan.dropPaths?.[i] ?? `slot ${s}`}`));
   for (const [k] of plan.shadowed) lines.push(`  shadowed ${k}`);
   for (const n of plan.notes) lines.push(`  note: ${n}`);
   return `${lines.join('\n')}\n`;
