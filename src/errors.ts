@@ -81,3 +81,14 @@ export class IoError extends DepmodTxError {
 export class InputError extends IoError {
   override readonly kind: ErrorKind = 'noinput';
 }
+
+/** A path or kernel version refused because it could name something else (an escape, a bad kernel version). */
+export class PathRefusedError extends UsageError {
+  readonly path: string;
+  readonly reason: string;
+  constructor(path: string, reason: string) {
+    super(`${JSON.stringify(path)}: refused: ${reason}`);
+    this.path = path;
+    this.reason = reason;
+  }
+}

@@ -324,22 +324,24 @@ async function runCall(call: DepmodCall, kmod: KmodChoice, early: DepmodMessage[
     probe = quick;
   }
 
-  const { acquireLock, kernelLockFile } = await import('../txn/lock.ts');
-  // -n writes nothing: it reads the cache (replaced by rename, so never seen half-written) unlocked.
-  const lock = call.dryRun ? undefined : await acquireLock(kernelLockFile(root, call.kver), 300_000);
   try {
-    const started = Date.now();
-    // The journal's events of this kernel (recorded by the apt hook or rpm's file triggers) are
-    // hints for this merge and are done with it, as a commit of the kernel would be.
-    const pending = lock !== undefined ? (await journal.readJournal(root)).events.filter((e) => e.module.kver === call.kver) : [];
-    const r = await merge({ ...options([...new Set(pending.map((e) => e.path))]), probe });
-    if (pending.length > 0) await journal.removeEvents(root, pending);
-    // A depmod call deferred to the commit (hooks/depmod, depmod-calls = defer) is done too.
-    if (lock !== undefined) deferred.clearDeferred(root, call.kver, started);
-    return report(r);
+    // -n writes nothing: it reads the cache (replaced by rename, so never seen half-written) unlocked.
+    if (call.dryRun) return report(await merge({ ...options([]), probe }));
+    // The journal's events of this kernel (recorded by the apt hook or rpm's file triggers) are hints
+    // for this merge and are done with it, and a depmod call deferred to the commit (hooks/depmod,
+    // depmod-calls = defer) is done too: the kernel's one sequence (src/kernel/kernel-state.ts).
+    const { KernelState, mergeKernel } = await import('../kernel/kernel-state.ts');
+    const out = await mergeKernel(new KernelState(root, call.kver), {
+      needsEvents: false,
+      events: async () => (await journal.readJournal(root)).events.filter((e) => e.module.kver === call.kver),
+      merge: (_moddir, hints) => merge({ ...options(hints), probe }),
+      removeEvents: (evs) => journal.removeEvents(root, evs),
+      clearDeferred: (started) => deferred.clearDeferred(root, call.kver, started),
+    });
+    if (out.kind !== 'merged') return new HandOver('the kernel has no modules left (its package was removed)');
+    return report(out.result);
   } finally {
     if (process.env[BUILD_CACHE] === '1') endBuild(root, call.kver);
-    await lock?.release();
   }
 }
 

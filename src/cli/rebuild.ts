@@ -90,8 +90,8 @@ async function runMerge(command: 'rebuild' | 'update', a: MergeCommandArgs, io: 
     opts.probe = quick;
   }
   // The same per-kernel lock commit takes: a manual update never races a package transaction.
-  const { acquireLock, kernelLockFile } = await import('../txn/lock.ts');
-  const lock = a.outdir === undefined ? await acquireLock(kernelLockFile(a.root, a.kver), a.lockTimeoutMs) : undefined;
+  const { KernelState } = await import('../kernel/kernel-state.ts');
+  const lock = a.outdir === undefined ? await new KernelState(a.root, a.kver).lock(a.lockTimeoutMs) : undefined;
   try {
     const merged = await merge(opts);
     bar.done();

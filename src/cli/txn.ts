@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { EXIT, exitCodeForKind } from './exit-codes.ts';
 import type { ReportIo } from './merge-report.ts';
 import type { KernelResult } from '../txn/commit.ts';
-import type { Lock } from '../txn/lock.ts';
+import type { Lock } from '../io/lock.ts';
 import { DepmodTxError, InputError } from '../errors.ts';
 import { kabiSummary } from '../merge/kabi-summary.ts';
 import { splitLevel, type DepmodMessage } from '../depmod/diagnostic.ts';

@@ -270,22 +270,38 @@ interface Graph {
 
 function graphOf(order: Uint32Array, idxOf: Int32Array, deps: SlotLists): Graph {
   const n = order.length;
+  // The lists by array position in one pass: the packed base read in place, the overlay (the few
+  // modules resolved since the base) looked up only for slots it holds.
+  const { start, list, over } = deps;
+  const baseSlots = start.length - 1;
+  const inOver = new Uint8Array(idxOf.length);
+  for (const s of over.keys()) if (s < inOver.length) inOver[s] = 1;
   const depStart = new Uint32Array(n + 1);
   let total = 0;
   for (let i = 0; i < n; i++) {
+    const s = order[i]!;
     depStart[i] = total;
-    total += listOf(deps, order[i]!).length;
+    total += inOver[s] === 1 ? over.get(s)!.length : s < baseSlots ? start[s + 1]! - start[s]! : 0;
   }
   depStart[n] = total;
   const depList = new Uint32Array(total);
   const users = new Int32Array(n);
   for (let i = 0; i < n; i++) {
-    const d = listOf(deps, order[i]!);
-    const at = depStart[i]!;
-    for (let j = 0; j < d.length; j++) {
-      const t = idxOf[d[j]!]!;
-      depList[at + j] = t;
-      users[t]!++;
+    const s = order[i]!;
+    let at = depStart[i]!;
+    if (inOver[s] === 1) {
+      const d = over.get(s)!;
+      for (let j = 0; j < d.length; j++) {
+        const t = idxOf[d[j]!]!;
+        depList[at++] = t;
+        users[t]!++;
+      }
+    } else if (s < baseSlots) {
+      for (let j = start[s]!, e = start[s + 1]!; j < e; j++) {
+        const t = idxOf[list[j]!]!;
+        depList[at++] = t;
+        users[t]!++;
+      }
     }
   }
   const userStart = new Uint32Array(n + 1);
@@ -520,16 +536,24 @@ export function updateState(set: ModuleSet, prev: DbState, added: readonly numbe
       }
     }
     const seenBy = new Int32Array(n);
+    const { start: lStart, list: lList, over: lOver } = prev.lines;
+    const lBase = lStart.length - 1;
+    const dsi = g.depSortIdx;
     for (let i = 0; i < n; i++) {
       const s = order[i]!;
-      const old = prev.cycles === null ? listOf(prev.lines, s) : undefined;
-      if (above[i] === 0 && old !== undefined && s < prev.idxOf.length && prev.idxOf[s]! >= 0) {
+      if (above[i] === 0 && prev.cycles === null && s < prev.idxOf.length && prev.idxOf[s]! >= 0) {
         // Same set of dependencies: unchanged while their new positions keep the old order.
+        const o = lOver.size > 0 ? lOver.get(s) : undefined;
         let sorted = true;
-        for (let j = 1; j < old.length && sorted; j++) sorted = g.depSortIdx[idxOf[old[j - 1]!]!]! < g.depSortIdx[idxOf[old[j]!]!]!;
+        if (o !== undefined) {
+          for (let j = 1; j < o.length && sorted; j++) sorted = dsi[idxOf[o[j - 1]!]!]! < dsi[idxOf[o[j]!]!]!;
+        } else if (s < lBase) {
+          for (let j = lStart[s]! + 1, e = lStart[s + 1]!; j < e && sorted; j++) sorted = dsi[idxOf[lList[j - 1]!]!]! < dsi[idxOf[lList[j]!]!]!;
+        }
         checked++;
         if (sorted) continue;
       }
+      const old = prev.cycles === null ? listOf(prev.lines, s) : undefined;
       const line = lineOf(g, i, order, seenBy, i + 1);
       if (old === undefined || !sameArray(line, old) || addedSet.has(s)) lineChanged.add(s);
       lines.over.set(s, line);

@@ -49,12 +49,20 @@ export function statTypeFollowingLinks(path: string): 'file' | 'dir' | 'other' |
   }
 }
 
+/** Why `kver` cannot name a kernel (a directory, a cache file, a lock file), or undefined. The one rule. */
+export function kverProblem(kver: string): string | undefined {
+  if (kver.length === 0) return 'empty kernel version';
+  if (kver.includes('/')) return `kernel version ${JSON.stringify(kver)} contains '/'`;
+  if (kver === '.' || kver === '..' || kver.includes('..')) return `kernel version ${JSON.stringify(kver)} contains '..'`;
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(kver)) return `kernel version ${JSON.stringify(kver)} contains control characters`;
+  return undefined;
+}
+
 /** A kernel version names one directory: refuse anything that could walk elsewhere. */
 export function assertSafeKernelVersion(kver: string): void {
-  // eslint-disable-next-line no-control-regex
-  if (kver === '' || kver === '.' || kver === '..' || kver.includes('/') || /[\x00-\x1f\x7f]/.test(kver)) {
-    throw new UsageError(`invalid kernel version ${JSON.stringify(kver)}: must be one path component without control characters`);
-  }
+  const problem = kverProblem(kver);
+  if (problem !== undefined) throw new UsageError(`invalid kernel version ${JSON.stringify(kver)}: ${problem}`);
 }
 
 export interface ModuleTree {

@@ -11,16 +11,13 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { cacheFile, dropCache } from '../cache/store.ts';
-import { acquireLock, kernelLockFile, type Lock } from './lock.ts';
 import { DEFAULT_JOURNAL_LOCK_MS, readJournal, removeEvents, type JournalWarning, type PendingEvent } from './journal.ts';
 import { containmentChecker, PathRefusedError } from './paths.ts';
 import { writeLastResults } from './status.ts';
-import { crashPoint } from '../io/atomic.ts';
-import { moduleTreeGone } from '../io/tree.ts';
 import type { KabiBasis } from '../depmod/compute.ts';
 import { kabiSummary } from '../merge/kabi-summary.ts';
 import { DepmodTxError, type ErrorKind } from '../errors.ts';
+import { DEFAULT_KERNEL_LOCK_MS, KernelState, mergeKernel, MODULE_DIRS } from '../kernel/kernel-state.ts';
 import { clearDeferred, isDeferred } from './deferred.ts';
 
 export interface MergeRequest {
@@ -96,24 +93,11 @@ export interface CommitSummary {
   warnings: JournalWarning[];
 }
 
-export const DEFAULT_KERNEL_LOCK_MS = 300_000;
-const DEFAULT_MODULE_DIRS = ['/lib/modules', '/usr/lib/modules'] as const;
-
-function isDir(p: string): boolean {
-  try {
-    return statSync(p).isDirectory();
-  } catch {
-    return false;
-  }
-}
+export { DEFAULT_KERNEL_LOCK_MS };
 
 /** The first candidate module directory of `kver` that exists under root, or undefined. */
-export function findModuleDir(root: string, kver: string, moduleDirs: readonly string[] = DEFAULT_MODULE_DIRS): string | undefined {
-  for (const d of moduleDirs) {
-    const m = `${d}/${kver}`;
-    if (isDir(join(root, m))) return m;
-  }
-  return undefined;
+export function findModuleDir(root: string, kver: string, moduleDirs: readonly string[] = MODULE_DIRS): string | undefined {
+  return new KernelState(root, kver).moduleDir(moduleDirs);
 }
 
 /** Kernel versions in first-seen order with their events. Pure. */
@@ -172,51 +156,52 @@ async function commitKernel(opts: CommitOptions, kver: string, jl: number, addWa
   const { root } = opts;
   const t0 = performance.now();
   let events: PendingEvent[] = [];
-  let lock: Lock | undefined;
   try {
-    lock = await acquireLock(kernelLockFile(root, kver), opts.lockTimeoutMs ?? DEFAULT_KERNEL_LOCK_MS);
-    const snap = await readJournal(root, jl);
-    addWarnings(snap.warnings);
-    events = snap.events.filter((e) => e.module.kver === kver);
-    if (events.length === 0) return { kver, status: 'nothing', events: 0, wallMs: performance.now() - t0 };
-    const moddir = findModuleDir(root, kver, opts.moduleDirs);
-    if (moddir === undefined || moduleTreeGone(join(root, moddir))) {
-      dropCache(cacheFile(root, kver));
-      await removeEvents(root, events, jl);
-      return { kver, status: 'removed', events: events.length, wallMs: performance.now() - t0 };
-    }
-    // Re-checked here, under the lock: a symlink swapped in since `record` must not redirect the merge.
-    const usable: PendingEvent[] = [];
-    const refused: PendingEvent[] = [];
+    const ks = new KernelState(root, kver);
     const check = containmentChecker(root);
-    for (const e of events) {
-      try {
-        check(e.module);
-        usable.push(e);
-      } catch (err) {
-        if (!(err instanceof PathRefusedError)) throw err;
-        addWarnings([{ code: 'JOURNAL_LINE_MALFORMED', file: e.file, line: e.line, message: `${e.file}:${e.line}: ${err.message}` }]);
-        refused.push(e);
-      }
-    }
-    // Nothing usable: no merge ran, so nothing is known about KABI (not "ok").
-    const deferred = isDeferred(root, kver);
-    const started = Date.now();
-    const res: MergeResult = usable.length > 0 ? await opts.merge({ root, kver, moddir, paths: uniquePaths(usable) }) : { changed: false, files: [], ms: 0, kabi: undefined };
-    if (usable.length > 0) clearDeferred(root, kver, started);
-    crashPoint(`commit:after-merge:${kver}`);
-    await removeEvents(root, events, jl);
-    crashPoint(`commit:after-remove:${kver}`);
+    let refused = 0;
+    let deferred = false;
+    const out = await mergeKernel(ks, {
+      lockTimeoutMs: opts.lockTimeoutMs,
+      needsEvents: true,
+      moduleDirs: opts.moduleDirs,
+      events: async () => {
+        const snap = await readJournal(root, jl);
+        addWarnings(snap.warnings);
+        events = snap.events.filter((e) => e.module.kver === kver);
+        deferred = isDeferred(root, kver);
+        return events;
+      },
+      // Re-checked here, under the lock: a symlink swapped in since `record` must not redirect the merge.
+      usable: (evs) =>
+        evs.filter((e) => {
+          try {
+            check(e.module);
+            return true;
+          } catch (err) {
+            if (!(err instanceof PathRefusedError)) throw err;
+            addWarnings([{ code: 'JOURNAL_LINE_MALFORMED', file: e.file, line: e.line, message: `${e.file}:${e.line}: ${err.message}` }]);
+            refused++;
+            return false;
+          }
+        }),
+      // Nothing usable: no merge ran, so nothing is known about KABI (not "ok").
+      skipped: (): MergeResult => ({ changed: false, files: [], ms: 0, kabi: undefined }),
+      merge: (moddir, hints) => opts.merge({ root, kver, moddir, paths: hints }),
+      removeEvents: (evs) => removeEvents(root, evs, jl),
+      clearDeferred: (started) => clearDeferred(root, kver, started),
+    });
+    if (out.kind === 'nothing') return { kver, status: 'nothing', events: 0, wallMs: performance.now() - t0 };
+    if (out.kind === 'removed') return { kver, status: 'removed', events: out.events.length, wallMs: performance.now() - t0 };
+    const res = out.result;
     return {
-      kver, status: 'merged', events: usable.length, moddir, changed: res.changed, files: res.files, ms: res.ms, wallMs: performance.now() - t0, kabi: res.kabi,
-      error: refused.length > 0 ? `${refused.length} refused path(s) dropped` : undefined, ...(deferred && usable.length > 0 ? { deferred } : {}),
+      kver, status: 'merged', events: out.used.length, moddir: out.moddir, changed: res.changed, files: res.files, ms: res.ms, wallMs: performance.now() - t0, kabi: res.kabi,
+      error: refused > 0 ? `${refused} refused path(s) dropped` : undefined, ...(deferred && out.used.length > 0 ? { deferred } : {}),
     };
   } catch (err) {
     return {
       kver, status: 'failed', events: events.length, wallMs: performance.now() - t0, error: err instanceof Error ? err.message : String(err),
       ...(err instanceof DepmodTxError ? { errorKind: err.kind } : {}),
     };
-  } finally {
-    await lock?.release();
   }
 }

@@ -19,8 +19,13 @@ import { randomBytes } from 'node:crypto';
 import { IoError, UsageError } from '../errors.ts';
 import { crashPoint, fsyncDir, sweepStaleTemps, writeDurable } from '../io/atomic.ts';
 import { stateDirs } from '../cache/store.ts';
-import { journalLockFile, withLock } from './lock.ts';
+import { withLock } from '../io/lock.ts';
 import { classifyModulePath, PathRefusedError, type ModulePath } from './paths.ts';
+
+/** The journal's lock: held for milliseconds around an append or a rewrite. */
+export function journalLockFile(root: string): string {
+  return join(stateDirs(root).lib, 'journal.lock');
+}
 
 export type EventOp = 'add' | 'remove';
 

@@ -7,21 +7,14 @@
 // refuses a path whose real location leaves its kernel's module directory (or a module directory
 // that leaves the root). A path that is not a module under a module directory is ignored silently,
 // as rpm and dpkg hand us every file of a package.
+import { kverProblem } from '../io/tree.ts';
 import { realpathSync, statSync } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
-import { UsageError } from '../errors.ts';
+import { PathRefusedError } from '../errors.ts';
 import { isModulePath } from '../module/suffixes.ts';
 
 /** A recorded path that must not be acted on; the message starts with the path. */
-export class PathRefusedError extends UsageError {
-  readonly path: string;
-  readonly reason: string;
-  constructor(path: string, reason: string) {
-    super(`${JSON.stringify(path)}: refused: ${reason}`);
-    this.path = path;
-    this.reason = reason;
-  }
-}
+export { PathRefusedError };
 
 export interface ModulePath {
   kver: string;
@@ -33,15 +26,10 @@ export interface ModulePath {
   path: string;
 }
 
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f]/;
-
-/** Throws unless `kver` can safely name a directory, a cache file and a lock file. */
+/** Throws unless `kver` can safely name a directory, a cache file and a lock file (kernel-state.ts kverProblem). */
 export function validateKver(kver: string, path = kver): void {
-  if (kver.length === 0) throw new PathRefusedError(path, 'empty kernel version');
-  if (kver.includes('/')) throw new PathRefusedError(path, `kernel version ${JSON.stringify(kver)} contains '/'`);
-  if (kver === '.' || kver === '..' || kver.includes('..')) throw new PathRefusedError(path, `kernel version ${JSON.stringify(kver)} contains '..'`);
-  if (CONTROL.test(kver)) throw new PathRefusedError(path, `kernel version ${JSON.stringify(kver)} contains control characters`);
+  const problem = kverProblem(kver);
+  if (problem !== undefined) throw new PathRefusedError(path, problem);
 }
 
 /**

@@ -5,11 +5,10 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { cacheFile, dropCache } from '../cache/store.ts';
+import { cacheFile } from '../cache/store.ts';
 import { DepmodTxError } from '../errors.ts';
-import { moduleTreeGone } from '../io/tree.ts';
-import { DEFAULT_KERNEL_LOCK_MS, findModuleDir, type KernelMerge, type KernelResult } from './commit.ts';
-import { acquireLock, kernelLockFile, type Lock } from './lock.ts';
+import { KernelState, mergeKernel } from '../kernel/kernel-state.ts';
+import { findModuleDir, type KernelMerge, type KernelResult } from './commit.ts';
 import { clearDeferred, deferredKernels, isDeferred } from './deferred.ts';
 import { writeLastResults } from './status.ts';
 
@@ -60,25 +59,23 @@ export async function mergeUnrecorded(opts: { root: string; merge: KernelMerge; 
   const results: KernelResult[] = [];
   for (const kver of kvers) {
     const t0 = performance.now();
-    let lock: Lock | undefined;
     try {
-      lock = await acquireLock(kernelLockFile(opts.root, kver), opts.lockTimeoutMs ?? DEFAULT_KERNEL_LOCK_MS);
-      const moddir = findModuleDir(opts.root, kver) ?? `/lib/modules/${kver}`;
-      // A kernel package removed by plain dpkg -r: the trigger must not write a database into what is left.
-      if (moduleTreeGone(join(opts.root, moddir))) {
-        dropCache(cacheFile(opts.root, kver));
-        results.push({ kver, status: 'removed', events: 0, wallMs: performance.now() - t0 });
-        continue;
-      }
       const deferred = isDeferred(opts.root, kver);
-      const started = Date.now();
-      const r = await opts.merge({ root: opts.root, kver, moddir, paths: [] });
-      clearDeferred(opts.root, kver, started);
-      results.push({ kver, status: 'merged', events: 0, moddir, changed: r.changed, files: r.files, ms: r.ms, kabi: r.kabi, wallMs: performance.now() - t0, ...(deferred ? { deferred } : {}) });
+      // A kernel package removed by plain dpkg -r: the trigger must not write a database into what is left.
+      const out = await mergeKernel(new KernelState(opts.root, kver), {
+        lockTimeoutMs: opts.lockTimeoutMs,
+        needsEvents: false,
+        events: async () => [],
+        merge: (moddir) => opts.merge({ root: opts.root, kver, moddir, paths: [] }),
+        removeEvents: async () => {},
+        clearDeferred: (started) => clearDeferred(opts.root, kver, started),
+      });
+      if (out.kind === 'merged') {
+        const r = out.result;
+        results.push({ kver, status: 'merged', events: 0, moddir: out.moddir, changed: r.changed, files: r.files, ms: r.ms, kabi: r.kabi, wallMs: performance.now() - t0, ...(deferred ? { deferred } : {}) });
+      } else results.push({ kver, status: 'removed', events: 0, wallMs: performance.now() - t0 });
     } catch (err) {
       results.push({ kver, status: 'failed', events: 0, wallMs: performance.now() - t0, error: (err as Error).message, ...(err instanceof DepmodTxError ? { errorKind: err.kind } : {}) });
-    } finally {
-      await lock?.release();
     }
   }
   if (results.length > 0) await writeLastResults(opts.root, results, new Date());

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { stateDirs } from '../cache/store.ts';
 import { crashPoint, fsyncDir, sweepStaleTemps, writeDurable } from '../io/atomic.ts';
 import { kernelRemoved } from '../io/tree.ts';
-import { journalLockFile, withLock } from './lock.ts';
+import { withLock } from '../io/lock.ts';
+import { journalLockFile } from './journal.ts';
 import { DEFAULT_JOURNAL_LOCK_MS, readJournal, type JournalWarning } from './journal.ts';
 import type { KernelResult } from './commit.ts';
 

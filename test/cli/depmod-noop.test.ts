@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { kernelLockFile } from '../../src/txn/lock.ts';
+import { kernelLockFile } from '../../src/kernel/kernel-state.ts';
 import { cacheFile } from '../../src/cache/store.ts';
 import { runCli, withCliRoot } from '../support/cli.ts';
 

@@ -4,7 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { acquireLock, kernelLockFile } from '../../src/txn/lock.ts';
+import { acquireLock } from '../../src/io/lock.ts';
+import { kernelLockFile } from '../../src/kernel/kernel-state.ts';
 
 test('kernel lock: exclusive across processes, timed wait fails with a StateError, free again after release', async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'depmod-tx-lock-'));

@@ -1,6 +1,7 @@
-// Exclusive, blocking, timed locks on files: one per kernel (`/var/cache/depmod-tx/KVER.lock`,
-// held for a whole merge) and one for the journal (`/var/lib/depmod-tx/journal.lock`, held for
-// milliseconds around an append or a rewrite).
+// Exclusive, blocking, timed locks on files: depmod-tx takes one per kernel (src/kernel/
+// kernel-state.ts: `/var/cache/depmod-tx/KVER.lock`, held for a whole merge) and one for the journal
+// (src/txn/journal.ts: `/var/lib/depmod-tx/journal.lock`, held for milliseconds around an append or
+// a rewrite).
 //
 // Why flock(2) locks rather than an O_EXCL lock file holding pid + start time:
 // - the kernel releases a flock when its holder dies, so a killed depmod-tx never leaves a stale
@@ -16,11 +17,9 @@
 // held it before (measured: three exec()s per lock, four locks per commit).
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { StateError } from '../errors.ts';
-import { crashPoint } from '../io/atomic.ts';
-import { stateDirs } from '../cache/store.ts';
-import { validateKver } from './paths.ts';
+import { crashPoint } from './atomic.ts';
 
 export interface Lock {
   readonly file: string;
@@ -29,15 +28,6 @@ export interface Lock {
 
 /** Exit code we ask flock(1) to use when the wait times out (-E), distinct from its own failures. */
 const TIMEOUT_EXIT = 75;
-
-export function kernelLockFile(root: string, kver: string): string {
-  validateKver(kver);
-  return join(stateDirs(root).cache, `${kver}.lock`);
-}
-
-export function journalLockFile(root: string): string {
-  return join(stateDirs(root).lib, 'journal.lock');
-}
 
 function ensureLockFile(file: string): void {
   mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
