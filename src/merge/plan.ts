@@ -90,106 +90,78 @@ export function slotOfName(set: ModuleSet, name: string): number {
 const stem = (abs: string, name: string): string => abs.slice(0, abs.lastIndexOf('/') + 1 + name.length);
 
 /**
- * The patch plan, or a recompute when the change cannot be decided locally. Each candidate file is
- * matched to the module of its name: same path and identity → nothing; same path, new identity →
- * replaced; gone → dropped (a file that lost to it before may win now); a new file → added, unless a
- * file of the same name wins by depmod's priority rules (depmod_module_is_higher_priority; equal
- * priority: the one its walk finds first).
+ * The patch plan, or a recompute when the change cannot be decided locally. For every module name a
+ * changed file has, the files of that name (the module's current file, the changed ones, those that
+ * lost to it before) are weighed as depmod's walk weighs them (depmod_module_is_higher_priority in
+ * walk order): the same file winning with the same identity is nothing, with a new one a
+ * replacement; another file winning is a drop and a parse; no file left is a drop.
  */
 export function decidePatch(observed: Observed, cache: CachedTree, suffixes: readonly string[]): Plan {
   const { set } = cache;
   const recompute = (reason: string): Plan => ({ mode: 'recompute', reason, parse: [], drop: [], shadowed: [], notes: [] });
   if (observed.unsure !== undefined) return recompute(observed.unsure);
-  const parse = new Map<string, ToParse>();
-  const drop = new Set<number>();
-  const shadowed = new Map<string, string>(cache.shadowed.map(([k, n]) => [k, n]));
   const absOf = (key: string): string => (key.startsWith('/') ? key : `${cache.dirname}/${key}`);
-  // Current winner per touched name: a slot (kept or dropped below) or a file to parse.
-  const winner = new Map<string, { key: string; slot: number }>();
-  const current = (name: string): { key: string; slot: number } | undefined => {
-    if (winner.has(name)) return winner.get(name);
-    const s = slotOfName(set, name);
-    const w = s >= 0 ? { key: set.path(s), slot: s } : undefined;
-    if (w !== undefined) winner.set(name, w);
-    return w;
-  };
   const isModuleKey = (key: string): boolean => {
     const base = key.slice(key.lastIndexOf('/') + 1);
     return hasModuleSuffix(base, suffixes) && kmodModname(key) !== '' && !isExcludedEntry(base, cache.config.excludes);
   };
-
-  const files = [...observed.files].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  // Gone files first: a name freed by one may be taken by another file of this change.
-  for (const [key, f] of files) {
-    if (f.fp !== null && f.walked) continue;
+  const present = (key: string): boolean => {
+    const f = observed.files.get(key);
+    return f === undefined || (f.fp !== null && f.walked);
+  };
+  const shadowedByName = new Map<string, string[]>();
+  for (const [k, n] of cache.shadowed) shadowedByName.set(n, [...(shadowedByName.get(n) ?? []), k]);
+  // Every module name the change touches, with the files observed under it.
+  const touched = new Map<string, string[]>();
+  for (const [key] of observed.files) {
     if (!isModuleKey(key)) continue;
-    shadowed.delete(key);
     const name = kmodModname(key);
-    const w = current(name);
-    if (w !== undefined && w.key === key) {
-      if (w.slot >= 0) drop.add(w.slot);
-      parse.delete(key);
-      winner.set(name, { key: '', slot: -1 });
-    }
+    touched.set(name, [...(touched.get(name) ?? []), key]);
   }
-  for (const [key, f] of files) {
-    if (f.fp === null || !f.walked || !isModuleKey(key)) continue;
-    const name = kmodModname(key);
-    const w = current(name);
-    if (w !== undefined && w.key === key) {
-      // The same file: replaced when its identity moved.
-      const fp = f.fp;
-      const old = w.slot >= 0 ? set.fingerprint(w.slot) : undefined;
-      if (old !== undefined && old.size === fp.size && old.mtimeNs === fp.mtimeNs && old.ctimeNs === fp.ctimeNs && old.ino === fp.ino) continue;
-      if (w.slot >= 0) drop.add(w.slot);
-      parse.set(key, { key, abs: f.abs, fp });
-      winner.set(name, { key, slot: -1 });
+  const parse: ToParse[] = [];
+  const drop: number[] = [];
+  const shadowed = new Map<string, string>(cache.shadowed.map(([k, n]) => [k, n]));
+  for (const [name, keys] of [...touched].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const slot = slotOfName(set, name);
+    const winner = slot >= 0 ? set.path(slot) : undefined;
+    // depmod's walk meets every file of the name in its order; a later one replaces the one kept so
+    // far only with a strictly higher priority (depmod_module_is_higher_priority).
+    const candidates = [...new Set([...(winner !== undefined ? [winner] : []), ...keys, ...(shadowedByName.get(name) ?? [])])].filter(present).sort(cache.walkOrder);
+    let best: string | undefined;
+    for (const c of candidates) {
+      if (best === undefined || !existingModuleWins(cache.config, cache.dirname, stem(absOf(best), name), stem(absOf(c), name))) best = c;
+    }
+    for (const c of candidates) {
+      if (c === best) shadowed.delete(c);
+      else shadowed.set(c, name);
+    }
+    for (const k of [...keys, ...(shadowedByName.get(name) ?? [])]) if (!present(k)) shadowed.delete(k);
+    if (best === winner && winner !== undefined) {
+      // The same file wins: replaced when its identity moved.
+      const f = observed.files.get(winner);
+      const old = set.fingerprint(slot);
+      if (f === undefined || f.fp === null || (old.size === f.fp.size && old.mtimeNs === f.fp.mtimeNs && old.ctimeNs === f.fp.ctimeNs && old.ino === f.fp.ino)) continue;
+      drop.push(slot);
+      parse.push({ key: winner, abs: f.abs, fp: f.fp });
       continue;
     }
-    if (shadowed.has(key)) continue; // a known loser, unless its winner goes (below)
-    if (w === undefined || w.key === '') {
-      parse.set(key, { key, abs: f.abs, fp: f.fp });
-      winner.set(name, { key, slot: -1 });
-      continue;
-    }
-    // Two files of one name: depmod keeps the one of higher priority, the first found on a tie.
-    const first = cache.walkOrder(w.key, key) <= 0 ? w.key : key;
-    const second = first === key ? w.key : key;
-    const firstWins = existingModuleWins(cache.config, cache.dirname, stem(absOf(first), name), stem(absOf(second), name));
-    const win = firstWins ? first : second;
-    if (win === w.key) {
-      shadowed.set(key, name);
-      continue;
-    }
-    if (w.slot >= 0) drop.add(w.slot);
-    parse.delete(w.key);
-    shadowed.set(w.key, name);
-    parse.set(key, { key, abs: f.abs, fp: f.fp });
-    winner.set(name, { key, slot: -1 });
-  }
-  // Names whose winner went away: the best remaining file of that name takes its place.
-  for (const [name, w] of winner) {
-    if (w.key !== '') continue;
-    const candidates = [...shadowed].filter(([k, n]) => n === name && observed.files.get(k)?.fp !== null);
-    if (candidates.length === 0) continue;
-    candidates.sort(([a], [b]) => cache.walkOrder(a, b));
-    let best = candidates[0]![0];
-    for (const [k] of candidates.slice(1)) if (!existingModuleWins(cache.config, cache.dirname, stem(absOf(best), name), stem(absOf(k), name))) best = k;
+    if (slot >= 0) drop.push(slot);
+    if (best === undefined) continue;
     const f = observed.files.get(best);
-    if (f === undefined || f.fp === null) return recompute(`${best}: a shadowed module file was not observed`);
-    shadowed.delete(best);
-    parse.set(best, { key: best, abs: f.abs, fp: f.fp });
+    if (f === undefined || f.fp === null) return recompute(`${best}: a module file of ${name} was not observed`);
+    parse.push({ key: best, abs: f.abs, fp: f.fp });
   }
   const live = set.liveCount;
-  const changed = parse.size + drop.size;
-  if (live > 0 && changed > PATCH_LIMIT * live) return { ...recompute(`${changed} of ${live} modules changed`), parse: [...parse.values()], drop: [...drop], shadowed: [...shadowed] };
+  const changed = parse.length + drop.length;
+  if (live > 0 && changed > PATCH_LIMIT * live) return { ...recompute(`${changed} of ${live} modules changed`), parse, drop, shadowed: [...shadowed] };
   const notes: string[] = [];
   if (changed > 0) notes.push("kmod's topological order (depmod_calculate_dependencies) recomputed over the cached dependencies: it is global");
   const dropped = [...drop].sort((a, b) => a - b);
+  parse.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return {
     mode: changed === 0 ? 'noop' : 'patch',
-    reason: changed === 0 ? 'no module file changed' : `${parse.size} to parse, ${drop.size} to drop`,
-    parse: [...parse.values()],
+    reason: changed === 0 ? 'no module file changed' : `${parse.length} to parse, ${drop.length} to drop`,
+    parse,
     drop: dropped,
     dropPaths: dropped.map((s) => set.path(s)),
     shadowed: [...shadowed],
