@@ -174,6 +174,8 @@ export function decodeHeader<M>(bytes: Uint8Array, magic: string, version: numbe
 
 /** Typed-array views of a whole container's sections (the bytes must stay untouched). */
 export class ContainerBody {
+  /** The body's CRC-32 was checked (else only its size and generation vouch for it). */
+  readonly checksummed: boolean;
   readonly #bytes: Uint8Array;
   readonly #h: ContainerHeader<unknown>;
   readonly #file: string;
@@ -186,6 +188,7 @@ export class ContainerBody {
     if (crc !== null && crc(bytes.subarray(h.bodyStart, h.bodyStart + h.table.bodyLength)) !== trailer.getUint32(8, true)) {
       throw new FormatError(file, 'cache body checksum mismatch');
     }
+    this.checksummed = crc !== null;
     // Views need aligned offsets: copy once when the buffer itself is not 8-aligned.
     this.#bytes = (bytes.byteOffset + h.bodyStart) % 8 === 0 ? bytes : bytes.slice();
     this.#h = h;

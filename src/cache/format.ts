@@ -24,6 +24,8 @@ import { ContainerBody, decodeHeader, encodeContainer, jsonSection, newGeneratio
 
 export { headerSum } from './container.ts';
 
+const enc = new TextEncoder();
+
 export const BASE_MAGIC = 'DMTXBASE';
 export const DELTA_MAGIC = 'DMTXDLTA';
 // 5: base + delta files with the database state and output layouts (4: one file, module set only).
@@ -87,14 +89,74 @@ export interface CacheMeta {
   cycles: CycleReport | null;
 }
 
+/**
+ * Directory listings by key: looked up one at a time (an update needs the few it lists again), or
+ * all at once (a new base, a full merge).
+ */
+export interface DirListings {
+  get(key: string): DirEntry[] | undefined;
+  all(): Record<string, DirEntry[]>;
+}
+
+export function listingsOf(map: Record<string, DirEntry[]>): DirListings {
+  return { get: (k) => map[k], all: () => map };
+}
+
+/** `over`'s listings in front of `base`'s. */
+export function overlaidListings(base: DirListings, over: Record<string, DirEntry[]>): DirListings {
+  let all: Record<string, DirEntry[]> | undefined;
+  return { get: (k) => over[k] ?? base.get(k), all: () => (all ??= { ...base.all(), ...over }) };
+}
+
+/**
+ * The listings as one section: a line per directory, `\n[KEY,[[NAME,TYPE],...]]` in JSON (which
+ * escapes every newline), so one directory is found with a byte search and parsed alone.
+ */
+function encodeListings(map: Record<string, DirEntry[]>): Uint8Array {
+  let text = '';
+  for (const k in map) text += `\n${JSON.stringify([k, map[k]!.map((e) => [e.name, e.type])])}`;
+  return enc.encode(`${text}\n`);
+}
+
+function decodeListings(bytes: Uint8Array, file: string): DirListings {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const parse = (line: string): [string, DirEntry[]] => {
+    try {
+      const [k, es] = JSON.parse(line) as [string, Array<[string, DirEntry['type']]>];
+      return [k, es.map(([name, type]) => ({ name, type }))];
+    } catch (err) {
+      throw new FormatError(file, `cache directory listing is not JSON: ${(err as Error).message}`);
+    }
+  };
+  let all: Record<string, DirEntry[]> | undefined;
+  return {
+    get: (key) => {
+      const at = buf.indexOf(`\n[${JSON.stringify(key)},`);
+      if (at < 0) return undefined;
+      const end = buf.indexOf(10, at + 1);
+      return parse(buf.toString('utf8', at + 1, end < 0 ? buf.length : end))[1];
+    },
+    all: () => {
+      if (all === undefined) {
+        all = {};
+        for (const line of buf.toString('utf8').split('\n')) if (line !== '') {
+          const [k, es] = parse(line);
+          all[k] = es;
+        }
+      }
+      return all;
+    },
+  };
+}
+
 /** Everything a cache holds, in memory. */
 export interface CacheContents {
   meta: CacheMeta;
   set: ModuleSet;
   state: DbState;
   layout: DatabaseLayout;
-  /** Directory listings in readdir order by the keys of meta.dirs (read from the file when first asked). */
-  dirEntries: () => Record<string, DirEntry[]>;
+  /** Directory listings in readdir order by the keys of meta.dirs. */
+  dirEntries: DirListings;
   /** Byte offset of each modules.order line (sortIdx of a new module without reading the whole file). */
   orderLines: Uint32Array;
 }
@@ -236,7 +298,8 @@ function setFrom(body: ContainerBody, c: Counts, kernelSource: KernelSymbolSourc
   if (pool.table.length === 0 || (pool.table.length & (pool.table.length - 1)) !== 0 || pool.table.length < 2 * pool.count) {
     throw new FormatError(file, 'cache symbol table has a bad size');
   }
-  checkRanges(file, c, cols);
+  // The bounds of what a checksum vouches for need no second check.
+  if (!body.checksummed) checkRanges(file, c, cols);
   const fields: Record<string, unknown> = {};
   for (const [name] of COLUMNS) if (!name.startsWith('pool.') && name !== 'heap') fields[name] = cols[name];
   return ModuleSet.fromColumns({
@@ -377,7 +440,7 @@ export function encodeBase(c: CacheContents): EncodedBase {
     generation,
     baseGeneration: 0n,
     meta: header,
-    sections: [...setSections(c.set, counts), ...stateSections(state), ...lay.sections, ['dirEntries', jsonSection(c.dirEntries())], ['orderLines', c.orderLines]],
+    sections: [...setSections(c.set, counts), ...stateSections(state), ...lay.sections, ['dirEntries', encodeListings(c.dirEntries.all())], ['orderLines', c.orderLines]],
   });
   return { bytes, generation };
 }
@@ -422,7 +485,6 @@ export function decodeBase(bytes: Uint8Array, file: string): OpenedBase {
   if (state.idxOf.length !== set.slots || state.unreadable.length !== set.slots || state.deps.start.length !== set.slots + 1 || state.lines.start.length !== set.slots + 1 || findings.start.length !== set.slots + 1) {
     throw new FormatError(file, 'cache state does not match its module set');
   }
-  let entries: Record<string, DirEntry[]> | undefined;
   return {
     header,
     contents: {
@@ -430,7 +492,7 @@ export function decodeBase(bytes: Uint8Array, file: string): OpenedBase {
       set,
       state,
       layout: layoutFrom(body, h.layoutKinds),
-      dirEntries: () => (entries ??= body.json<Record<string, DirEntry[]>>('dirEntries')),
+      dirEntries: decodeListings(body.get('dirEntries', 'u8'), file),
       orderLines: body.get('orderLines', 'u32'),
     },
   };
@@ -563,7 +625,7 @@ export function applyDelta(base: OpenedBase, bytes: Uint8Array, file: string): {
   }
   const cols: Record<string, Column> = { ...grown, 'pool.table': set.pool.table };
   // The base's rows were checked when it was opened: the tail's only.
-  checkRanges(file, c, { ...cols, 'pool.off': grown['pool.off']!, 'pool.len': grown['pool.len']! }, b.slots);
+  if (!body.checksummed) checkRanges(file, c, { ...cols, 'pool.off': grown['pool.off']!, 'pool.len': grown['pool.len']! }, b.slots);
   for (const [name] of COLUMNS) {
     if (name.startsWith('pool.') || name === 'heap' || grown[name] === undefined) continue;
     (set as unknown as Record<string, Column>)[name] = grown[name];
@@ -592,15 +654,13 @@ export function applyDelta(base: OpenedBase, bytes: Uint8Array, file: string): {
   };
   if (state.idxOf.length !== set.slots || state.unreadable.length !== set.slots) throw new FormatError(file, 'delta state does not match its module set');
   for (let i = 0; i < state.order.length; i++) if (state.order[i]! >= set.slots) throw new FormatError(file, 'delta order names a slot past the set');
-  const baseEntries = base.contents.dirEntries;
-  let merged: Record<string, DirEntry[]> | undefined;
   return {
     contents: {
       meta: h.meta,
       set,
       state,
       layout: layoutFrom(body, h.layoutKinds),
-      dirEntries: () => (merged ??= { ...baseEntries(), ...h.dirEntries }),
+      dirEntries: overlaidListings(base.contents.dirEntries, h.dirEntries),
       orderLines: base.contents.orderLines,
     },
     dropped: h.dropped,

@@ -64,6 +64,16 @@ function readHead(file: string, magic: string): Uint8Array {
   }
 }
 
+function readPrefix(file: string): Uint8Array {
+  const fd = openSync(file, 'r');
+  try {
+    const buf = new Uint8Array(PREFIX_BYTES);
+    return buf.subarray(0, readAt(fd, buf, 0, PREFIX_BYTES));
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function readWhole(file: string): Uint8Array {
   const fd = openSync(file, 'r');
   try {
@@ -89,19 +99,17 @@ function refusal(err: unknown, none: string): { ok: false; reason: string } {
 export function openCacheMeta(file: string, expect: { kver: string; moddir: string }): CacheLoad<CacheMeta> {
   let meta: CacheMeta;
   try {
-    const base = readHead(file, BASE_MAGIC);
-    const generation = decodePrefix(base, BASE_MAGIC, file).generation;
-    meta = decodeHeader<{ meta: CacheMeta }>(base, BASE_MAGIC, CACHE_VERSION, file).meta.meta;
+    // The base's generation from its fixed prefix; its header only when no delta of it exists.
+    const generation = decodePrefix(readPrefix(file), BASE_MAGIC, file).generation;
     let delta: Uint8Array | undefined;
     try {
       delta = readHead(deltaFile(file), DELTA_MAGIC);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    if (delta !== undefined) {
-      const d = decodeHeader<{ meta: CacheMeta }>(delta, DELTA_MAGIC, CACHE_VERSION, deltaFile(file));
-      if (d.baseGeneration === generation) meta = d.meta.meta;
-    }
+    const d = delta !== undefined ? decodeHeader<{ meta: CacheMeta }>(delta, DELTA_MAGIC, CACHE_VERSION, deltaFile(file)) : undefined;
+    if (d !== undefined && d.baseGeneration === generation) meta = d.meta.meta;
+    else meta = decodeHeader<{ meta: CacheMeta }>(readHead(file, BASE_MAGIC), BASE_MAGIC, CACHE_VERSION, file).meta.meta;
   } catch (err) {
     return refusal(err, 'no module cache yet');
   }

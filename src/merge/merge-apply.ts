@@ -4,7 +4,7 @@
 //   patch every file, save a delta (apply-patch below); or full: derive the whole database from the
 //   module set and write every file, save a new base (the reference path, also `rebuild`).
 import { join } from 'node:path';
-import type { CacheContents, CacheMeta, DirEntry } from '../cache/format.ts';
+import { listingsOf, overlaidListings, type CacheContents, type CacheMeta, type DirEntry } from '../cache/format.ts';
 import { fingerprintOf, loadCache, sameFingerprint, saveCache, saveDelta, type LoadedCache } from '../cache/store.ts';
 import { computeDatabase, type KabiBasis, type KabiFinding } from '../depmod/compute.ts';
 import type { DepmodConfig } from '../depmod/config.ts';
@@ -97,7 +97,7 @@ export async function applyMerge(o: Observed): Promise<MergeResult> {
   const relist = new Set([...o.staleDirs, ...o.hintDirs]);
   const obs = observeTree({ moddir: tree.moddir, config: c.meta.config, suffixes: MODULE_SUFFIXES, dirEntries: c.dirEntries, shadowed: c.meta.shadowed, relist, hints: o.hintKeys });
   trace(`listing (${obs.listings.size} listed, ${obs.files.size} stat'ed)`);
-  const listing = (key: string): readonly DirEntry[] | undefined => obs.listings.get(key) ?? c.dirEntries()[key];
+  const listing = (key: string): readonly DirEntry[] | undefined => obs.listings.get(key) ?? c.dirEntries.get(key);
   const plan = decidePatch(obs, { set: c.set, config: c.meta.config, shadowed: c.meta.shadowed, dirname: tree.moddir, walkOrder: walkOrderOf(c.meta.config, listing) }, MODULE_SUFFIXES);
   trace(`plan: ${plan.mode} (${plan.reason})`);
   if (opts.planOnly) return { ...resultOf(o, c.meta, kabiFindings(c.set, c.state, tree.moddir), c.meta.warnings as DepmodMessage[], c.meta.warningsBeforeKabi), noop: plan.mode === 'noop', plan };
@@ -107,7 +107,7 @@ export async function applyMerge(o: Observed): Promise<MergeResult> {
     // call that merged already): remember their new state so the next merge is a no-op.
     if (!opts.dryRun && obs.listings.size > 0) {
       const next = { ...c.meta, dirs: updatedDirs(c.meta.dirs, obs.mtimes, obs.goneDirs), writtenAtMs: Date.now() };
-      const dirEntries = (): Record<string, DirEntry[]> => ({ ...c.dirEntries(), ...Object.fromEntries(obs.listings) });
+      const dirEntries = overlaidListings(c.dirEntries, Object.fromEntries(obs.listings));
       saveDelta(loaded, { ...c, meta: next, dirEntries }, loaded.dropped, { ...loaded.relisted, ...Object.fromEntries(obs.listings) });
     }
     return { ...resultOf(o, c.meta, c.meta.kabiFindings ?? kabiFindings(c.set, c.state, tree.moddir), c.meta.warnings as DepmodMessage[], c.meta.warningsBeforeKabi), noop: true, plan };
@@ -257,7 +257,7 @@ async function applyPatch(o: Observed, loaded: LoadedCache, plan: Plan, obs: Ret
   trace(`write (${w.written.length} changed)`);
   const mtimes = new Map(obs.mtimes);
   const listings = new Map(obs.listings);
-  if (w.written.length > 0) refreshModdirListing(tree, mtimes, listings, c.dirEntries()['']);
+  if (w.written.length > 0) refreshModdirListing(tree, mtimes, listings, c.dirEntries.get(''));
   const meta: CacheMeta = {
     ...c.meta,
     dirs: updatedDirs(c.meta.dirs, mtimes, obs.goneDirs),
@@ -272,8 +272,7 @@ async function applyPatch(o: Observed, loaded: LoadedCache, plan: Plan, obs: Ret
     noisy: [...noisy],
     cycles: null,
   };
-  let entries: Record<string, DirEntry[]> | undefined;
-  const dirEntries = (): Record<string, DirEntry[]> => (entries ??= { ...c.dirEntries(), ...Object.fromEntries(listings) });
+  const dirEntries = overlaidListings(c.dirEntries, Object.fromEntries(listings));
   const next: CacheContents = { ...c, meta, state: up.state, layout: patched.layout, dirEntries };
   const baseSlots = loaded.base.counts.slots;
   const dropped = [...new Set([...loaded.dropped, ...plan.drop.filter((s) => s < baseSlots)])];
@@ -315,12 +314,12 @@ async function applyFull(o: Observed, loaded: LoadedCache | undefined, plan: Pla
   const dirs: Record<string, string> = {};
   const dirEntries: Record<string, DirEntry[]> = {};
   const relisted = new Set<string>();
-  const cachedEntries = c?.dirEntries() ?? {};
+  const cachedEntries = c?.dirEntries ?? listingsOf({});
   const listDir = (abs: string): ListEntry[] | undefined => {
     const key = abs === tree.moddir ? '' : keyOf(tree, abs);
     const m = mtimeNs(abs);
     if (m === undefined) return undefined;
-    const cached = cachedEntries[key];
+    const cached = cachedEntries.get(key);
     if (reuse && cached !== undefined && c.meta.dirs[key] === m && !opts.fullScan && !o.hintDirs.has(key)) {
       dirs[key] = m;
       dirEntries[key] = cached;
@@ -433,7 +432,7 @@ async function applyFull(o: Observed, loaded: LoadedCache | undefined, plan: Pla
     set,
     state,
     layout,
-    dirEntries: () => dirEntries,
+    dirEntries: listingsOf(dirEntries),
     orderLines: orderLineStarts(orderText === undefined ? undefined : Buffer.from(orderText, 'latin1')),
   });
   const save = (layout: DatabaseLayout): void => {

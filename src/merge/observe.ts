@@ -2,7 +2,7 @@
 // what changed (git's index model): the directories whose mtime moved and those holding a path the
 // transaction named are listed again and compared with their cached listing; only their entries are
 // stat'ed. Nothing walks or stats the whole tree.
-import type { DirEntry } from '../cache/format.ts';
+import type { DirEntry, DirListings } from '../cache/format.ts';
 import { fingerprintOf } from '../cache/store.ts';
 import type { DepmodConfig } from '../depmod/config.ts';
 import type { Fingerprint } from '../depmod/module-set.ts';
@@ -16,7 +16,7 @@ export interface ObserveInput {
   config: DepmodConfig;
   suffixes: readonly string[];
   /** Cached listings by directory key, and the modules that lose to a same-named file. */
-  dirEntries: () => Record<string, DirEntry[]>;
+  dirEntries: DirListings;
   shadowed: ReadonlyArray<readonly [string, string]>;
   /** Directories to list again: mtime moved, or a path the transaction touched lies below. */
   relist: ReadonlySet<string>;
@@ -36,7 +36,7 @@ const childKey = (dir: string, name: string): string => (dir === '' ? name : `${
 
 export function observeTree(input: ObserveInput): Observation {
   const { moddir, config } = input;
-  const cached = input.dirEntries();
+  const cached = input.dirEntries;
   const relisted = new Map<string, DirEntry[] | undefined>();
   const mtimes = new Map<string, string>();
   const listings = new Map<string, DirEntry[]>();
@@ -59,7 +59,7 @@ export function observeTree(input: ObserveInput): Observation {
   /** Every file and directory a cached directory held, now gone. */
   const gone = (key: string): void => {
     goneDirs.push(key);
-    for (const e of cached[key] ?? []) {
+    for (const e of cached.get(key) ?? []) {
       const k = childKey(key, e.name);
       if (e.type === 'dir') gone(k);
       else if (isModule(e.name)) files.set(k, { abs: absDirOf(moddir, k), fp: null, walked: false });
@@ -84,7 +84,7 @@ export function observeTree(input: ObserveInput): Observation {
     }
     mtimes.set(key, m!);
     listings.set(key, entries);
-    const before = new Map((isNew ? [] : cached[key] ?? []).map((e) => [e.name, e.type]));
+    const before = new Map((isNew ? [] : cached.get(key) ?? []).map((e) => [e.name, e.type]));
     for (const e of entries) {
       if (isExcludedEntry(e.name, config.excludes)) continue;
       const k = childKey(key, e.name);
@@ -101,19 +101,19 @@ export function observeTree(input: ObserveInput): Observation {
     for (const [name, type] of before) {
       if (isExcludedEntry(name, config.excludes)) continue;
       const k = childKey(key, name);
-      if (type === 'dir' || (type === 'link' && cached[k] !== undefined)) gone(k);
+      if (type === 'dir' || (type === 'link' && cached.get(k) !== undefined)) gone(k);
       else if (isModule(name)) files.set(k, { abs: `${abs}/${name}`, fp: null, walked: false });
     }
   };
   // A directory depmod's walk never enters (an excluded name on its path) is not listed.
   const walked = (key: string): boolean => key.startsWith('/') || key === '' || key.split('/').every((c) => !isExcludedEntry(c, config.excludes));
-  for (const key of [...input.relist].sort()) if (walked(key)) list(key, cached[key] === undefined && key !== '');
+  for (const key of [...input.relist].sort()) if (walked(key)) list(key, cached.get(key) === undefined && key !== '');
   // A touched file not met above (its directory's listing did not change) is stat'ed itself.
   for (const key of input.hints) {
     const dir = key.includes('/') ? key.slice(0, key.lastIndexOf('/')) : '';
     // Its directory's listing (just taken) already says whether it is there.
     if (files.has(key) || !isModule(key) || relisted.has(dir)) continue;
-    stat(key, absDirOf(moddir, key), walked(dir) && (relisted.get(dir) !== undefined || cached[dir] !== undefined), false);
+    stat(key, absDirOf(moddir, key), walked(dir) && (relisted.get(dir) !== undefined || cached.get(dir) !== undefined), false);
   }
   for (const [key] of input.shadowed) if (!files.has(key)) stat(key, absDirOf(moddir, key), true, false);
   return { relisted, files, goneDirs, ...(unsure !== undefined ? { unsure } : {}), mtimes, listings };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import * as zlib from 'node:zlib';
 import { test } from 'node:test';
-import { applyDelta, decodeBase, encodeBase, encodeDelta, type CacheContents, type CacheMeta } from '../../src/cache/format.ts';
+import { applyDelta, decodeBase, encodeBase, encodeDelta, listingsOf, type CacheContents, type CacheMeta } from '../../src/cache/format.ts';
 import { buildState, databaseOf, findingsOf, listOf, updateState, type DbState } from '../../src/depmod/db-state.ts';
 import { computeDatabase } from '../../src/depmod/compute.ts';
 import { emitDatabase } from '../../src/depmod/emit.ts';
@@ -65,7 +65,7 @@ function sample(n: number, drop: number[] = []): CacheContents {
   const state = buildState(set, OPTS);
   const layout = emitDatabase({ set, db: databaseOf(set, state), behaviour: DEFAULT_BEHAVIOUR, dirname: '/m' }).layout;
   const entries = { '': [{ name: 'kernel', type: 'dir' as const }] };
-  return { meta: { ...meta, modules: n }, set, state, layout, dirEntries: () => entries, orderLines: Uint32Array.from([0, 5, 9]) };
+  return { meta: { ...meta, modules: n }, set, state, layout, dirEntries: listingsOf(entries), orderLines: Uint32Array.from([0, 5, 9]) };
 }
 
 /** Everything a set says, as depmod would write it (plus the fingerprints, which no output shows). */
@@ -96,7 +96,9 @@ test('a base round-trips the module set, the state, the layouts and the meta', (
   const { bytes } = encodeBase(c);
   const back = decodeBase(bytes, 'x.cache').contents;
   assert.deepEqual(back.meta, c.meta);
-  assert.deepEqual(back.dirEntries(), c.dirEntries());
+  assert.deepEqual(back.dirEntries.all(), c.dirEntries.all());
+  assert.deepEqual(back.dirEntries.get(''), [{ name: 'kernel', type: 'dir' }]);
+  assert.equal(back.dirEntries.get('nope'), undefined);
   assert.deepEqual(observable(back.set), observable(c.set));
   assert.deepEqual(stateOf(back.set, back.state), stateOf(c.set, c.state));
   assert.deepEqual(back.layout, c.layout);
@@ -121,7 +123,7 @@ test('a delta on top of its base gives what was saved: modules added and dropped
   assert.deepEqual(observable(applied.set), observable(set));
   assert.deepEqual(stateOf(applied.set, applied.state), stateOf(set, up.state));
   assert.deepEqual(applied.meta, now.meta);
-  assert.deepEqual(applied.dirEntries().kernel, []);
+  assert.deepEqual(applied.dirEntries.get('kernel'), []);
   assert.ok(applied.set.pool.find('brand_new_symbol') >= 0, 'names interned since the base are found');
   // And what a full build of the result says.
   assert.deepEqual(stateOf(applied.set, applied.state), stateOf(applied.set, buildState(applied.set, OPTS)));
