@@ -18,7 +18,7 @@
 // the caller parses the tree again (it only costs time).
 import { createRequire } from 'node:module';
 import { ByteHeap, type Column } from '../depmod/bytes.ts';
-import type { KabiBasis, KabiFinding } from '../depmod/compute.ts';
+import type { KabiBasis, KabiFinding, LoadFinding } from '../depmod/compute.ts';
 import { ModuleSet, type KernelSymbolSource, type ModuleSetColumns } from '../depmod/module-set.ts';
 import { SymbolPool } from '../depmod/symbol-pool.ts';
 import { FormatError } from '../errors.ts';
@@ -26,7 +26,9 @@ import { FormatError } from '../errors.ts';
 export const CACHE_MAGIC = 'DMTXCACH';
 // 3: the module set's columns (format 2 held one record per module, decoded on every update).
 // 4: the header's checksum is headerSum. Any change to COLUMNS or the layout raises it.
-export const CACHE_VERSION = 4;
+// 5: loadErrOff/loadErrLen/byKmod (modules kmod cannot load, or reads per generation); the header's
+//    `unreadable` findings.
+export const CACHE_VERSION = 5;
 
 /** Bytes of the header's checksum. */
 const HEADER_SUM = 4;
@@ -92,6 +94,8 @@ export interface CacheHeader {
   orderWarnings?: string[];
   /** The database's KABI findings when there are few (else only in the body). */
   kabiFindings?: KabiFinding[];
+  /** The modules kmod could not load, in array order (the no-op path repeats them, as it repeats `warnings`). */
+  unreadable: LoadFinding[];
 }
 
 /** What a cache holds besides the header. */
@@ -122,6 +126,9 @@ const COLUMNS: ReadonlyArray<readonly [name: string, type: Ctor, length: (c: Cou
   ['bucket', Uint16Array, (c) => c.slots],
   ['sortIdx', Int32Array, (c) => c.slots],
   ['zstdUnsized', Uint8Array, (c) => c.slots],
+  ['loadErrOff', Uint32Array, (c) => c.slots],
+  ['loadErrLen', Uint32Array, (c) => c.slots],
+  ['byKmod', Uint8Array, (c) => c.slots],
   ['fp', BigUint64Array, (c) => 4 * c.slots],
   ['aliasStart', Uint32Array, (c) => c.slots],
   ['aliasCount', Uint32Array, (c) => c.slots],
@@ -407,6 +414,7 @@ function checkRanges(file: string, c: Counts, cols: Record<string, Column>): voi
   bytesWithin('aliasRawOff', 'aliasRawLen', c.aliases, c.heap);
   bytesWithin('aliasKeyOff', 'aliasKeyLen', c.aliases, c.heap, 0xffffffff);
   bytesWithin('valueOff', 'valueLen', c.values, c.heap);
+  bytesWithin('loadErrOff', 'loadErrLen', c.slots, c.heap);
   bytesWithin('pool.off', 'pool.len', c.symbols, c.poolHeap);
   // Per slot only: the per-import and per-alias columns (~200,000 entries) are vouched for by the
   // checksum, and checking each one cost more than a no-change update's whole computation.

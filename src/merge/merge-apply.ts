@@ -8,16 +8,17 @@ import { fingerprintOf, sameFingerprint, saveCache, type OpenedCache } from '../
 import { computeDatabase, type KabiBasis, type KabiFinding } from '../depmod/compute.ts';
 import { depmodError, depmodInfo, type DepmodMessage } from '../depmod/diagnostic.ts';
 import { emitDatabase } from '../depmod/emit.ts';
-import type { KmodBehaviour } from '../depmod/kmod-version.ts';
+import { kmodBehaviour, type KmodBehaviour } from '../depmod/kmod-version.ts';
 import { ModuleSet, orderPositions, sortIdxOf, type Fingerprint, type OrderPositions } from '../depmod/module-set.ts';
 import { planRebuild } from '../depmod/rebuild.ts';
 import type { ListEntry } from '../depmod/search.ts';
-import { IoError } from '../errors.ts';
 import { writeFilesAtomically, crashPoint } from '../io/atomic.ts';
-import { parseModules } from '../io/parse-pool.ts';
+import { parseModulesSettled, type ParseOptions } from '../io/parse-pool.ts';
+import { outcomeError, type ParseFile } from '../io/parse-outcome.ts';
 import { listDirInReaddirOrder, type ModuleTree, statTypeFollowingLinks } from '../io/tree.ts';
 import { MODULE_SUFFIXES } from '../module/suffixes.ts';
-import type { ModuleRecord } from '../module/record.ts';
+import { readingFor, type ModuleRecord } from '../module/record.ts';
+import { kmodGeneration } from '../elf/elf.ts';
 import { loadKernelSymbols, type KabiInput, type KernelInputs } from './inputs.ts';
 import { CycleError, identityOf, keyOf, mtimeNs, outputsAsLeft, storedFindings, vanished, VerifyError, type MergeOptions, type MergeResult } from './merge.ts';
 
@@ -109,6 +110,7 @@ export async function applyMerge(o: Observed): Promise<MergeResult> {
   ];
 
   // 5. Decide: keep what the cache vouches for, parse the rest, drop what is gone.
+  const sameGeneration = reuse && kmodGeneration(kmodBehaviour(header.kmodVersion)?.major ?? 0) === kmodGeneration(behaviour.major);
   const slotByPath = new Map<string, number>();
   if (reuse) for (const s of set.liveSlots()) slotByPath.set(set.path(s), s);
   const kept = new Uint8Array(set.slots);
@@ -117,7 +119,9 @@ export async function applyMerge(o: Observed): Promise<MergeResult> {
   for (const m of plan.modules) {
     const key = keyOf(tree, m.abspath);
     const slot = slotByPath.get(key);
-    const trusted = slot !== undefined && !opts.fullScan && !hintKeys.has(key) && !relisted.has(dirKey(tree, m.abspath));
+    // A file kmod 34 reads otherwise than older kmods is read again when the kmod changes generation.
+    const sameReading = slot === undefined || set.byKmod[slot] !== 1 || sameGeneration;
+    const trusted = slot !== undefined && sameReading && !opts.fullScan && !hintKeys.has(key) && !relisted.has(dirKey(tree, m.abspath));
     if (trusted) {
       kept[slot] = 1;
       keptCount++;
@@ -130,7 +134,7 @@ export async function applyMerge(o: Observed): Promise<MergeResult> {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw vanished(key, err);
       throw err;
     }
-    if (slot !== undefined && sameFingerprint(set.fingerprint(slot), fp)) {
+    if (slot !== undefined && sameReading && sameFingerprint(set.fingerprint(slot), fp)) {
       kept[slot] = 1;
       keptCount++;
       continue;
@@ -155,22 +159,16 @@ export async function applyMerge(o: Observed): Promise<MergeResult> {
     if (stored !== undefined) {
       return {
         tree, written: [], unchanged: Object.keys(header.outputs), fullReason: undefined, parsed: 0, reused: keptCount, removed: 0,
-        modules: header.modules, kabi: stored, symversFile: kabiIn.file, kabiAgainst: kabiIn.against, kmodVersion: behaviour.version,
+        modules: header.modules, kabi: stored, unreadable: header.unreadable, symversFile: kabiIn.file, kabiAgainst: kabiIn.against, kmodVersion: behaviour.version,
         warnings: header.warnings as DepmodMessage[], kabiAt: header.warningsBeforeKabi ?? header.warnings.length, cycles: undefined, noop: true,
         ms: performance.now() - t0,
       };
     }
   }
-  let parsedRecords: ModuleRecord[];
-  try {
-    parsedRecords = await parseModules(
-      toParse.map((f) => ({ abs: f.abs, display: f.key })),
-      { ...(opts.workers !== undefined ? { workers: opts.workers } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) },
-    );
-  } catch (err) {
-    if (err instanceof IoError && err.errno === 'ENOENT' && err.file !== undefined) throw vanished(err.file, err);
-    throw err;
-  }
+  const parsedRecords = await recordsOf(
+    toParse.map((f) => ({ abs: f.abs, display: f.key })),
+    { ...(opts.workers !== undefined ? { workers: opts.workers } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) },
+  );
   trace('parse');
 
   // 6. Apply to the set: drop what is gone or replaced, add what was parsed.
@@ -182,7 +180,10 @@ export async function applyMerge(o: Observed): Promise<MergeResult> {
   let orderMemo: OrderPositions | undefined;
   const order = (): OrderPositions => (orderMemo ??= orderPositions(inputs().order, behaviour.orderFirstLineWins, tree.moddir));
   if (reuse && (!sameInputs || header.kmodVersion !== behaviour.version)) for (const s of set.liveSlots()) set.sortIdx[s] = sortIdxOf(order(), set.path(s));
-  toParse.forEach((f, i) => set.add(f.key, f.fp, parsedRecords[i]!, sortIdxOf(order(), f.key)));
+  toParse.forEach((f, i) => {
+    const read = readingFor(parsedRecords[i]!, behaviour.major);
+    set.add(f.key, f.fp, read.record, sortIdxOf(order(), f.key), read.byKmod);
+  });
   const replaced = toParse.filter((f) => f.old !== undefined).length;
 
   // 7. Kernel symbols: kept from the cache while their file is unchanged.
@@ -225,6 +226,7 @@ export async function applyMerge(o: Observed): Promise<MergeResult> {
     orderWarnings,
     warningsBeforeKabi: kabiAt,
     ...(db.kabi.length <= HEADER_FINDINGS ? { kabiFindings: db.kabi } : {}),
+    unreadable: db.unreadableModules,
   };
   const save = (): void => {
     if (opts.outdir !== undefined || opts.dryRun) return;
@@ -241,7 +243,7 @@ export async function applyMerge(o: Observed): Promise<MergeResult> {
   if (opts.dryRun) {
     return {
       tree, written: [], unchanged: [], fullReason, parsed: toParse.length, reused: plan.modules.length - toParse.length, removed: removedSlots.length - replaced,
-      modules: db.order.length, kabi, symversFile: kabiIn.file, kabiAgainst, kmodVersion: behaviour.version, warnings, kabiAt, files: out.files,
+      modules: db.order.length, kabi, unreadable: db.unreadableModules, symversFile: kabiIn.file, kabiAgainst, kmodVersion: behaviour.version, warnings, kabiAt, files: out.files,
       cycles: undefined, noop: false, ms: performance.now() - t0,
     };
   }
@@ -257,7 +259,7 @@ export async function applyMerge(o: Observed): Promise<MergeResult> {
   trace('cache save');
   return {
     tree, written: w.written, unchanged: w.unchanged, fullReason, parsed: toParse.length, reused: plan.modules.length - toParse.length,
-    removed: removedSlots.length - replaced, modules: db.order.length, kabi, symversFile: kabiIn.file, kabiAgainst,
+    removed: removedSlots.length - replaced, modules: db.order.length, kabi, unreadable: db.unreadableModules, symversFile: kabiIn.file, kabiAgainst,
     kmodVersion: behaviour.version, warnings, kabiAt, cycles: undefined, noop: false, ms: performance.now() - t0,
   };
 }
@@ -287,10 +289,13 @@ async function verifyAgainstFullParse(
   files: ReadonlyMap<string, Uint8Array>,
   ctx: { inputs: KernelInputs; behaviour: KmodBehaviour; kabiIn: KabiInput; workers: number | undefined },
 ): Promise<void> {
-  const records = await parseModules(modules.map((m) => ({ abs: m.abspath, display: keyOf(tree, m.abspath) })), ctx.workers !== undefined ? { workers: ctx.workers } : {});
+  const records = await recordsOf(modules.map((m) => ({ abs: m.abspath, display: keyOf(tree, m.abspath) })), ctx.workers !== undefined ? { workers: ctx.workers } : {});
   const order = orderPositions(ctx.inputs.order, ctx.behaviour.orderFirstLineWins, tree.moddir);
   const fresh = new ModuleSet();
-  modules.forEach((m, i) => fresh.add(keyOf(tree, m.abspath), fingerprintOf(m.abspath), records[i]!, sortIdxOf(order, keyOf(tree, m.abspath))));
+  modules.forEach((m, i) => {
+    const read = readingFor(records[i]!, ctx.behaviour.major);
+    fresh.add(keyOf(tree, m.abspath), fingerprintOf(m.abspath), read.record, sortIdxOf(order, keyOf(tree, m.abspath)), read.byKmod);
+  });
   await loadKernelSymbolsInto(fresh, ctx.kabiIn);
   const db = computeDatabase(fresh, { kabi: ctx.kabiIn.against, dirname: tree.moddir, unsizedZstdUnreadable: ctx.behaviour.zstdNeedsSizedFrame });
   const full = emitDatabase({ set: fresh, db, behaviour: ctx.behaviour, dirname: tree.moddir, builtin: ctx.inputs.builtin, builtinModinfo: ctx.inputs.builtinModinfo }).files;
@@ -339,4 +344,19 @@ function outputFingerprints(dir: string, names: string[]): Record<string, string
     if (id !== undefined) out[n] = id; // missing: the next run will not take the no-op path
   }
   return out;
+}
+
+/**
+ * The record of every file, in order. A file kmod cannot load is a record like any other
+ * (ModuleRecord.loadError); what stops the merge is a file that vanished (the tree changed under
+ * us: merge.ts starts over) and what is not the file's fault (no decoder for it on this system).
+ */
+async function recordsOf(files: ParseFile[], opts: ParseOptions): Promise<ModuleRecord[]> {
+  const outcomes = await parseModulesSettled(files, opts);
+  return outcomes.map((o, i) => {
+    if (o.ok) return o.record;
+    const f = files[i]!;
+    if (o.kind === 'io' && o.errno === 'ENOENT') throw vanished(f.display, outcomeError(f, o));
+    throw outcomeError(f, o);
+  });
 }

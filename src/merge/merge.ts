@@ -12,7 +12,7 @@
 import { statSync } from 'node:fs';
 import type { CacheHeader } from '../cache/format.ts';
 import { cacheFile, openCache, type OpenedCache } from '../cache/store.ts';
-import type { KabiBasis, KabiFinding } from '../depmod/compute.ts';
+import type { KabiBasis, KabiFinding, LoadFinding } from '../depmod/compute.ts';
 import { hasLevel, type DepmodMessage } from '../depmod/diagnostic.ts';
 import { DEFAULT_BEHAVIOUR, type KmodBehaviour } from '../depmod/kmod-version.ts';
 import { DepmodTxError, IoError } from '../errors.ts';
@@ -58,6 +58,8 @@ export interface MergeResult {
   modules: number;
   /** Every KABI finding of the database as it is now, also when this merge changed nothing (depmod -e reports them all). */
   kabi: KabiFinding[];
+  /** Every module kmod cannot load, as the database lists it now (also when this merge changed nothing). */
+  unreadable: LoadFinding[];
   symversFile: string | undefined;
   /** What the KABI findings were checked against ('modules': a check was asked for, no symvers found). */
   kabiAgainst: KabiBasis;
@@ -238,7 +240,7 @@ async function mergeOnce(opts: MergeOptions, noopOnly: boolean): Promise<MergeRe
     if (stored !== undefined) {
       return {
         tree, written: [], unchanged: Object.keys(header.outputs), fullReason: undefined, parsed: 0, reused: 0, removed: 0,
-        modules: header.modules, kabi: stored, symversFile: kabiIn.file,
+        modules: header.modules, kabi: stored, unreadable: header.unreadable, symversFile: kabiIn.file,
         kabiAgainst: kabiIn.against, kmodVersion: behaviour.version, warnings: header.warnings as DepmodMessage[],
         kabiAt: header.warningsBeforeKabi ?? header.warnings.length, cycles: undefined, noop: true,
         ms: performance.now() - t0,

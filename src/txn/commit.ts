@@ -19,7 +19,7 @@ import { writeLastResults } from './status.ts';
 import { crashPoint } from '../io/atomic.ts';
 import { moduleTreeGone } from '../io/tree.ts';
 import type { KabiBasis } from '../depmod/compute.ts';
-import { kabiSummary } from '../merge/kabi-summary.ts';
+import { kabiSummary, unreadableSummary, type UnreadableEntry } from '../merge/kabi-summary.ts';
 import { DepmodTxError, type ErrorKind } from '../errors.ts';
 import { clearDeferred, isDeferred } from './deferred.ts';
 
@@ -38,6 +38,8 @@ export interface MergeResult {
   ms: number;
   /** Undefined when KABI was not checked; `against` says what the imports were checked against. */
   kabi: KabiCounts | undefined;
+  /** Modules kmod cannot load, listed without dependencies (absent: none). */
+  unreadable?: UnreadableEntry[];
 }
 
 export interface KabiCounts {
@@ -68,6 +70,8 @@ export interface KernelResult {
   /** Wall time including the lock wait. */
   wallMs: number;
   kabi?: KabiCounts;
+  /** Modules kmod cannot load in the database as merged (absent: none): the merge still wrote it. */
+  unreadable?: UnreadableEntry[];
   error?: string;
   /** Kind of the DepmodTxError that failed the kernel ('io' for ENOSPC/EROFS/EACCES), for the exit code. */
   errorKind?: ErrorKind;
@@ -138,7 +142,8 @@ export function formatKernelResult(r: KernelResult): string {
     case 'merged': {
       const what = r.changed ? `changed ${r.files?.length ?? 0} file(s)${r.files && r.files.length > 0 ? ` (${r.files.join(', ')})` : ''}` : 'unchanged';
       const kabi = r.kabi ? kabiSummary(r.kabi.against ?? 'symvers', r.kabi.unknown, r.kabi.mismatched) : kabiSummary('none', 0, 0);
-      return `${r.kver}: ${what}, ${r.events} event(s), ${Math.round(r.ms ?? 0)} ms merge (${wall} total), ${kabi}`;
+      const unreadable = unreadableSummary(r.unreadable ?? []);
+      return `${r.kver}: ${what}, ${r.events} event(s), ${Math.round(r.ms ?? 0)} ms merge (${wall} total), ${kabi}${unreadable !== '' ? `, ${unreadable}` : ''}`;
     }
     case 'removed':
       return `${r.kver}: kernel removed (no modules left), no database written; dropped ${r.events} event(s) and the cache`;
@@ -209,6 +214,7 @@ async function commitKernel(opts: CommitOptions, kver: string, jl: number, addWa
     crashPoint(`commit:after-remove:${kver}`);
     return {
       kver, status: 'merged', events: usable.length, moddir, changed: res.changed, files: res.files, ms: res.ms, wallMs: performance.now() - t0, kabi: res.kabi,
+      ...(res.unreadable !== undefined && res.unreadable.length > 0 ? { unreadable: res.unreadable } : {}),
       error: refused.length > 0 ? `${refused.length} refused path(s) dropped` : undefined, ...(deferred && usable.length > 0 ? { deferred } : {}),
     };
   } catch (err) {

@@ -9,6 +9,8 @@ import { FormatError } from '../../src/errors.ts';
 import type { ModuleRecord } from '../../src/module/record.ts';
 
 function record(i: number): ModuleRecord {
+  // Every fifth module is one kmod failed to load: listed with nothing, its failure kept.
+  if (i % 5 === 4) return { name: `m${i}`, modinfo: [], exports: [], imports: [], loadError: 'Invalid argument', loadDetail: 'cut short', libkmodErrors: ['xz: File is corrupt'] };
   return {
     name: `m${i}`,
     modinfo: [
@@ -38,13 +40,14 @@ const header: CacheHeader = {
   modules: 0,
   warnings: [],
   builtinWarnings: [],
+  unreadable: [{ kind: 'unreadable', module: 'm4', modulePath: '/m/kernel/drivers/m4.ko.xz', error: 'Invalid argument', detail: 'cut short', message: 'failed to load symbols from /m/kernel/drivers/m4.ko.xz: Invalid argument' }],
 };
 
 function sample(n: number, drop: number[] = []): CacheContents {
   const set = new ModuleSet();
   for (let i = 0; i < n; i++) {
     const fp = { size: BigInt(1000 + i), mtimeNs: 1700000000123456789n + BigInt(i), ctimeNs: 1700000000999999999n, ino: BigInt(2 ** 40 + i) };
-    set.add(`kernel/drivers/m${i}.ko.xz`, fp, record(i), i % 3 === 0 ? 1 : -i);
+    set.add(`kernel/drivers/m${i}.ko.xz`, fp, record(i), i % 3 === 0 ? 1 : -i, i % 4 === 1);
   }
   for (const s of drop) set.drop(s);
   set.setKernelSymbols('symvers', new Map([['printk', 7], ['sym_0', 9]]));
@@ -58,6 +61,9 @@ function observable(set: ModuleSet): unknown {
   return {
     files: [...files].map(([k, v]) => [k, Buffer.from(v).toString('hex')]),
     kabi: db.kabi,
+    unreadable: db.unreadableModules,
+    warnings: db.warnings,
+    byKmod: set.liveSlots().map((s) => set.byKmod[s]),
     fps: set.liveSlots().map((s) => [set.path(s), set.fingerprint(s)]),
     kernelSource: set.kernelSource,
   };
@@ -71,6 +77,7 @@ test('cache round-trips the module set, the header and the JSON sections', () =>
   assert.deepEqual(back.dirEntries, c.dirEntries);
   assert.deepEqual(observable(back.set), observable(c.set));
   assert.equal(back.set.liveCount, 48);
+  assert.equal(computeDatabase(back.set, { kabi: 'none', dirname: '/m' }).unreadableModules.length, 10, 'every fifth module, none of them dropped');
   assert.deepEqual(decodeCacheHeader(bytes, 'x.cache').header, c.header);
 });
 
