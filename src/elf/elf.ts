@@ -154,6 +154,10 @@ export function openElf(bytes: Uint8Array, file: string, gen: KmodGeneration = 3
 
   const names = sections[shstrndx]!;
   if (!names.valid) return refuse('EINVAL', 'corrupt ELF section table: section-name string table past the end of the file');
+  // kmod 34 checks every section's name offset against the name table's size, this table's own
+  // too, before it has read that size: it compares with whatever the heap held (in depmod, the
+  // previous module's table size). The table's own size stands in for that value here.
+  if (gen === 34 && names.nameOffset >= names.size) return refuse('EINVAL', `the section-name string table's own name offset ${names.nameOffset} lies outside it`);
   // v30 maps the table's start before looking at its size (elf_get_mem asserts offset < size).
   if (gen === 30 && names.offset === size) return aborts('offset < elf->size', 'the section-name string table starts at the end of the file');
   if (names.size === 0 || bytes[names.offset + names.size - 1] !== 0) return refuse('EINVAL', 'ELF section-name string table is not NUL-terminated');

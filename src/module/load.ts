@@ -10,7 +10,8 @@
 //   - gzip: depmod-tx reads it (README: Debian's kmod is built without zlib); a broken one is EINVAL.
 //   - Over the 256 MiB cap: EFBIG ("File too large"). kmod has no cap and would try; we refuse bombs.
 // A decoder this system lacks is not the file's fault: DecoderUnavailableError propagates.
-import { CorruptXzError, decompressModule, DecompressedTooLargeError, detectCompression, MAX_MODULE_BYTES, nativeZstdDecompress, type DecompressOptions } from './decompress.ts';
+import { spawnSync } from 'node:child_process';
+import { CorruptXzError, decompressModule, DecompressedTooLargeError, detectCompression, MAX_MODULE_BYTES, nativeZstdDecompress, XZ_DECOMPRESS_COMMAND, type DecompressOptions } from './decompress.ts';
 import { zstdFrameSizeKnown } from './zstd-frames.ts';
 import { loadZstd, type LoadedImage } from './zstd-kmod.ts';
 import { FormatError } from '../errors.ts';
@@ -39,15 +40,64 @@ export function kmodXzMessage(complaint: string): string {
   return 'xz: Internal error (bug)';
 }
 
+/** glibc's BUFSIZ: libkmod-file-xz.c reads the file in chunks of this size. */
+const XZ_READ = 8192;
+/** liblzma's stream header: fewer bytes than this at the end of the file are an unexpected end. */
+const XZ_HEADER = 12;
+const AT_END = 'xz: Unexpected end of input';
+
 /**
- * What kmod 34 logs on depmod's three calls for a broken .xz: the file stays open and each call
- * reads on from where the last one stopped (libkmod-file-xz.c reads with read(2), no lseek), so
- * the second and third find the end of the file ("Unexpected end of input"). Exact when the first
- * call read the whole file: a cut stream, or a file within one read (BUFSIZ, 8 KiB); for a larger
- * file damaged early, kmod would find stream bytes there instead (not reproduced).
+ * What kmod 34 logs on depmod's three calls for a broken .xz. The file stays open and each call
+ * reads on from where the last one stopped (libkmod-file-xz.c reads with read(2), no lseek): the
+ * first call stops at the end of the 8 KiB chunk in which liblzma failed; the next call starts a
+ * new stream there, which liblzma does not recognise ("File format not recognized") unless too
+ * little is left to hold a stream header ("Unexpected end of input"), and reads one chunk.
+ * `failedAt`: how many bytes liblzma consumed when it failed (the whole file when unknown).
  */
-function kmodXzMessages(first: string): [string, string, string] {
-  return [first, 'xz: Unexpected end of input', 'xz: Unexpected end of input'];
+function kmodXzMessages(first: string, size: number, failedAt: number): [string, string, string] {
+  let pos = Math.min(size, Math.ceil(failedAt / XZ_READ) * XZ_READ);
+  const next = (): string => {
+    const left = size - pos;
+    pos = Math.min(size, pos + XZ_READ);
+    return left < XZ_HEADER ? AT_END : 'xz: File format not recognized';
+  };
+  const second = next();
+  return [first, second, next()];
+}
+
+/**
+ * How many leading bytes liblzma needs to fail on this stream the way it fails on the whole file:
+ * the shortest prefix xz(1) does not call merely cut short (bisection: a prefix shorter than the
+ * damage is only "unexpected end of input"). The whole file when xz(1) cannot say.
+ */
+function xzFailureOffset(bytes: Uint8Array): number {
+  const verdict = (n: number): 'cut' | 'other' | undefined => {
+    const r = spawnSync(XZ_DECOMPRESS_COMMAND[0], XZ_DECOMPRESS_COMMAND[1], { input: bytes.subarray(0, n), stdio: ['pipe', 'ignore', 'pipe'], encoding: 'latin1' });
+    if (r.error !== undefined) return undefined;
+    return r.status === 1 && /Unexpected end of input/.test(r.stderr) ? 'cut' : 'other';
+  };
+  let lo = 1;
+  let hi = bytes.length;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    const v = verdict(mid);
+    if (v === undefined) return bytes.length;
+    if (v === 'cut') lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * libzstd's verdict through zstd(1), whose streaming decoder is kmod 28-33's: "premature end" is a
+ * cut stream, any other failure damage. Asked only where fzstd's own decoding cannot be vouched for
+ * (zstd-kmod.ts); undefined where zstd(1) is not installed.
+ */
+function libzstdVerdict(bytes: Uint8Array): 'whole' | 'truncated' | 'corrupt' | undefined {
+  const r = spawnSync('zstd', ['--decompress', '--stdout'], { input: bytes, stdio: ['pipe', 'ignore', 'pipe'], encoding: 'latin1' });
+  if (r.error !== undefined) return undefined;
+  if (r.status === 0) return 'whole';
+  return /premature end/.test(r.stderr) ? 'truncated' : 'corrupt';
 }
 
 const same = (image: LoadedImage): ImageLoad => ({ kmod30: image, kmod34: image, zstdUnsized: false });
@@ -58,7 +108,7 @@ export async function loadModuleImages(bytes: Uint8Array, file: string, opts: De
   if (bytes.byteLength < MAGIC_READ) return same({ errno: 'EINVAL', detail: bytes.byteLength === 0 ? 'empty file' : `file of ${bytes.byteLength} bytes is too short for a module` });
   const compression = detectCompression(bytes);
   if (compression === 'zstd') {
-    const z = loadZstd(bytes, max, nativeZstdDecompress);
+    const z = loadZstd(bytes, max, nativeZstdDecompress, libzstdVerdict);
     return { kmod30: z.kmod30, kmod34: z.kmod34, zstdUnsized: z.sizeUnknown };
   }
   try {
@@ -68,7 +118,10 @@ export async function loadModuleImages(bytes: Uint8Array, file: string, opts: De
     if (err instanceof CorruptXzError) {
       // kmod 28-33 log nothing (the file's context is set after loading), kmod 34 logs each time.
       const kmod30: LoadedImage = { errno: 'EINVAL', detail: err.reason };
-      return { kmod30, kmod34: { ...kmod30, libkmod: kmodXzMessages(kmodXzMessage(err.complaint)) }, zstdUnsized: false };
+      const first = kmodXzMessage(err.complaint);
+      // Within one read, or cut short, the first call consumed the whole file: no need to look.
+      const failedAt = bytes.length <= XZ_READ || first === AT_END ? bytes.length : xzFailureOffset(bytes);
+      return { kmod30, kmod34: { ...kmod30, libkmod: kmodXzMessages(first, bytes.length, failedAt) }, zstdUnsized: false };
     }
     if (err instanceof FormatError && compression === 'gzip') return same({ errno: 'EINVAL', detail: err.reason });
     throw err;

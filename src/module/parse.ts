@@ -318,6 +318,7 @@ function readImage(image: Uint8Array, file: string, gen: KmodGeneration, keys: R
     if (elf.abort !== undefined) note.diverges = true;
     return failedReading(elf.errno, elf.detail, elf.abort !== undefined ? { kmodAborts: elf.abort } : {});
   }
+  if (elf.names.nameOffset >= elf.names.size) note.diverges = true;
   try {
     const { exports, exportsFailed, imports } = readSymbols(elf, note);
     const modinfo = readModinfo(elf, keys, note);

@@ -14,7 +14,9 @@
 //               "Restored data doesn't match checksum") fail it, and libkmod logs the reason.
 // Decoders: Node's own zstd (libzstd, Node 22.15+) when the runtime has it, else fzstd, whose
 // missing checksum check is made up here (xxh64.ts). Both are told the exact output size when the
-// frame states it, so a frame never allocates its declared window.
+// frame states it, so a frame never allocates its declared window. fzstd decodes some damaged
+// blocks libzstd refuses: where no checksum can tell (a frame cut before its checksum, or one
+// without), libzstd's own verdict is asked for when the caller can give it (LibzstdVerdict).
 import { decompress as fzstdDecompress, Decompress as FzstdStream } from 'fzstd';
 import { xxh64 } from './xxh64.ts';
 import { zstdFrameSizeKnown } from './zstd-frames.ts';
@@ -136,6 +138,10 @@ function walk(b: Uint8Array): Walk {
       const type = (h >> 1) & 3;
       const size = h >>> 3;
       if (type === 3) return fail(q, 'Data corruption detected', `zstd block at offset ${q} has the reserved type`, frame);
+      // A stored or compressed block larger than the frame's block size: the streaming decoder has
+      // no room to load it and fails at its header, whether or not its bytes follow (one-shot
+      // decoding fails on it as a wrong source size).
+      if (type !== 1 && size > Math.min(window, BLOCK_MAX)) return fail(q, 'Src size is incorrect', `zstd block at offset ${q} is larger than the frame's block size`, frame);
       const next = q + 3 + (type === 1 ? 1 : size);
       if (next > b.length) return { frames, truncated: true, cut: frame };
       frame.regen += type === 2 ? BLOCK_MAX : size;
@@ -155,6 +161,12 @@ function walk(b: Uint8Array): Walk {
 }
 
 type ZstdDecompressSync = (bytes: Uint8Array, opts: { maxOutputLength: number }) => Buffer;
+
+/**
+ * What libzstd's streaming decoder says of a stream: it decodes to its end, stops at the end of
+ * the input inside a frame, or finds it corrupt. Undefined: no libzstd to ask.
+ */
+export type LibzstdVerdict = (bytes: Uint8Array) => 'whole' | 'truncated' | 'corrupt' | undefined;
 
 /** Decodes one complete data frame; throws on anything libzstd would refuse (content size, checksum). */
 function decodeFrame(bytes: Uint8Array, frame: Frame, native: ZstdDecompressSync | undefined, max: number): Uint8Array {
@@ -215,7 +227,7 @@ function reasonOf(e: unknown): string {
  * How kmod 28-33 and kmod 34 load this .ko.zst (see the file header); `max` caps every image (a
  * decompression bomb is EFBIG, where kmod would try). Never throws for the bytes' content.
  */
-export function loadZstd(bytes: Uint8Array, max: number, native: ZstdDecompressSync | undefined): ZstdLoad {
+export function loadZstd(bytes: Uint8Array, max: number, native: ZstdDecompressSync | undefined, libzstd?: LibzstdVerdict): ZstdLoad {
   const w = walk(bytes);
   // The first frame starts at 0 (the magic chose zstd); a header kmod cannot read leaves it out of w.frames and w.cut.
   const first = w.frames[0]?.start === 0 ? w.frames[0] : w.cut?.start === 0 ? w.cut : undefined;
@@ -248,6 +260,9 @@ export function loadZstd(bytes: Uint8Array, max: number, native: ZstdDecompressS
       parts.push(out);
     }
     if (failed === undefined && w.error !== undefined) failed = w.error.detail;
+    // fzstd's blocks without a checksum to vouch for them: libzstd has the last word.
+    const unchecked = w.cut !== undefined || dataFrames.some((f) => !f.checksum);
+    if (failed === undefined && native === undefined && unchecked && libzstd?.(bytes) === 'corrupt') failed = 'libzstd finds the stream corrupt';
     else if (failed === undefined && w.cut !== undefined) {
       const c = w.cut;
       if (c.dictId !== 0) failed = `zstd frame at offset ${c.start} needs dictionary ${c.dictId}`;
