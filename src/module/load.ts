@@ -11,6 +11,7 @@
 //   - Over the 256 MiB cap: EFBIG ("File too large"). kmod has no cap and would try; we refuse bombs.
 // A decoder this system lacks is not the file's fault: DecoderUnavailableError propagates.
 import { spawnSync } from 'node:child_process';
+import { totalmem } from 'node:os';
 import { CorruptXzError, decompressModule, DecompressedTooLargeError, detectCompression, MAX_MODULE_BYTES, nativeZstdDecompress, XZ_DECOMPRESS_COMMAND, type DecompressOptions } from './decompress.ts';
 import { zstdFrameSizeKnown } from './zstd-frames.ts';
 import { loadZstd, type LoadedImage } from './zstd-kmod.ts';
@@ -108,7 +109,8 @@ export async function loadModuleImages(bytes: Uint8Array, file: string, opts: De
   if (bytes.byteLength < MAGIC_READ) return same({ errno: 'EINVAL', detail: bytes.byteLength === 0 ? 'empty file' : `file of ${bytes.byteLength} bytes is too short for a module` });
   const compression = detectCompression(bytes);
   if (compression === 'zstd') {
-    const z = loadZstd(bytes, max, nativeZstdDecompress, libzstdVerdict);
+    // Linux refuses an allocation larger than the machine's memory outright (overcommit heuristic).
+    const z = loadZstd(bytes, max, nativeZstdDecompress, libzstdVerdict, totalmem());
     return { kmod30: z.kmod30, kmod34: z.kmod34, zstdUnsized: z.sizeUnknown };
   }
   try {

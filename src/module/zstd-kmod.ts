@@ -225,9 +225,10 @@ function reasonOf(e: unknown): string {
 
 /**
  * How kmod 28-33 and kmod 34 load this .ko.zst (see the file header); `max` caps every image (a
- * decompression bomb is EFBIG, where kmod would try). Never throws for the bytes' content.
+ * decompression bomb is EFBIG, where kmod would try); `mallocLimit` is the largest buffer kmod 34
+ * could allocate for the declared size. Never throws for the bytes' content.
  */
-export function loadZstd(bytes: Uint8Array, max: number, native: ZstdDecompressSync | undefined, libzstd?: LibzstdVerdict): ZstdLoad {
+export function loadZstd(bytes: Uint8Array, max: number, native: ZstdDecompressSync | undefined, libzstd?: LibzstdVerdict, mallocLimit = Infinity): ZstdLoad {
   const w = walk(bytes);
   // The first frame starts at 0 (the magic chose zstd); a header kmod cannot read leaves it out of w.frames and w.cut.
   const first = w.frames[0]?.start === 0 ? w.frames[0] : w.cut?.start === 0 ? w.cut : undefined;
@@ -281,6 +282,8 @@ export function loadZstd(bytes: Uint8Array, max: number, native: ZstdDecompressS
   // kmod 34: one call into the size the first frame declares.
   let kmod34: LoadedImage;
   if (sizeUnknown) kmod34 = einval('the first zstd frame does not declare its size', 'Failed to determine decompression size');
+  // kmod allocates the declared size before decompressing: a size no allocation can give is ENOMEM, logged by no one.
+  else if (first.fcs! > mallocLimit) kmod34 = { errno: 'ENOMEM', detail: `the first zstd frame declares ${first.fcs} bytes` };
   else if (first === w.cut) {
     // ZSTD_decompressFrame: fewer than 4 bytes left for the checksum fail as a wrong checksum.
     if (w.error !== undefined) kmod34 = einval(`corrupt zstd stream: ${w.error.detail}`, w.error.name);
