@@ -123,7 +123,8 @@ test('section names table pointing past the end of the file; at its very end kmo
   refused(b, 'EINVAL', /section-name string table past the end/);
   l.view.setBigUint64(l.shoff + l.shstrndx * 64 + 32, 0n, true);
   assert.equal(refused(b, 'EINVAL', /starts at the end/, 30).abort, 'offset < elf->size');
-  assert.equal(refused(b, 'EINVAL', /not NUL-terminated/, 34).abort, undefined);
+  // kmod 34 checks the table's own name offset against a size it has not read yet (see openElf).
+  assert.equal(refused(b, 'EINVAL', /own name offset \d+ lies outside it/, 34).abort, undefined);
   const wrap = valid64();
   const w = layout(wrap);
   // offset + size overflows 64 bits: must not wrap around into range.
