@@ -256,7 +256,8 @@ function xzToolStream(): Promise<Duplex | undefined> {
   });
 }
 
-function concat(chunks: readonly Uint8Array[], total: number): Uint8Array {
+/** The chunks (of `total` bytes in all) as one array; a single chunk is returned as it is. */
+export function concat(chunks: readonly Uint8Array[], total = chunks.reduce((n, c) => n + c.byteLength, 0)): Uint8Array {
   if (chunks.length === 1) return chunks[0]!;
   const out = new Uint8Array(total);
   let o = 0;

@@ -18,6 +18,7 @@
 // blocks libzstd refuses: where no checksum can tell (a frame cut before its checksum, or one
 // without), libzstd's own verdict is asked for when the caller can give it (LibzstdVerdict).
 import { decompress as fzstdDecompress, Decompress as FzstdStream } from 'fzstd';
+import { concat } from './decompress.ts';
 import { xxh64 } from './xxh64.ts';
 import { zstdFrameSizeKnown } from './zstd-frames.ts';
 
@@ -201,17 +202,6 @@ class ZstdError extends Error {
     super(detail);
     this.zstdName = zstdName;
   }
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 // kmod 34 maps the file again on each call: the same complaint three times.
