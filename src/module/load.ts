@@ -12,7 +12,7 @@
 // A decoder this system lacks is not the file's fault: DecoderUnavailableError propagates.
 import { spawnSync } from 'node:child_process';
 import { totalmem } from 'node:os';
-import { CorruptXzError, decompressModule, DecompressedTooLargeError, detectCompression, MAX_MODULE_BYTES, nativeZstdDecompress, XZ_DECOMPRESS_COMMAND, type DecompressOptions } from './decompress.ts';
+import { CorruptXzError, decompressModule, DecompressedTooLargeError, detectCompression, MAX_MODULE_BYTES, nativeZstdDecompress, XZ_DECOMPRESS_COMMAND, type Compression, type DecompressOptions } from './decompress.ts';
 import { zstdFrameSizeKnown } from './zstd-frames.ts';
 import { loadZstd, type LoadedImage } from './zstd-kmod.ts';
 import { FormatError } from '../errors.ts';
@@ -26,6 +26,8 @@ export interface ImageLoad {
   kmod34: LoadedImage;
   /** A .ko.zst kmod 34 cannot size (ModuleRecord.zstdUnsized). */
   zstdUnsized: boolean;
+  /** How the file is compressed (by its magic), for messages. */
+  compression: Compression;
 }
 
 /** kmod_file_open reads this many bytes to choose a loader and fails on a shorter file. */
@@ -101,7 +103,7 @@ function libzstdVerdict(bytes: Uint8Array): 'whole' | 'truncated' | 'corrupt' | 
   return /premature end/.test(r.stderr) ? 'truncated' : 'corrupt';
 }
 
-const same = (image: LoadedImage): ImageLoad => ({ kmod30: image, kmod34: image, zstdUnsized: false });
+const same = (image: LoadedImage, compression: Compression = 'none'): ImageLoad => ({ kmod30: image, kmod34: image, zstdUnsized: false, compression });
 
 /** The image each kmod loads from a module file's bytes. Throws only DecoderUnavailableError. */
 export async function loadModuleImages(bytes: Uint8Array, file: string, opts: DecompressOptions = {}): Promise<ImageLoad> {
@@ -111,21 +113,21 @@ export async function loadModuleImages(bytes: Uint8Array, file: string, opts: De
   if (compression === 'zstd') {
     // Linux refuses an allocation larger than the machine's memory outright (overcommit heuristic).
     const z = loadZstd(bytes, max, nativeZstdDecompress, libzstdVerdict, totalmem());
-    return { kmod30: z.kmod30, kmod34: z.kmod34, zstdUnsized: z.sizeUnknown };
+    return { kmod30: z.kmod30, kmod34: z.kmod34, zstdUnsized: z.sizeUnknown, compression };
   }
   try {
-    return same({ image: await decompressModule(bytes, file, opts) });
+    return same({ image: await decompressModule(bytes, file, opts) }, compression);
   } catch (err) {
-    if (err instanceof DecompressedTooLargeError) return same({ errno: 'EFBIG', detail: err.reason });
+    if (err instanceof DecompressedTooLargeError) return same({ errno: 'EFBIG', detail: err.reason }, compression);
     if (err instanceof CorruptXzError) {
       // kmod 28-33 log nothing (the file's context is set after loading), kmod 34 logs each time.
       const kmod30: LoadedImage = { errno: 'EINVAL', detail: err.reason };
       const first = kmodXzMessage(err.complaint);
       // Within one read, or cut short, the first call consumed the whole file: no need to look.
       const failedAt = bytes.length <= XZ_READ || first === AT_END ? bytes.length : xzFailureOffset(bytes);
-      return { kmod30, kmod34: { ...kmod30, libkmod: kmodXzMessages(first, bytes.length, failedAt) }, zstdUnsized: false };
+      return { kmod30, kmod34: { ...kmod30, libkmod: kmodXzMessages(first, bytes.length, failedAt) }, zstdUnsized: false, compression };
     }
-    if (err instanceof FormatError && compression === 'gzip') return same({ errno: 'EINVAL', detail: err.reason });
+    if (err instanceof FormatError && compression === 'gzip') return same({ errno: 'EINVAL', detail: err.reason }, compression);
     throw err;
   }
 }
@@ -136,7 +138,8 @@ export async function loadModuleImages(bytes: Uint8Array, file: string, opts: De
  */
 export function wholeStreamLoad(raw: Uint8Array, image: Uint8Array): ImageLoad {
   const loaded: LoadedImage = { image };
-  if (detectCompression(raw) !== 'zstd' || zstdFrameSizeKnown(raw)) return same(loaded);
+  const compression = detectCompression(raw);
+  if (compression !== 'zstd' || zstdFrameSizeKnown(raw)) return same(loaded, compression);
   const unsized = 'zstd: Failed to determine decompression size';
-  return { kmod30: loaded, kmod34: { errno: 'EINVAL', detail: 'the first zstd frame does not declare its size', libkmod: [unsized, unsized, unsized] }, zstdUnsized: true };
+  return { kmod30: loaded, kmod34: { errno: 'EINVAL', detail: 'the first zstd frame does not declare its size', libkmod: [unsized, unsized, unsized] }, zstdUnsized: true, compression };
 }

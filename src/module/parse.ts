@@ -360,8 +360,18 @@ export function parseModule(elfBytes: Uint8Array, file: string, opts: ParseModul
 /** The record of a file whose images each kmod loads (or fails to load) as `load` says. */
 export function recordFromLoad(load: ImageLoad, file: string, opts: ParseModuleOptions = {}): ModuleRecord {
   const keys = opts.modinfoKeys;
-  const read = (r: ImageLoad['kmod30']): ReturnType<typeof readBoth> =>
-    'image' in r ? readBoth(r.image, file, keys) : { base: failedReading(r.errno, r.detail, r.libkmod !== undefined ? { libkmodErrors: r.libkmod } : {}) };
+  const read = (r: ImageLoad['kmod30']): ReturnType<typeof readBoth> => {
+    if (!('image' in r)) return { base: failedReading(r.errno, r.detail, r.libkmod !== undefined ? { libkmodErrors: r.libkmod } : {}) };
+    const both = readBoth(r.image, file, keys);
+    // What the ELF reader found in a decompressed image says more with how the image came to be.
+    const compressed = load.compression !== 'none';
+    const explain = (x: ModuleReading): void => {
+      if (x.loadDetail !== undefined && compressed) x.loadDetail = `${r.note ?? 'decompressed'}: ${x.loadDetail}`;
+    };
+    explain(both.base);
+    if (both.kmod34 !== undefined) explain(both.kmod34);
+    return both;
+  };
   const for30 = read(load.kmod30);
   const record: ModuleRecord = { name: modnameFromPath(file), ...for30.base };
   // kmod 34 cannot size the stream at all: the flag says so for every kmod 34 (compute.ts).

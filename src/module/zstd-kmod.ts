@@ -27,7 +27,7 @@ import { zstdFrameSizeKnown } from './zstd-frames.ts';
  * An image one kmod loads, or why it cannot: errno for strerror, our words, and what libkmod logs
  * on each of depmod's three calls (kmod 34 tries the load again on each).
  */
-export type LoadedImage = { image: Uint8Array } | { errno: string; detail: string; libkmod?: [string, string, string] };
+export type LoadedImage = { image: Uint8Array; note?: string } | { errno: string; detail: string; libkmod?: [string, string, string] };
 
 export interface ZstdLoad {
   kmod30: LoadedImage;
@@ -266,7 +266,7 @@ export function loadZstd(bytes: Uint8Array, max: number, native: ZstdDecompressS
         }
       }
     }
-    kmod30 = failed !== undefined ? einval(`corrupt zstd stream: ${failed}`) : { image: concat(parts) };
+    kmod30 = failed !== undefined ? einval(`corrupt zstd stream: ${failed}`) : { image: concat(parts), ...(w.cut !== undefined ? { note: 'zstd stream cut short (what its complete blocks hold)' } : {}) };
   }
 
   // kmod 34: one call into the size the first frame declares.
