@@ -27,6 +27,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { DepmodTxError } from '../src/errors.ts';
 import { parseModule, parseModuleFile } from '../src/module/parse.ts';
+import type { ModuleReading, ModuleRecord } from '../src/module/record.ts';
 import { readIndex } from '../src/index/read.ts';
 import { IndexTrie } from '../src/index/trie.ts';
 import { parseDepmodConfig, configLogicalLines } from '../src/depmod/config.ts';
@@ -204,8 +205,15 @@ function debHot(b: Uint8Array): number[] {
 
 const TIME_LIMIT_MS = 2_000;
 
-function shapeOfRecord(r: ReturnType<typeof parseModule>): string {
-  return `ok:${bucket(r.modinfo.length)}:${bucket(r.exports.length)}:${bucket(r.imports.length)}`;
+/** What a reading says, coarsely: how much it holds and why kmod could not read the rest (numbers blurred). */
+function shapeOfReading(r: ModuleReading): string {
+  const why = r.kmodAborts !== undefined ? `abort:${r.kmodAborts}` : r.loadError !== undefined ? `${r.loadError}:${(r.loadDetail ?? '').replace(/0x[0-9a-f]+|\d+/gi, '#')}` : '';
+  return `${bucket(r.modinfo.length)}:${bucket(r.exports.length)}:${bucket(r.imports.length)}${why !== '' ? `:${why}` : ''}`;
+}
+
+/** A record's shape: parsing never throws for a file's content, so kmod's verdicts are the outcomes that guide the campaign. */
+function shapeOfRecord(r: ModuleRecord): string {
+  return `ok:${shapeOfReading(r)}${r.kmod34 !== undefined ? `|34:${shapeOfReading(r.kmod34)}` : ''}${r.zstdUnsized === true ? '|unsized' : ''}`;
 }
 
 /** The fixture ELFs compressed as the kernel does (.ko.xz, .ko.zst, .ko.gz), for the decompressing reader. */

@@ -92,3 +92,15 @@ export class PathRefusedError extends UsageError {
     this.reason = reason;
   }
 }
+
+/**
+ * A module file on which kmod's depmod dies (a libkmod assertion: SIGABRT, nothing written). The
+ * merge does what depmod does, writes nothing, and says which file and why.
+ */
+export class KmodAbortError extends DepmodTxError {
+  readonly assertion: string;
+  constructor(file: string, assertion: string, detail: string | undefined) {
+    super('format', `kmod's depmod aborts on this module (libkmod assertion \`${assertion}' fails${detail !== undefined ? `: ${detail}` : ''}); nothing written`, file);
+    this.assertion = assertion;
+  }
+}

@@ -13,7 +13,7 @@
 // Opening = the base's sections used in place as typed arrays + the delta's tails appended. Pure.
 import { FormatError } from '../errors.ts';
 import { ByteHeap, type Column } from '../depmod/bytes.ts';
-import type { CycleReport, KabiBasis, KabiFinding } from '../depmod/compute.ts';
+import type { CycleReport, KabiBasis, KabiFinding, LoadFinding } from '../depmod/compute.ts';
 import type { DepmodConfig } from '../depmod/config.ts';
 import { packState, type DbState, type FindingLists, type SlotFinding, type SlotLists } from '../depmod/db-state.ts';
 import type { DatabaseLayout, TextLayout } from '../depmod/emit.ts';
@@ -76,6 +76,8 @@ export interface CacheMeta {
   builtinWarnings: string[];
   /** The database's KABI findings when there are few (else kabiFindings() from the state). */
   kabiFindings?: KabiFinding[];
+  /** The modules kmod could not load, in array order (the no-op path repeats them, as it repeats `warnings`). */
+  unreadable: LoadFinding[];
   /** The depmod.d configuration the search used (an update decides new files with it). */
   config: DepmodConfig;
   /** Module files that lost to a file of the same module name: [path as modules.dep spells it, name]. */
@@ -194,6 +196,9 @@ const COLUMNS: ReadonlyArray<readonly [name: string, type: Ctor, length: (c: Cou
   ['bucket', Uint16Array, (c) => c.slots, true],
   ['sortIdx', Int32Array, (c) => c.slots, true],
   ['zstdUnsized', Uint8Array, (c) => c.slots, true],
+  ['loadErrOff', Uint32Array, (c) => c.slots, true],
+  ['loadErrLen', Uint32Array, (c) => c.slots, true],
+  ['byKmod', Uint8Array, (c) => c.slots, true],
   ['fp', BigUint64Array, (c) => 4 * c.slots, true],
   ['aliasStart', Uint32Array, (c) => c.slots, true],
   ['aliasCount', Uint32Array, (c) => c.slots, true],
@@ -345,6 +350,7 @@ function checkRanges(file: string, c: Counts, cols: Record<string, Column>, from
   within('impStart', 'impCount', c.imports);
   bytesWithin('pathOff', 'pathLen', c.slots, c.heap);
   bytesWithin('nameOff', 'nameLen', c.slots, c.heap);
+  bytesWithin('loadErrOff', 'loadErrLen', c.slots, c.heap);
   bytesWithin('pool.off', 'pool.len', c.symbols, c.poolHeap, 0);
   if (c.aliasSortedThrough > c.aliases || c.nameSortedThrough > c.slots || c.symbolSortedThrough > c.symbols) bad('sorted orders');
 }

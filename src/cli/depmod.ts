@@ -10,7 +10,8 @@
 // arguments (logged to DEPMOD_TX_LOG, /var/log/depmod-tx.log): module file operands, -v (its long
 // trace on stdout), -w, -P, kmod 34's -m, -h, anything getopt refuses or the version check rejects,
 // a module directory that does not exist, unreadable -E/-F files, and any error of the merge
-// (a cycle, a module depmod-tx cannot parse, a lock it cannot take). kmod then prints what it prints.
+// (a cycle, a module file kmod's depmod itself dies on, a lock it cannot take). kmod then prints
+// what it prints. A module file kmod cannot load is not one of them: its ERROR line is depmod-tx's.
 //
 // Where the two differ on purpose: kmod rewrites every file on each run, depmod-tx only the files
 // whose bytes changed (the same bytes either way; modules.dep's mtime then says when the database

@@ -73,6 +73,7 @@ function manOption(o: OptionSpec): string {
 const DESCRIPTION = [
   'depmod-tx keeps the kernel module database (modules.dep, modules.alias, modules.symbols and the other modules.* files that kmod\'s depmod writes) current at the end of every package transaction, incrementally: the package-manager hooks record which module files a transaction touched, and one merge per kernel then parses only what changed, from a per-kernel cache of parsed modules, and writes the same bytes `depmod -a` would.',
   'Every merge also checks kernel ABI compatibility: each symbol a module imports is compared with the CRC of its provider (the kernel\'s Module.symvers and the exporting modules), and problems are reported in depmod -e\'s wording. The findings of the database are kept with it, so a merge that changes nothing still reports them. Findings never stop the database from being written; --strict turns them into exit status 3.',
+  'A module file that cannot be read or parsed (cut short, empty, not ELF, a broken .xz or .zst) does not stop the merge either: like kmod\'s depmod, depmod-tx prints "failed to load symbols from FILE" and lists the module without what it could not read; such files are reported with the findings, and --strict turns them into exit status 4.',
 ];
 
 export function renderManPage(version: string): string {

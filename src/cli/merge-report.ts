@@ -1,9 +1,10 @@
-// How rebuild and update report a merge: KABI findings in depmod's -e wording on stderr, a
-// one-line summary, and the machine-readable report for --json.
+// How rebuild and update report a merge: depmod's messages (among them "failed to load symbols
+// from PATH" for each module kmod cannot load) and the KABI findings in depmod's -e wording on
+// stderr, a one-line summary, and the machine-readable report for --json.
 import type { KabiFinding } from '../depmod/compute.ts';
 import type { MergeResult } from '../merge/merge.ts';
 import { EXIT } from './exit-codes.ts';
-import { kabiSummary } from '../merge/kabi-summary.ts';
+import { kabiSummary, unreadableEntry, unreadableSummary } from '../merge/kabi-summary.ts';
 
 export interface ReportIo {
   stdout: (s: string) => void;
@@ -36,7 +37,8 @@ export function summaryLine(r: MergeResult): string {
   const how = r.fullReason !== undefined ? `full parse (${r.fullReason})` : `parsed ${r.parsed}, reused ${r.reused}, removed ${r.removed}`;
   const unknown = r.kabi.filter((f) => f.kind === 'unknown').length;
   const kabi = kabiSummary(r.kabiAgainst, unknown, r.kabi.length - unknown);
-  return `${r.tree.kver}: ${what}; ${r.modules} modules, ${how}; ${kabi}; ${Math.round(r.ms)} ms`;
+  const unreadable = unreadableSummary(r.unreadable.map(unreadableEntry));
+  return `${r.tree.kver}: ${what}; ${r.modules} modules, ${how}; ${kabi}${unreadable !== '' ? `; ${unreadable}` : ''}; ${Math.round(r.ms)} ms`;
 }
 
 export function reportMerge(r: MergeResult, opts: { json: boolean; strict: boolean; verbose?: boolean; command: string }, io: ReportIo): number {
@@ -60,6 +62,7 @@ export function reportMerge(r: MergeResult, opts: { json: boolean; strict: boole
           symvers: r.symversFile ?? null,
           kabiAgainst: r.kabiAgainst,
           kabi: r.kabi.map(kabiJson),
+          unreadable: r.unreadable.map(unreadableEntry),
           warnings: r.warnings,
           ms: Math.round(r.ms),
         },
@@ -67,8 +70,11 @@ export function reportMerge(r: MergeResult, opts: { json: boolean; strict: boole
         2,
       )}\n`,
     );
-  } else if (opts.verbose) {
+  } else if (opts.verbose || r.unreadable.length > 0) {
+    // Modules missing their dependencies are worth a line without -v: depmod's ERROR lines above
+    // scroll by in a package manager's output.
     io.stderr(`${summaryLine(r)}\n`);
   }
-  return opts.strict && r.kabi.length > 0 ? EXIT.kabi : EXIT.ok;
+  if (!opts.strict) return EXIT.ok;
+  return r.unreadable.length > 0 ? EXIT.unreadable : r.kabi.length > 0 ? EXIT.kabi : EXIT.ok;
 }

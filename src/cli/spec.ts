@@ -73,8 +73,8 @@ const mergeOptions: readonly OptionSpec[] = [
   symvers('Module.symvers (plain, .gz, .xz) to check symbol CRCs against (default: found under /boot, the module directory or the kernel headers)'),
   { name: 'system-map', alias: 'F', type: 'string', value: 'FILE', path: true, describe: 'System.map to check symbol names against when no Module.symvers is given (no CRCs)' },
   config,
-  { name: 'strict', type: 'boolean', default: false, describe: 'exit 3 when the KABI check finds unknown symbols or CRC mismatches (the database is written all the same)' },
-  json('the merge report and every KABI finding'),
+  { name: 'strict', type: 'boolean', default: false, describe: 'exit 3 when the KABI check finds unknown symbols or CRC mismatches, 4 when some module files cannot be read (the database is written all the same)' },
+  json('the merge report, every KABI finding and every module file kmod cannot read'),
   verbose('print a one-line summary of the merge on stderr'),
   { name: 'workers', type: 'number', value: 'N', describe: 'parser threads (default: one per core)' },
   lockTimeout,
@@ -247,7 +247,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'status',
     positionals: [],
-    summary: 'Show pending journal events and the last result per kernel, KABI findings included',
+    summary: 'Show pending journal events and the last result per kernel, KABI findings and unreadable module files included',
     options: [root, json('pending events and last results')],
     run: async (a, io) => {
       const { runStatus } = await import('./txn.ts');

@@ -7,7 +7,7 @@ import type { ReportIo } from './merge-report.ts';
 import type { KernelResult } from '../txn/commit.ts';
 import type { Lock } from '../io/lock.ts';
 import { DepmodTxError, InputError } from '../errors.ts';
-import { kabiSummary } from '../merge/kabi-summary.ts';
+import { kabiSummary, unreadableSummary } from '../merge/kabi-summary.ts';
 import { splitLevel, type DepmodMessage } from '../depmod/diagnostic.ts';
 
 /** "WARNING: KVER: text": a kernel's message in a commit's output, at depmod's level. */
@@ -145,7 +145,10 @@ export async function runStatus(a: TxnArgs, io: ReportIo): Promise<number> {
   for (const p of s.pending) io.stdout(`pending: ${p.kver}: ${p.events} event(s) (${p.add} add, ${p.remove} remove) from ${p.packages.join(', ') || 'unknown packages'}\n`);
   for (const [kver, l] of Object.entries(s.last)) {
     if (l.status === 'removed') io.stdout(`last: ${kver} at ${l.at}: kernel removed (its modules are gone): no database written, cache dropped\n`);
-    else io.stdout(`last: ${kver} at ${l.at}: ${l.status}${l.changed ? ', database changed' : ''}${l.error ? `: ${l.error}` : ''}${l.kabi ? `, ${kabiSummary(l.kabi.against ?? 'symvers', l.kabi.unknown, l.kabi.mismatched)}` : ''}\n`);
+    else {
+      const unreadable = unreadableSummary(l.unreadable ?? []);
+      io.stdout(`last: ${kver} at ${l.at}: ${l.status}${l.changed ? ', database changed' : ''}${l.error ? `: ${l.error}` : ''}${l.kabi ? `, ${kabiSummary(l.kabi.against ?? 'symvers', l.kabi.unknown, l.kabi.mismatched)}` : ''}${unreadable !== '' ? `, ${unreadable}` : ''}\n`);
+    }
   }
   for (const w of s.warnings) io.stderr(`depmod-tx: WARNING: ${w.message}\n`);
   return EXIT.ok;

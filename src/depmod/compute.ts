@@ -60,6 +60,23 @@ export interface KabiFinding {
   message: string;
 }
 
+/**
+ * A module kmod's depmod could not load ("depmod: ERROR: failed to load symbols from PATH: ERROR"):
+ * listed in the database with nothing from the part kmod could not read. Reported with the KABI findings.
+ */
+export interface LoadFinding {
+  kind: 'unreadable';
+  module: string;
+  /** Module path as depmod prints it (absolute: DIRNAME/relpath). */
+  modulePath: string;
+  /** The strerror() text depmod prints ("Invalid argument", "Exec format error", ...). */
+  error: string;
+  /** What is wrong with the file, in our words. */
+  detail: string;
+  /** depmod's own line, without the "depmod: ERROR: " prefix. */
+  message: string;
+}
+
 export interface CycleReport {
   /** "a -> b -> a" strings, in the order depmod prints "Cycle detected: ..." lines. */
   cycles: string[];
@@ -116,8 +133,10 @@ export interface ComputedDatabase {
   allList: Uint32Array;
   /** Symbol ids in the table (kernel or module-exported), in kmod's hash iteration order. */
   symbolOrder: Uint32Array;
-  /** Per slot: 1 when kmod could not load the module, so none of its facts count (compute, emit). */
+  /** Per slot: 1 when kmod 34 cannot load a .ko.zst (zstdUnsized), so none of its facts count (compute, emit). */
   unreadable: Uint8Array;
+  /** Every module kmod could not load, in array order (the order depmod prints them in). */
+  unreadableModules: LoadFinding[];
   kabi: KabiFinding[];
   /** Set when the dependency graph has cycles: depmod then writes no file at all and exits 1. */
   cycles: CycleReport | null;
@@ -319,16 +338,25 @@ export function computeDatabase(set: ModuleSet, opts: ComputeOptions): ComputedD
   const idxOf = new Int32Array(set.slots).fill(-1);
   for (let i = 0; i < n; i++) idxOf[order[i]!] = i;
   const unreadable = new Uint8Array(set.slots);
-  if (opts.unsizedZstdUnreadable === true) {
-    // depmod_load_modules, in array order: the symbols, the modinfo and the dependency symbols each fail to load.
-    for (let i = 0; i < n; i++) {
-      const s = order[i]!;
-      if (set.zstdUnsized[s] !== 1) continue;
+  const unreadableModules: LoadFinding[] = [];
+  // depmod_load_modules, in array order: kmod_module_get_symbols, kmod_module_get_info and
+  // kmod_module_get_dependency_symbols each log what libkmod logs, and only the first failure is
+  // printed by depmod itself. The module's facts are what its reading holds (partial or none).
+  for (let i = 0; i < n; i++) {
+    const s = order[i]!;
+    const path = set.path(s);
+    const modulePath = path.startsWith('/') ? path : `${opts.dirname}/${path}`;
+    let failure = set.loadFailure(s);
+    if (opts.unsizedZstdUnreadable === true && set.zstdUnsized[s] === 1) {
       unreadable[s] = 1;
-      const z = depmodError('zstd: Failed to determine decompression size');
-      const path = set.path(s);
-      warnings.push(z, depmodError(`failed to load symbols from ${path.startsWith('/') ? path : `${opts.dirname}/${path}`}: Invalid argument`), z, z);
+      const z = 'zstd: Failed to determine decompression size';
+      failure = { error: 'Invalid argument', detail: 'the first zstd frame does not declare its size (kmod 34 loads a .ko.zst in one call)', libkmod: [z, z, z] };
     }
+    if (failure === undefined) continue;
+    const message = `failed to load symbols from ${modulePath}: ${failure.error}`;
+    const [first, ...later] = failure.libkmod.map(depmodError);
+    warnings.push(...(first !== undefined ? [first] : []), depmodError(message), ...later);
+    unreadableModules.push({ kind: 'unreadable', module: kmodModname(path), modulePath, error: failure.error, detail: failure.detail, message });
   }
 
   // The symbol table: the kernel's symbols, then module exports in array order; the last writer wins
@@ -414,7 +442,7 @@ export function computeDatabase(set: ModuleSet, opts: ComputeOptions): ComputedD
   } else {
     ({ allStart, allList } = sortedClosures(n, depStart, depList, depSortIdx));
   }
-  return { order, idxOf, owner, ownerCrc, depStart, depList, depSortIdx, allStart, allList, symbolOrder, unreadable, kabi, cycles, warnings };
+  return { order, idxOf, owner, ownerCrc, depStart, depList, depSortIdx, allStart, allList, symbolOrder, unreadable, unreadableModules, kabi, cycles, warnings };
 }
 
 function finding(

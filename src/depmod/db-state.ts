@@ -11,7 +11,7 @@
 //                    edges)); the lines of the modules above a changed one are recomputed, every
 //                    other line is kept when its order under the new positions is unchanged.
 // Pure: a ModuleSet and the previous state in, the new state and what changed out.
-import { importVerdict, OWNER_KERNEL, OWNER_NONE, reportCycles, symbolHashOrder, topologicalSort, type CycleReport, type CycleVertex, type KabiBasis, type KabiFinding, type KabiKind } from './compute.ts';
+import { importVerdict, OWNER_KERNEL, OWNER_NONE, reportCycles, symbolHashOrder, topologicalSort, type CycleReport, type CycleVertex, type KabiBasis, type KabiFinding, type KabiKind, type LoadFinding } from './compute.ts';
 import type { EmitDatabase } from './emit.ts';
 import { depmodError, type DepmodMessage } from './diagnostic.ts';
 import type { ModuleSet } from './module-set.ts';
@@ -597,17 +597,32 @@ export function kabiFindings(set: ModuleSet, state: DbState, dirname: string): K
   return out;
 }
 
-/** What depmod prints while loading modules it cannot read (kmod 34: an unsized .ko.zst), in array order. */
-export function loadWarnings(set: ModuleSet, state: DbState, dirname: string): DepmodMessage[] {
-  const out: DepmodMessage[] = [];
+/**
+ * What depmod prints while loading modules (depmod_load_modules, in array order) and the modules it
+ * could not load: kmod_module_get_symbols, kmod_module_get_info and kmod_module_get_dependency_symbols
+ * each log what libkmod logs, and only the first failure is printed by depmod itself. A module whose
+ * record carries a load failure holds what kmod read of it (partial or nothing); a .ko.zst kmod 34
+ * cannot load (state.unreadable) holds nothing.
+ */
+export function loadFindings(set: ModuleSet, state: DbState, dirname: string): { warnings: DepmodMessage[]; unreadable: LoadFinding[] } {
+  const warnings: DepmodMessage[] = [];
+  const unreadable: LoadFinding[] = [];
   for (let i = 0; i < state.order.length; i++) {
     const s = state.order[i]!;
-    if (state.unreadable[s] !== 1) continue;
-    const z = depmodError('zstd: Failed to determine decompression size');
+    let failure = set.loadErrLen[s] === 0 ? undefined : set.loadFailure(s);
+    if (state.unreadable[s] === 1) {
+      const z = 'zstd: Failed to determine decompression size';
+      failure = { error: 'Invalid argument', detail: 'the first zstd frame does not declare its size (kmod 34 loads a .ko.zst in one call)', libkmod: [z, z, z] };
+    }
+    if (failure === undefined) continue;
     const path = set.path(s);
-    out.push(z, depmodError(`failed to load symbols from ${path.startsWith('/') ? path : `${dirname}/${path}`}: Invalid argument`), z, z);
+    const modulePath = path.startsWith('/') ? path : `${dirname}/${path}`;
+    const message = `failed to load symbols from ${modulePath}: ${failure.error}`;
+    const [first, ...later] = failure.libkmod.map(depmodError);
+    warnings.push(...(first !== undefined ? [first] : []), depmodError(message), ...later);
+    unreadable.push({ kind: 'unreadable', module: kmodModname(path), modulePath, error: failure.error, detail: failure.detail, message });
   }
-  return out;
+  return { warnings, unreadable };
 }
 
 /** The state as the writers (emit.ts) read a database: positions instead of slots. */

@@ -7,6 +7,7 @@
 //
 // A module lives in a slot; dropping it only clears `alive` (its bytes stay until compact()).
 // Pure: records in, columns out; no file system.
+import { KmodAbortError } from '../errors.ts';
 import type { ModuleRecord } from '../module/record.ts';
 import { normalizeAlias } from './alias.ts';
 import { ByteHeap, grow, scratchBytes } from './bytes.ts';
@@ -45,6 +46,14 @@ export interface ModuleSetColumns {
   sortIdx: Int32Array;
   /** 1 for a .ko.zst kmod 34+ cannot load (ModuleRecord.zstdUnsized). */
   zstdUnsized: Uint8Array;
+  /**
+   * Why kmod failed to load the module (ModuleReading.loadError), as bytes in the heap (loadText):
+   * length 0 when it loaded.
+   */
+  loadErrOff: Uint32Array;
+  loadErrLen: Uint32Array;
+  /** 1 when kmod 34 reads the file otherwise than older kmods (ModuleRecord.kmod34): the slot holds one kmod's reading. */
+  byKmod: Uint8Array;
   /** 4 per slot: size, mtimeNs, ctimeNs, ino. */
   fp: BigUint64Array;
   aliasStart: Uint32Array;
@@ -108,6 +117,9 @@ export class ModuleSet implements ModuleSetColumns {
   bucket = new Uint16Array(256);
   sortIdx = new Int32Array(256);
   zstdUnsized = new Uint8Array(256);
+  loadErrOff = new Uint32Array(256);
+  loadErrLen = new Uint32Array(256);
+  byKmod = new Uint8Array(256);
   fp = new BigUint64Array(1024);
   aliasStart = new Uint32Array(256);
   aliasCount = new Uint32Array(256);
@@ -175,6 +187,12 @@ export class ModuleSet implements ModuleSetColumns {
     return this.heap.text(this.nameOff[slot]!, this.nameLen[slot]!);
   }
 
+  /** Why kmod could not load the module in `slot`, or undefined when it loaded it (see loadText). */
+  loadFailure(slot: number): LoadFailure | undefined {
+    const len = this.loadErrLen[slot]!;
+    return len === 0 ? undefined : parseLoadText(this.heap.text(this.loadErrOff[slot]!, len));
+  }
+
   fingerprint(slot: number): Fingerprint {
     const f = this.fp;
     return { size: f[4 * slot]!, mtimeNs: f[4 * slot + 1]!, ctimeNs: f[4 * slot + 2]!, ino: f[4 * slot + 3]! };
@@ -182,9 +200,12 @@ export class ModuleSet implements ModuleSetColumns {
 
   /**
    * Adds the module file `path` (modules.dep spelling: relative to the module directory, or
-   * absolute) with its parsed record; returns its slot. `sortIdx` is its modules.order position.
+   * absolute) with its parsed record as the kmod being written for reads it (readingFor); returns
+   * its slot. `sortIdx` is its modules.order position. A record kmod's depmod dies on cannot be
+   * part of any database: KmodAbortError, the set unchanged.
    */
-  add(path: string, fp: Fingerprint, record: ModuleRecord, sortIdx: number): number {
+  add(path: string, fp: Fingerprint, record: ModuleRecord, sortIdx: number, byKmod = false): number {
+    if (record.kmodAborts !== undefined) throw new KmodAbortError(path, record.kmodAborts, record.loadDetail);
     const s = this.slots++;
     this.#growSlots(s + 1);
     this.alive[s] = 1;
@@ -195,6 +216,9 @@ export class ModuleSet implements ModuleSetColumns {
     this.nameLen[s] = nameBytes.length;
     this.sortIdx[s] = sortIdx;
     this.zstdUnsized[s] = record.zstdUnsized === true ? 1 : 0;
+    this.byKmod[s] = byKmod ? 1 : 0;
+    if (record.loadError !== undefined) [this.loadErrOff[s], this.loadErrLen[s]] = this.heap.appendString(loadText(record));
+    else [this.loadErrOff[s], this.loadErrLen[s]] = [0, 0];
     this.fp[4 * s] = fp.size;
     this.fp[4 * s + 1] = fp.mtimeNs;
     this.fp[4 * s + 2] = fp.ctimeNs;
@@ -318,6 +342,9 @@ export class ModuleSet implements ModuleSetColumns {
     this.bucket = grow(this.bucket, n);
     this.sortIdx = grow(this.sortIdx, n);
     this.zstdUnsized = grow(this.zstdUnsized, n);
+    this.loadErrOff = grow(this.loadErrOff, n);
+    this.loadErrLen = grow(this.loadErrLen, n);
+    this.byKmod = grow(this.byKmod, n);
     this.fp = grow(this.fp, 4 * n);
     this.aliasStart = grow(this.aliasStart, n);
     this.aliasCount = grow(this.aliasCount, n);
@@ -414,6 +441,10 @@ export class ModuleSet implements ModuleSetColumns {
       out.bucket[d] = this.bucket[s]!;
       out.sortIdx[d] = this.sortIdx[s]!;
       out.zstdUnsized[d] = this.zstdUnsized[s]!;
+      out.byKmod[d] = this.byKmod[s]!;
+      const el = this.loadErrLen[s]!;
+      out.loadErrLen[d] = el;
+      out.loadErrOff[d] = el === 0 ? 0 : copy(this.loadErrOff[s]!, el);
       for (let k = 0; k < 4; k++) out.fp[4 * d + k] = this.fp[4 * s + k]!;
       out.aliasStart[d] = out.aliases;
       out.aliasCount[d] = this.aliasCount[s]!;
@@ -523,4 +554,28 @@ export function uncompressedRelpath(path: string, modname: string): string | nul
 export function sortIdxOf(order: OrderPositions, path: string): number {
   const uncrel = uncompressedRelpath(path, kmodModname(path));
   return (uncrel !== null ? order.positions.get(uncrel) : undefined) ?? 1;
+}
+
+/** Why kmod could not load a module: what depmod prints, and what we found. */
+export interface LoadFailure {
+  /** strerror() text after "failed to load symbols from PATH: ". */
+  error: string;
+  /** What is wrong with the file, in our words. */
+  detail: string;
+  /** What libkmod logs on each of depmod's three calls, in order (kmod 34), without "depmod: ERROR: "; empty when nothing. */
+  libkmod: string[];
+}
+
+/**
+ * A record's load failure as one heap string: lines of error, detail, then the libkmod messages
+ * (none of them holds a newline: strerror texts, our own words, libkmod's fixed messages).
+ */
+function loadText(record: ModuleRecord): string {
+  const oneLine = (t: string): string => t.replace(/\n/g, ' ');
+  return [record.loadError ?? '', record.loadDetail ?? '', ...(record.libkmodErrors ?? [])].map(oneLine).join('\n');
+}
+
+function parseLoadText(text: string): LoadFailure {
+  const [error = '', detail = '', ...libkmod] = text.split('\n');
+  return { error, detail, libkmod };
 }

@@ -4,7 +4,7 @@
 // files, modules.order, modules.builtin(.modinfo), symvers, parses modules (in workers) and writes
 // the result atomically. Note for the shell: kmod reads depmod.d from the host's directories and
 // external directories as written, NOT under -b ROOT; only the module directory is under ROOT.
-import type { ModuleRecord } from '../module/record.ts';
+import { readingFor, type ModuleRecord } from '../module/record.ts';
 import { computeDatabase, type ComputedDatabase, type KabiBasis } from './compute.ts';
 import { configFileOrder, parseDepmodConfig, type ConfigFile, type ConfigListing, type ConfigWarning, type DepmodConfig } from './config.ts';
 import type { DepmodMessage } from './diagnostic.ts';
@@ -78,7 +78,8 @@ export function moduleSetOf(input: RebuildInput): ModuleSet {
     const record = input.records.get(m.abspath);
     if (record === undefined) throw new Error(`${m.abspath}: no parsed record was passed for this module`);
     const path = m.relpath ?? m.abspath;
-    set.add(path, NO_FINGERPRINT, record, sortIdxOf(order, path));
+    const read = readingFor(record, behaviour.major);
+    set.add(path, NO_FINGERPRINT, read.record, sortIdxOf(order, path), read.byKmod);
   }
   if (input.kernelSymbols !== undefined) set.setKernelSymbols(input.kernelSymbols.source, input.kernelSymbols.symbols);
   return set;

@@ -6,12 +6,14 @@
 //                         e_shnum @48 / @60; e_shstrndx @50 / @62
 //   Shdr (40 / 64 bytes): sh_name @0, sh_type @4, sh_offset @16 / @24, sh_size @20 / @32
 //   Sym  (16 / 24 bytes): st_name @0; st_value @4 / @8; st_info @12 / @4; st_shndx @14 / @6
-// The acceptance rules are kmod v30's (libkmod/libkmod-elf.c: elf_identify, kmod_elf_new,
-// elf_get_section_info, kmod_elf_get_section): a file kmod refuses is refused here with a
-// FormatError; a single section whose range is broken is skipped by name lookup, as kmod skips it.
+// The acceptance rules are kmod's (libkmod/libkmod-elf.c: elf_identify, kmod_elf_new,
+// elf_get_section_info, kmod_elf_get_section at v30; kmod_elf_save_sections at v34): an image kmod
+// refuses is refused here with the errno kmod sets (ElfRefusal), never with an exception; a
+// section whose range is broken is passed over by name lookup, as kmod passes over it. Debian
+// builds libkmod with assertions on: where kmod's own bounds assertions fire, depmod dies
+// (SIGABRT) and writes nothing, and the refusal says so (`abort`).
 // Word size and byte order are fixed when the reader is created; every read is range-checked.
 import { Buffer } from 'node:buffer';
-import { FormatError } from '../errors.ts';
 
 export const SHN_UNDEF = 0;
 export const SHN_ABS = 0xfff1;
@@ -43,12 +45,42 @@ export interface Elf {
   readonly sections: readonly ElfSection[];
   /** The section-name string table (e_shstrndx); always valid and NUL-terminated. */
   readonly names: ElfSection;
+  /** Whose rules lookups follow (findSection, sectionByIndex). */
+  readonly gen: KmodGeneration;
 }
 
 const ELF_MAGIC = 0x7f454c46;
 
-function fail(file: string, reason: string, offset?: number): never {
-  throw new FormatError(file, reason, offset);
+/**
+ * Which kmod's reading rules apply. 30 stands for kmod 28 to 33 (libkmod-elf.c did not change in
+ * what it accepts between them); 34 for kmod 34, whose libkmod-elf.c rework (16ea23b, e5ef157,
+ * 0930e7b, c40627f, c16fadc) reads some damaged files differently.
+ */
+export type KmodGeneration = 30 | 34;
+
+/** The generation of a kmod major version. */
+export function kmodGeneration(major: number): KmodGeneration {
+  return major >= 34 ? 34 : 30;
+}
+
+/**
+ * Why kmod cannot use an image: the errno kmod_elf_new (or the file loader) leaves, which depmod
+ * prints through strerror(), with what we found in our own words; or, with `abort`, the assertion
+ * that kills kmod's depmod on this file.
+ */
+export interface ElfRefusal {
+  errno: 'ENOEXEC' | 'EINVAL';
+  detail: string;
+  abort?: string;
+}
+
+/** Thrown inside the reader where a kmod assertion would fire; the module parser turns it into an ElfRefusal. */
+export class KmodAbort extends Error {
+  readonly assertion: string;
+  constructor(assertion: string) {
+    super(assertion);
+    this.assertion = assertion;
+  }
 }
 
 /** A value that must be a byte position inside a buffer of `limit` bytes. */
@@ -64,25 +96,31 @@ export function readU64(view: DataView, off: number, le: boolean): number {
   return le ? b * 0x1_0000_0000 + a : a * 0x1_0000_0000 + b;
 }
 
-/** Reads a native word (4 or 8 bytes) of this ELF's class at `off` (caller checked the range). */
-export function readWord(elf: Elf, off: number): number {
-  return elf.is64 ? readU64(elf.view, off, elf.littleEndian) : elf.view.getUint32(off, elf.littleEndian);
+export function isElfRefusal(x: Elf | ElfRefusal): x is ElfRefusal {
+  return (x as ElfRefusal).errno !== undefined;
 }
 
-export function readElf(bytes: Uint8Array, file: string): Elf {
+const refuse = (errno: ElfRefusal['errno'], detail: string): ElfRefusal => ({ errno, detail });
+const aborts = (assertion: string, detail: string): ElfRefusal => ({ errno: 'EINVAL', detail, abort: assertion });
+
+/**
+ * kmod_elf_new for the image of one module file: the reader, or what kmod makes of an image it
+ * refuses. The two generations differ only where v30 asserts and v34 checks: a section-name table
+ * at the very end of the file with size 0.
+ */
+export function openElf(bytes: Uint8Array, file: string, gen: KmodGeneration = 30): Elf | ElfRefusal {
   const size = bytes.byteLength;
-  if (size === 0) fail(file, 'empty file');
   const view = new DataView(bytes.buffer, bytes.byteOffset, size);
-  if (size < 4 || view.getUint32(0, false) !== ELF_MAGIC) fail(file, 'not an ELF file', 0);
-  // kmod's elf_identify insists on more than e_ident, then on more than the class's header.
-  if (size <= 16) fail(file, 'truncated ELF header', size);
+  // elf_identify: the magic and more than e_ident, else ENOEXEC; then the class's own header size.
+  if (size <= 16) return refuse('ENOEXEC', size === 0 ? 'empty image' : `image of ${size} bytes is too short for an ELF header`);
+  if (view.getUint32(0, false) !== ELF_MAGIC) return refuse('ENOEXEC', 'not an ELF image (bad magic)');
   const cls = bytes[4] ?? 0;
-  if (cls !== 1 && cls !== 2) fail(file, `unsupported ELF class ${cls}`, 4);
+  if (cls !== 1 && cls !== 2) return refuse('EINVAL', `unsupported ELF class ${cls}`);
   const is64 = cls === 2;
   const ehdrSize = is64 ? 64 : 52;
-  if (size <= ehdrSize) fail(file, 'truncated ELF header', size);
+  if (size <= ehdrSize) return refuse('EINVAL', 'truncated ELF header');
   const data = bytes[5] ?? 0;
-  if (data !== 1 && data !== 2) fail(file, `unsupported ELF byte order ${data}`, 5);
+  if (data !== 1 && data !== 2) return refuse('EINVAL', `unsupported ELF byte order ${data}`);
   const le = data === 1;
 
   const machine = view.getUint16(18, le);
@@ -91,8 +129,13 @@ export function readElf(bytes: Uint8Array, file: string): Elf {
   const shnum = view.getUint16(is64 ? 60 : 48, le);
   const shstrndx = view.getUint16(is64 ? 62 : 50, le);
   const shdrSize = is64 ? 64 : 40;
-  if (shentsize !== shdrSize) fail(file, `corrupt ELF section table: entry size ${shentsize}, expected ${shdrSize}`, is64 ? 58 : 46);
-  if (!rangeOk(shoff, shnum * shdrSize, size)) fail(file, 'corrupt ELF section table: past the end of the file', is64 ? 40 : 32);
+  if (shentsize !== shdrSize) return refuse('EINVAL', `corrupt ELF section table: entry size ${shentsize}, expected ${shdrSize}`);
+  if (!rangeOk(shoff, shnum * shdrSize, size)) return refuse('EINVAL', 'corrupt ELF section table: past the end of the file (a cut file?)');
+  // elf_get_section_header asserts a real index (both generations).
+  if (shstrndx === SHN_UNDEF || shstrndx >= shnum) {
+    const assertion = shstrndx === SHN_UNDEF ? "idx != SHN_UNDEF" : 'idx < elf->header.section.count';
+    return aborts(assertion, `e_shstrndx ${shstrndx} names no section (${shnum} sections)`);
+  }
 
   const sections: ElfSection[] = new Array(shnum);
   for (let i = 0; i < shnum; i++) {
@@ -109,14 +152,17 @@ export function readElf(bytes: Uint8Array, file: string): Elf {
     };
   }
 
-  const names = shstrndx !== SHN_UNDEF ? sections[shstrndx] : undefined;
-  if (names === undefined) fail(file, `corrupt ELF section table: no section-name string table (index ${shstrndx})`, is64 ? 62 : 50);
-  if (!names.valid) fail(file, 'corrupt ELF section table: section-name string table past the end of the file', shoff + shstrndx * shdrSize);
-  if (names.size === 0 || bytes[names.offset + names.size - 1] !== 0) {
-    fail(file, 'ELF section-name string table is not NUL-terminated', names.offset);
-  }
+  const names = sections[shstrndx]!;
+  if (!names.valid) return refuse('EINVAL', 'corrupt ELF section table: section-name string table past the end of the file');
+  // kmod 34 checks every section's name offset against the name table's size, this table's own
+  // too, before it has read that size: it compares with whatever the heap held (in depmod, the
+  // previous module's table size). The table's own size stands in for that value here.
+  if (gen === 34 && names.nameOffset >= names.size) return refuse('EINVAL', `the section-name string table's own name offset ${names.nameOffset} lies outside it`);
+  // v30 maps the table's start before looking at its size (elf_get_mem asserts offset < size).
+  if (gen === 30 && names.offset === size) return aborts('offset < elf->size', 'the section-name string table starts at the end of the file');
+  if (names.size === 0 || bytes[names.offset + names.size - 1] !== 0) return refuse('EINVAL', 'ELF section-name string table is not NUL-terminated');
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, size);
-  return { file, bytes, buf, view, is64, littleEndian: le, machine, sections, names };
+  return { file, bytes, buf, view, is64, littleEndian: le, machine, sections, names, gen };
 }
 
 /** Whether the NUL-terminated name at `nameOffset` in the section-name table equals `want` (ASCII). */
@@ -125,33 +171,42 @@ function nameEquals(elf: Elf, nameOffset: number, want: string): boolean {
   if (nameOffset >= names.size) return false;
   const start = names.offset + nameOffset;
   const n = want.length;
-  // The table ends with NUL (checked in readElf), so start + n stays inside it unless the name is shorter.
+  // The table ends with NUL (checked in openElf), so start + n stays inside it unless the name is shorter.
   if (nameOffset + n >= names.size) return false;
   for (let i = 0; i < n; i++) if (bytes[start + i] !== want.charCodeAt(i)) return false;
   return bytes[start + n] === 0;
 }
 
 /**
- * The first section (index >= 1) named `name` whose range is inside the file, or undefined.
- * Same rule as kmod_elf_get_section: broken headers and out-of-range names are passed over.
+ * The section kmod reads as `name`, or undefined when kmod finds none: the first one (index >= 1)
+ * whose range is inside the file and whose name is inside the section-name table
+ * (kmod_elf_get_section; at v34 kmod_elf_save_sections). kmod 30 maps the section's start and
+ * asserts it lies inside the file, which a size-0 section at the very end does not (KmodAbort);
+ * kmod 34 takes a section at offset 0 for a missing one.
  */
 export function findSection(elf: Elf, name: string): ElfSection | undefined {
   const secs = elf.sections;
   for (let i = 1; i < secs.length; i++) {
     const s = secs[i];
-    if (s !== undefined && s.valid && nameEquals(elf, s.nameOffset, name)) return s;
+    if (s === undefined || !s.valid || !nameEquals(elf, s.nameOffset, name)) continue;
+    if (elf.gen === 34) return s.offset === 0 ? undefined : s;
+    if (s.offset === elf.bytes.byteLength) throw new KmodAbort('offset < elf->size');
+    return s;
   }
   return undefined;
 }
 
-/** Whether a section named `name` exists at all, valid or not (to tell "absent" from "broken"). */
-export function hasSectionNamed(elf: Elf, name: string): boolean {
-  const secs = elf.sections;
-  for (let i = 1; i < secs.length; i++) {
-    const s = secs[i];
-    if (s !== undefined && nameEquals(elf, s.nameOffset, name)) return true;
-  }
-  return false;
+/**
+ * elf_get_section_info for a section named by index (kmod_elf_resolve_crc): undefined when kmod
+ * cannot use it. An index that is no section kills depmod (elf_get_section_header's assertion, both
+ * generations); kmod 34 also wants its name inside the section-name table.
+ */
+export function sectionByIndex(elf: Elf, index: number): ElfSection | undefined {
+  if (index === SHN_UNDEF || index >= elf.sections.length) throw new KmodAbort(index === SHN_UNDEF ? 'idx != SHN_UNDEF' : 'idx < elf->header.section.count');
+  const s = elf.sections[index]!;
+  if (!s.valid) return undefined;
+  if (elf.gen === 34 && s.nameOffset >= elf.names.size) return undefined;
+  return s;
 }
 
 /** Name of a section as a string (for messages and tools; lookups use findSection). */
@@ -173,12 +228,12 @@ export function latin1(buf: Buffer, start: number, end: number): string {
 
 /**
  * End (exclusive) of the NUL-terminated string at `start`. kmod reads such strings straight from
- * the file image without a section bound; the bound here is the file, and running off it is an error.
+ * the image without a section bound; past the image's last byte it would read what follows the
+ * mapping, which for a module file is the zero fill of its last page: the image's end ends the string.
  */
-export function cStringEnd(elf: Elf, start: number, what: string): number {
+export function cStringEnd(elf: Elf, start: number): number {
   const end = elf.bytes.indexOf(0, start);
-  if (end < 0) fail(elf.file, `unterminated string in ${what}`, start);
-  return end;
+  return end < 0 ? elf.bytes.byteLength : end;
 }
 
 /** Symbol table entry size for this class. */

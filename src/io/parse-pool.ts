@@ -40,9 +40,10 @@ function workerEntry(): { url: URL; workerData?: unknown } {
 }
 
 /**
- * Parses every file; returns records in input order. The first broken file makes the whole call
- * reject with a typed error naming it (after all workers stopped), because a database built with
- * a module silently missing would be wrong.
+ * Parses every file; returns records in input order. A file kmod cannot load is a record too
+ * (ModuleRecord.loadError); the call rejects with a typed error naming the file only for what is
+ * not the file's content: it vanished (ENOENT), a read failed without an errno, or this system has
+ * no decoder for it.
  */
 export async function parseModules(files: ParseFile[], opts: ParseOptions = {}): Promise<ModuleRecord[]> {
   const outcomes = await parseModulesSettled(files, opts);

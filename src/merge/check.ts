@@ -17,11 +17,11 @@ import { DEFAULT_BEHAVIOUR } from '../depmod/rebuild.ts';
 import type { KernelSymbols } from '../depmod/kernel-symbols.ts';
 import { planRebuild } from '../depmod/rebuild.ts';
 import { importVerdict, symbolLookupName, type KabiBasis } from '../depmod/compute.ts';
-import { InputError } from '../errors.ts';
+import { FormatError, InputError } from '../errors.ts';
 import { parseModules } from '../io/parse-pool.ts';
 import { locateModuleTree, type ModuleTree, statTypeFollowingLinks, listDirIfPossible } from '../io/tree.ts';
 import { MODULE_SUFFIXES } from '../module/suffixes.ts';
-import { parseModuleFile } from '../module/parse.ts';
+import { parseModuleFile, unloadable } from '../module/parse.ts';
 import type { ModuleRecord } from '../module/record.ts';
 
 /** What the check needs of an installed module. */
@@ -105,7 +105,10 @@ export async function readCandidates(files: readonly string[]): Promise<Candidat
       const e = err as NodeJS.ErrnoException;
       throw new InputError(file, `cannot read module: ${e.code ?? e.message}`, e.code, { cause: err });
     }
-    out.push({ file, record: await parseModuleFile(bytes, file) });
+    const record = await parseModuleFile(bytes, file);
+    const why = unloadable(record);
+    if (why !== undefined) throw new FormatError(file, why);
+    out.push({ file, record });
   }
   return out;
 }

@@ -8,20 +8,21 @@ import { listingsOf, overlaidListings, type CacheContents, type CacheMeta, type 
 import { fingerprintOf, loadCache, sameFingerprint, saveCache, saveDelta, type LoadedCache } from '../cache/store.ts';
 import { computeDatabase, type KabiBasis, type KabiFinding } from '../depmod/compute.ts';
 import type { DepmodConfig } from '../depmod/config.ts';
-import { buildState, databaseOf, kabiFindings, loadWarnings, updateState, type DbState } from '../depmod/db-state.ts';
+import { buildState, databaseOf, kabiFindings, loadFindings, updateState, type DbState } from '../depmod/db-state.ts';
 import { depmodError, depmodInfo, type DepmodMessage } from '../depmod/diagnostic.ts';
 import { isNoisy, patchDatabase, PatchUnavailable, writeWarnings } from '../depmod/emit-patch.ts';
 import { emitDatabase, type DatabaseLayout } from '../depmod/emit.ts';
-import type { KmodBehaviour } from '../depmod/kmod-version.ts';
+import { kmodBehaviour, type KmodBehaviour } from '../depmod/kmod-version.ts';
 import { ModuleSet, orderPositions, sortIdxOf, uncompressedRelpath, type Fingerprint, type OrderPositions } from '../depmod/module-set.ts';
 import { planRebuild } from '../depmod/rebuild.ts';
 import { kmodModname, type ListEntry } from '../depmod/search.ts';
-import { IoError } from '../errors.ts';
 import { crashPoint, writeFilesAtomically } from '../io/atomic.ts';
-import { parseModules } from '../io/parse-pool.ts';
+import { parseModulesSettled, type ParseOptions } from '../io/parse-pool.ts';
+import { outcomeError, type ParseFile } from '../io/parse-outcome.ts';
+import { kmodGeneration } from '../elf/elf.ts';
 import { listDirInReaddirOrder, readIfExists, statTypeFollowingLinks, type ModuleTree } from '../io/tree.ts';
 import { MODULE_SUFFIXES } from '../module/suffixes.ts';
-import type { ModuleRecord } from '../module/record.ts';
+import { readingFor, type ModuleRecord } from '../module/record.ts';
 import { loadKernelSymbols, type KabiInput, type KernelInputs } from './inputs.ts';
 import { CycleError, identityOf, keyOf, mtimeNs, outputsAsLeft, vanished, VerifyError, type MergeOptions, type MergeResult } from './merge.ts';
 import { observeTree, walkOrderOf } from './observe.ts';
@@ -70,7 +71,7 @@ export async function applyMerge(o: Observed): Promise<MergeResult> {
   }
   trace('cache body');
   const planned = (plan: Plan): MergeResult => ({
-    tree, written: [], unchanged: [], fullReason, parsed: 0, reused: 0, removed: 0, modules: meta?.modules ?? 0, kabi: [], symversFile: kabiIn.file,
+    tree, written: [], unchanged: [], fullReason, parsed: 0, reused: 0, removed: 0, modules: meta?.modules ?? 0, kabi: [], unreadable: [], symversFile: kabiIn.file,
     kabiAgainst: kabiIn.against, kmodVersion: behaviour.version, warnings: [], kabiAt: 0, cycles: undefined, noop: false, plan, ms: performance.now() - o.t0,
   });
   if (loaded === undefined) {
@@ -132,22 +133,29 @@ function updatedDirs(dirs: Record<string, string>, mtimes: ReadonlyMap<string, s
 function resultOf(o: Observed, meta: CacheMeta, kabi: KabiFinding[], warnings: DepmodMessage[], kabiAt: number): MergeResult {
   return {
     tree: o.tree, written: [], unchanged: Object.keys(meta.outputs), fullReason: undefined, parsed: 0, reused: 0, removed: 0,
-    modules: meta.modules, kabi, symversFile: o.kabiIn.file, kabiAgainst: o.kabiIn.against, kmodVersion: o.behaviour.version,
+    modules: meta.modules, kabi, unreadable: meta.unreadable, symversFile: o.kabiIn.file, kabiAgainst: o.kabiIn.against, kmodVersion: o.behaviour.version,
     warnings, kabiAt, cycles: undefined, noop: true, ms: performance.now() - o.t0,
   };
 }
 
-/** Parses the files of the plan (ENOENT: the tree changed under the merge, which starts over). */
-async function parsePlanned(o: Observed, files: ReadonlyArray<{ key: string; abs: string }>): Promise<ModuleRecord[]> {
-  try {
-    return await parseModules(
-      files.map((f) => ({ abs: f.abs, display: f.key })),
-      { ...(o.opts.workers !== undefined ? { workers: o.opts.workers } : {}), ...(o.opts.onProgress ? { onProgress: o.opts.onProgress } : {}) },
-    );
-  } catch (err) {
-    if (err instanceof IoError && err.errno === 'ENOENT' && err.file !== undefined) throw vanished(err.file, err);
-    throw err;
-  }
+/**
+ * The record of every file, in order, as the kmod being written for reads it (readingFor). A file
+ * kmod cannot load is a record like any other (ModuleRecord.loadError); what stops the merge is a
+ * file that vanished (the tree changed under us: merge.ts starts over) and what is not the file's
+ * fault (no decoder for it on this system).
+ */
+async function parsePlanned(o: Observed, files: ReadonlyArray<{ key: string; abs: string }>): Promise<Array<{ record: ModuleRecord; byKmod: boolean }>> {
+  const opts: ParseOptions = { ...(o.opts.workers !== undefined ? { workers: o.opts.workers } : {}), ...(o.opts.onProgress ? { onProgress: o.opts.onProgress } : {}) };
+  const list: ParseFile[] = files.map((f) => ({ abs: f.abs, display: f.key }));
+  const outcomes = await parseModulesSettled(list, opts);
+  return outcomes.map((r, i) => {
+    const f = list[i]!;
+    if (!r.ok) {
+      if (r.kind === 'io' && r.errno === 'ENOENT') throw vanished(f.display, outcomeError(f, r));
+      throw outcomeError(f, r);
+    }
+    return readingFor(r.record, o.behaviour.major);
+  });
 }
 
 /** Byte offset of each line of modules.order (sortIdxFromOrder finds a module's line without splitting the file). */
@@ -221,7 +229,7 @@ async function applyPatch(o: Observed, loaded: LoadedCache, plan: Plan, obs: Ret
   const orderBytes = plan.parse.length > 0 ? readIfExists(join(tree.moddir, 'modules.order')) : undefined;
   const prev = c.state;
   for (const s of plan.drop) set.drop(s);
-  const added = plan.parse.map((p, i) => set.add(p.key, p.fp, records[i]!, sortIdxFromOrder(orderBytes, c.orderLines, c.meta.orderTotal, p.key, behaviour.orderFirstLineWins)));
+  const added = plan.parse.map((p, i) => set.add(p.key, p.fp, records[i]!.record, sortIdxFromOrder(orderBytes, c.orderLines, c.meta.orderTotal, p.key, behaviour.orderFirstLineWins), records[i]!.byKmod));
   const up = updateState(set, prev, added, plan.drop, { kabi: c.meta.stateOptions.kabi, unsizedZstdUnreadable: c.meta.stateOptions.unsized });
   trace(`state (${up.delta.resolved} resolved, ${up.delta.lineChanged.size} lines, ${up.delta.ownersChanged.length} owners)`);
   if (up.state.cycles !== null) throw new PatchUnavailable('the change makes dependency cycles');
@@ -237,17 +245,18 @@ async function applyPatch(o: Observed, loaded: LoadedCache, plan: Plan, obs: Ret
   const noisy = new Set(c.meta.noisy.filter((s) => set.alive[s] === 1));
   for (const s of added) if (isNoisy(set, s)) noisy.add(s);
   const kabi = kabiFindings(set, up.state, tree.moddir);
+  const loads = loadFindings(set, up.state, tree.moddir);
   const { warnings, kabiAt } = metaWarnings({
     config: c.meta.configWarnings as DepmodMessage[],
     order: c.meta.orderWarnings as DepmodMessage[],
-    load: loadWarnings(set, up.state, tree.moddir),
+    load: loads.warnings,
     write: writeWarnings(set, up.state, noisy, c.meta.builtinWarnings as DepmodMessage[]),
   });
   if (opts.verify) await verifyAgainstFullParse(o, set, patched.files);
   const result: MergeResult = {
     tree, written: [], unchanged: [], fullReason: undefined, parsed: plan.parse.length, reused: set.liveCount - plan.parse.length,
     removed: plan.drop.length - plan.parse.filter((p) => plan.drop.some((s) => c.set.path(s) === p.key)).length,
-    modules: up.state.order.length, kabi, symversFile: kabiIn.file, kabiAgainst: kabiIn.against, kmodVersion: behaviour.version,
+    modules: up.state.order.length, kabi, unreadable: loads.unreadable, symversFile: kabiIn.file, kabiAgainst: kabiIn.against, kmodVersion: behaviour.version,
     warnings, kabiAt, cycles: undefined, noop: false, plan, ms: 0,
   };
   if (opts.dryRun) return { ...result, files: patched.files, ms: performance.now() - o.t0 };
@@ -270,6 +279,7 @@ async function applyPatch(o: Observed, loaded: LoadedCache, plan: Plan, obs: Ret
     ...(kabi.length <= HEADER_FINDINGS ? { kabiFindings: kabi } : { kabiFindings: undefined }),
     shadowed: plan.shadowed,
     noisy: [...noisy],
+    unreadable: loads.unreadable,
     cycles: null,
   };
   const dirEntries = overlaidListings(c.dirEntries, Object.fromEntries(listings));
@@ -349,10 +359,13 @@ async function applyFull(o: Observed, loaded: LoadedCache | undefined, plan: Pla
     const d = abspath.slice(0, abspath.lastIndexOf('/'));
     return d === tree.moddir ? '' : keyOf(tree, d);
   };
+  // A file kmod 34 reads otherwise than older kmods is read again when the kmod changes generation.
+  const sameGeneration = reuse && kmodGeneration(kmodBehaviour(c.meta.kmodVersion)?.major ?? 0) === kmodGeneration(behaviour.major);
   for (const m of search.modules) {
     const key = keyOf(tree, m.abspath);
     const slot = slotByPath.get(key);
-    const trusted = slot !== undefined && !opts.fullScan && !o.hintKeys.has(key) && !relisted.has(dirKey(m.abspath));
+    const sameReading = slot === undefined || set.byKmod[slot] !== 1 || sameGeneration;
+    const trusted = slot !== undefined && sameReading && !opts.fullScan && !o.hintKeys.has(key) && !relisted.has(dirKey(m.abspath));
     if (trusted) {
       kept[slot] = 1;
       continue;
@@ -364,7 +377,7 @@ async function applyFull(o: Observed, loaded: LoadedCache | undefined, plan: Pla
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw vanished(key, err);
       throw err;
     }
-    if (slot !== undefined && sameFingerprint(set.fingerprint(slot), fp)) {
+    if (slot !== undefined && sameReading && sameFingerprint(set.fingerprint(slot), fp)) {
       kept[slot] = 1;
       continue;
     }
@@ -380,7 +393,7 @@ async function applyFull(o: Observed, loaded: LoadedCache | undefined, plan: Pla
   let orderMemo: OrderPositions | undefined;
   const order = (): OrderPositions => (orderMemo ??= orderPositions(inputs().order, behaviour.orderFirstLineWins, tree.moddir));
   if (reuse && (!sameInputs || c.meta.kmodVersion !== behaviour.version)) for (const s of set.liveSlots()) set.sortIdx[s] = sortIdxOf(order(), set.path(s));
-  toParse.forEach((f, i) => set.add(f.key, f.fp, parsedRecords[i]!, sortIdxOf(order(), f.key)));
+  toParse.forEach((f, i) => set.add(f.key, f.fp, parsedRecords[i]!.record, sortIdxOf(order(), f.key), parsedRecords[i]!.byKmod));
   const replaced = toParse.filter((f) => f.old !== undefined).length;
   if (set.garbageRatio() > COMPACT_AT) set = set.compact();
 
@@ -400,7 +413,8 @@ async function applyFull(o: Observed, loaded: LoadedCache | undefined, plan: Pla
   const kabi = kabiFindings(set, state, tree.moddir);
   const noisy: number[] = [];
   for (const s of set.liveSlots()) if (state.unreadable[s] !== 1 && isNoisy(set, s)) noisy.push(s);
-  const { warnings, kabiAt } = metaWarnings({ config: configWarnings, order: orderWarnings, load: loadWarnings(set, state, tree.moddir), write: out.warnings });
+  const loads = loadFindings(set, state, tree.moddir);
+  const { warnings, kabiAt } = metaWarnings({ config: configWarnings, order: orderWarnings, load: loads.warnings, write: out.warnings });
   const orderText = inputs().order;
   const meta: CacheMeta = {
     kver: opts.kver,
@@ -423,6 +437,7 @@ async function applyFull(o: Observed, loaded: LoadedCache | undefined, plan: Pla
     config: search.config as DepmodConfig,
     shadowed: search.shadowed.map((f) => [f.relpath ?? f.abspath, f.name]),
     noisy,
+    unreadable: loads.unreadable,
     orderTotal: orderTotalOf(orderText),
     stateOptions,
     cycles: state.cycles,
@@ -448,7 +463,7 @@ async function applyFull(o: Observed, loaded: LoadedCache | undefined, plan: Pla
   if (opts.verify) await verifyAgainstFullParse(o, set, out.files);
   const result: MergeResult = {
     tree, written: [], unchanged: [], fullReason, parsed: toParse.length, reused: search.modules.length - toParse.length, removed: removedSlots.length - replaced,
-    modules: state.order.length, kabi, symversFile: kabiIn.file, kabiAgainst: kabiIn.against, kmodVersion: behaviour.version, warnings, kabiAt,
+    modules: state.order.length, kabi, unreadable: loads.unreadable, symversFile: kabiIn.file, kabiAgainst: kabiIn.against, kmodVersion: behaviour.version, warnings, kabiAt,
     cycles: undefined, noop: false, plan, ms: 0,
   };
   if (opts.dryRun) return { ...result, files: out.files, ms: performance.now() - t0 };
@@ -487,10 +502,10 @@ async function verifyAgainstFullParse(o: Observed, set: ModuleSet, files: Readon
   const { tree, behaviour, kabiIn } = o;
   const inputs = o.inputs();
   const plan = planRebuild({ kver: tree.kver, dirname: tree.moddir, configFiles: inputs.configFiles, suffixes: MODULE_SUFFIXES, behaviour, io: { listDir: (d) => { try { return listDirInReaddirOrder(d); } catch { return undefined; } }, statType: statTypeFollowingLinks } });
-  const records = await parseModules(plan.modules.map((m) => ({ abs: m.abspath, display: keyOf(tree, m.abspath) })), o.opts.workers !== undefined ? { workers: o.opts.workers } : {});
+  const records = await parsePlanned(o, plan.modules.map((m) => ({ abs: m.abspath, key: keyOf(tree, m.abspath) })));
   const order = orderPositions(inputs.order, behaviour.orderFirstLineWins, tree.moddir);
   const fresh = new ModuleSet();
-  plan.modules.forEach((m, i) => fresh.add(keyOf(tree, m.abspath), fingerprintOf(m.abspath), records[i]!, sortIdxOf(order, keyOf(tree, m.abspath))));
+  plan.modules.forEach((m, i) => fresh.add(keyOf(tree, m.abspath), fingerprintOf(m.abspath), records[i]!.record, sortIdxOf(order, keyOf(tree, m.abspath)), records[i]!.byKmod));
   await loadKernelSymbolsInto(fresh, kabiIn);
   void set;
   const db = computeDatabase(fresh, { kabi: kabiIn.against, dirname: tree.moddir, unsizedZstdUnreadable: behaviour.zstdNeedsSizedFrame });

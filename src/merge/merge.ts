@@ -11,7 +11,7 @@
 import { statSync } from 'node:fs';
 import type { CacheMeta } from '../cache/format.ts';
 import { cacheFile, openCacheMeta } from '../cache/store.ts';
-import type { KabiBasis, KabiFinding } from '../depmod/compute.ts';
+import type { KabiBasis, KabiFinding, LoadFinding } from '../depmod/compute.ts';
 import { hasLevel, type DepmodMessage } from '../depmod/diagnostic.ts';
 import { DEFAULT_BEHAVIOUR, type KmodBehaviour } from '../depmod/kmod-version.ts';
 import { DepmodTxError, IoError } from '../errors.ts';
@@ -61,6 +61,8 @@ export interface MergeResult {
   modules: number;
   /** Every KABI finding of the database as it is now, also when this merge changed nothing (depmod -e reports them all). */
   kabi: KabiFinding[];
+  /** Every module kmod cannot load, as the database lists it now (also when this merge changed nothing). */
+  unreadable: LoadFinding[];
   symversFile: string | undefined;
   /** What the KABI findings were checked against ('modules': a check was asked for, no symvers found). */
   kabiAgainst: KabiBasis;
@@ -267,7 +269,7 @@ async function mergeOnce(opts: MergeOptions, noopOnly: boolean): Promise<MergeRe
   ) {
     return {
       tree, written: [], unchanged: Object.keys(meta.outputs), fullReason: undefined, parsed: 0, reused: 0, removed: 0,
-      modules: meta.modules, kabi: meta.kabiFindings, symversFile: kabiIn.file,
+      modules: meta.modules, kabi: meta.kabiFindings, unreadable: meta.unreadable, symversFile: kabiIn.file,
       kabiAgainst: kabiIn.against, kmodVersion: behaviour.version, warnings: meta.warnings as DepmodMessage[],
       kabiAt: meta.warningsBeforeKabi, cycles: undefined, noop: true,
       ms: performance.now() - t0,

@@ -57,8 +57,20 @@ export async function decompressModule(bytes: Uint8Array, file: string, opts: De
   }
 }
 
+/** A stream that decompresses to more than the cap allows (a bomb, or not a module). */
+export class DecompressedTooLargeError extends FormatError {}
+
+/** An .xz stream the decoder refused; `complaint` is the decoder's own words (xz(1)'s message without its prefix). */
+export class CorruptXzError extends FormatError {
+  readonly complaint: string;
+  constructor(file: string, complaint: string, options?: { cause?: unknown }) {
+    super(file, `corrupt xz stream: ${complaint}`, undefined, options);
+    this.complaint = complaint;
+  }
+}
+
 function tooBig(file: string, max: number): FormatError {
-  return new FormatError(file, `decompressed module exceeds ${max} bytes (decompression bomb?)`);
+  return new DecompressedTooLargeError(file, `decompressed module exceeds ${max} bytes (decompression bomb?)`);
 }
 
 function gunzipCapped(bytes: Uint8Array, file: string, max: number): Promise<Uint8Array> {
@@ -122,9 +134,9 @@ function isMissingTool(e: unknown): boolean {
   return code === 'ENOENT' || code === 'EACCES';
 }
 
-/** xz(1)'s complaint without its `xz: (stdin): ` prefix, for a FormatError reason. */
+/** xz(1)'s complaint without its `xz: (stdin): ` prefix, for a FormatError reason: the error follows any warning. */
 function xzComplaint(stderr: string, code: number | null, signal: NodeJS.Signals | null): string {
-  const line = stderr.split('\n').find((l) => l.trim() !== '');
+  const line = stderr.split('\n').filter((l) => l.trim() !== '').at(-1);
   if (line !== undefined) return line.replace(/^xz: \(stdin\): /, '').trim();
   return signal !== null ? `xz killed by ${signal}` : `xz exited with status ${code}`;
 }
@@ -172,7 +184,9 @@ function unxzWithTool(bytes: Uint8Array, file: string, max: number): Promise<Uin
       if (stderr.length < 4096) stderr += chunk.toString('utf8');
     });
     child.on('close', (code, signal) => {
-      if (code !== 0) return finish(() => reject(new FormatError(file, `corrupt xz stream: ${xzComplaint(stderr, code, signal)}`)));
+      // Status 2 is a warning with the whole output written ("Unsupported type of integrity
+      // check; not verifying file integrity"): liblzma in kmod decodes such a stream silently.
+      if (code !== 0 && code !== 2) return finish(() => reject(new CorruptXzError(file, xzComplaint(stderr, code, signal))));
       finish(() => resolve(concat(chunks, total)));
     });
     // xz stops reading a stream it refuses; its exit status and stderr, not EPIPE, say why.
@@ -242,7 +256,8 @@ function xzToolStream(): Promise<Duplex | undefined> {
   });
 }
 
-function concat(chunks: readonly Uint8Array[], total: number): Uint8Array {
+/** The chunks (of `total` bytes in all) as one array; a single chunk is returned as it is. */
+export function concat(chunks: readonly Uint8Array[], total = chunks.reduce((n, c) => n + c.byteLength, 0)): Uint8Array {
   if (chunks.length === 1) return chunks[0]!;
   const out = new Uint8Array(total);
   let o = 0;
@@ -273,7 +288,7 @@ function unxzWithAddon(lib: Lzma, bytes: Uint8Array, file: string, max: number):
     stream.on('error', (e: Error) => {
       if (done) return;
       done = true;
-      reject(new FormatError(file, `corrupt xz stream: ${e.message}`, undefined, { cause: e }));
+      reject(new CorruptXzError(file, e.message, { cause: e }));
     });
     stream.on('end', () => {
       if (done) return;

@@ -1,43 +1,54 @@
-// One module's ELF image → ModuleRecord: exactly the data kmod v30 hands depmod.
+// One module's ELF image → ModuleRecord: exactly the data kmod's depmod takes from it, for kmod 28
+// to 33 and, where it reads a file differently, for kmod 34 (ModuleRecord.kmod34).
 //
-// Sources (libkmod/libkmod-elf.c unless noted):
-//   .modinfo           kmod_elf_get_strings + kmod_module_get_info (libkmod-module.c): runs of
-//                      non-NUL bytes, leading NUL padding skipped, split at the first '='.
-//   exports            kmod_elf_get_symbols: every .symtab entry named __crc_NAME, in table order,
-//                      CRC resolved by kmod_elf_resolve_crc; with no such entry (or an unusable
-//                      .symtab/.strtab) the names in __ksymtab_strings, CRC 0.
-//   imports            kmod_elf_get_dependency_symbols: every undefined .symtab entry (index >= 1,
-//                      non-empty name, sparc STT_REGISTER skipped) with the CRC of the first
-//                      __versions entry of that name (kmod_elf_crc_find), then the __versions
-//                      entries no symbol matched (module_layout & co.), in section order.
+// depmod_load_modules (tools/depmod.c) makes three calls per module, each of which may fail alone;
+// only the first one's failure is printed ("failed to load symbols from PATH: strerror"):
+//   exports            kmod_module_get_symbols → kmod_elf_get_symbols: every .symtab entry named
+//                      __crc_NAME, in table order, CRC resolved by kmod_elf_resolve_crc; with no
+//                      such entry (or an unusable .symtab/.strtab) the names in __ksymtab_strings,
+//                      CRC 0 (kmod 34: an unterminated __ksymtab_strings fails the call, EINVAL).
+//   .modinfo           kmod_module_get_info → kmod_elf_get_strings (kmod_elf_get_modinfo_strings):
+//                      runs of non-NUL bytes, leading NUL padding skipped, split at the first '='.
+//   imports            kmod_module_get_dependency_symbols → kmod_elf_get_dependency_symbols: every
+//                      undefined .symtab entry (index >= 1, non-empty name, sparc STT_REGISTER
+//                      skipped) with the CRC of the first __versions entry of that name
+//                      (kmod_elf_crc_find), then the __versions entries no symbol matched
+//                      (module_layout & co.), in section order; without a usable .strtab/.symtab
+//                      the call fails (EINVAL) and the module has no imports.
 //   __versions entry   64 bytes on both classes: CRC as a native word (4 or 8 bytes, ELF byte
-//                      order), then the NUL-padded name.
+//                      order), then the NUL-padded name (kmod 34: a name filling all of it is
+//                      "too long": never matched, and it fails the dependency call).
+// An image kmod_elf_new refuses fails all three (src/elf/elf.ts openElf). Where a libkmod
+// assertion fires, depmod dies: the reading says so (kmodAborts) and holds nothing else.
 // Names are kept exactly as kmod returns them: no ppc64 '.' or symbol-prefix stripping here;
 // depmod's symbol table does that (tools/depmod.c: depmod_symbol_add / depmod_symbol_find).
 // kmod_module_get_info appends signature pseudo-keys (sig_id, signer, ...) for signed modules;
 // depmod only reads alias/softdep keys from that list, so the record keeps .modinfo alone.
-import { FormatError } from '../errors.ts';
 import {
   EM_SPARC,
   EM_SPARCV9,
+  KmodAbort,
   SHN_ABS,
   SHN_UNDEF,
   STB_WEAK,
   cStringEnd,
   findSection,
-  hasSectionNamed,
+  isElfRefusal,
   latin1,
-  readElf,
+  openElf,
   readSymbol,
   readU64,
+  sectionByIndex,
   symEntrySize,
   type Elf,
   type ElfSection,
   type ElfSymbol,
+  type KmodGeneration,
 } from '../elf/elf.ts';
-import { decompressModule, detectCompression, modnameFromPath } from './decompress.ts';
-import { zstdLoadableInOneCall } from './zstd-frames.ts';
-import type { ExportedSymbol, ImportedSymbol, ModuleRecord } from './record.ts';
+import { modnameFromPath } from './decompress.ts';
+import { loadModuleImages, type ImageLoad } from './load.ts';
+import { strerror } from './strerror.ts';
+import type { ExportedSymbol, ImportedSymbol, ModuleReading, ModuleRecord } from './record.ts';
 
 /** kmod_elf_resolve_crc's (uint64_t)-1 for a __crc_ symbol pointing outside its section (2^64 as a double). */
 export const UNRESOLVED_CRC = 0xffff_ffff_ffff_ffff;
@@ -64,15 +75,17 @@ function text(elf: Elf, start: number, end: number): string {
 }
 
 /**
- * A section the parser reads. Absent → undefined (kmod: -ENOENT, the data is simply missing).
- * Present but lying outside the file → FormatError: kmod would silently pass over it, but a
- * module whose .symtab or .modinfo points past its end is broken, and we say so.
+ * While reading with kmod 30's rules: whether kmod 34 could read the image differently, so that
+ * it must be read again with its rules. Set on every branch where libkmod 34 behaves otherwise.
  */
-function section(elf: Elf, name: string): ElfSection | undefined {
+interface Divergence {
+  diverges: boolean;
+}
+
+/** kmod's section lookup, noting a section at offset 0 (kmod 34 takes it for a missing one). */
+function section(elf: Elf, name: string, note: Divergence): ElfSection | undefined {
   const s = findSection(elf, name);
-  if (s === undefined && hasSectionNamed(elf, name)) {
-    throw new FormatError(elf.file, `ELF section ${name} lies outside the file`);
-  }
+  if (s !== undefined && s.offset === 0) note.diverges = true;
   return s;
 }
 
@@ -98,8 +111,8 @@ function eachString(bytes: Uint8Array, sec: ElfSection, each: (start: number, en
   }
 }
 
-function readModinfo(elf: Elf, keys: ReadonlySet<string> | undefined): Array<[string, string]> {
-  const sec = section(elf, '.modinfo');
+function readModinfo(elf: Elf, keys: ReadonlySet<string> | undefined, note: Divergence): Array<[string, string]> {
+  const sec = section(elf, '.modinfo', note);
   const out: Array<[string, string]> = [];
   if (sec === undefined) return out;
   const bytes = elf.bytes;
@@ -114,53 +127,84 @@ function readModinfo(elf: Elf, keys: ReadonlySet<string> | undefined): Array<[st
   return out;
 }
 
-function ksymtabStrings(elf: Elf): ExportedSymbol[] {
-  const sec = section(elf, '__ksymtab_strings');
+/**
+ * kmod_elf_get_symbols_symtab, the fallback: the names in __ksymtab_strings. Undefined when the
+ * call fails: kmod 34 wants the strings NUL-terminated (e5ef157).
+ */
+function ksymtabStrings(elf: Elf, note: Divergence): ExportedSymbol[] | undefined {
+  const sec = section(elf, '__ksymtab_strings', note);
   const out: ExportedSymbol[] = [];
   if (sec === undefined) return out;
   const bytes = elf.bytes;
-  eachString(bytes, sec, (start, end) => out.push({ name: text(elf, start, end), crc: 0 }));
+  let p = sec.offset;
+  const end = sec.offset + sec.size;
+  while (p < end - 1 && bytes[p] === 0) p++;
+  if (end - p > 1 && bytes[end - 1] !== 0) {
+    if (elf.gen === 34) return undefined;
+    note.diverges = true;
+  }
+  eachString(bytes, sec, (start, stop) => out.push({ name: text(elf, start, stop), crc: 0 }));
   return out;
 }
 
-/** kmod_elf_resolve_crc: an absolute value is the CRC; otherwise it is an offset into section shndx. */
-function resolveCrc(elf: Elf, value: number, shndx: number): number {
+/**
+ * kmod_elf_resolve_crc: an absolute value is the CRC; otherwise it is an offset into section
+ * shndx. kmod 30 compares with size - 4 in uint64, which wraps for a section smaller than 4 bytes:
+ * the word is then read wherever the offset points, and a read past the image trips elf_get_uint's
+ * assertion. kmod 34 refuses such sections (c40627f) and wants the section's name readable.
+ */
+function resolveCrc(elf: Elf, value: number, shndx: number, note: Divergence): number {
   if (shndx === SHN_ABS || shndx === SHN_UNDEF) return value;
-  const s = elf.sections[shndx];
-  if (s === undefined || !s.valid) return UNRESOLVED_CRC;
-  // kmod compares against size - 4 in uint64: for a section smaller than 4 bytes that wraps and
-  // the read below is what fails.
-  if (s.size >= 4 && value > s.size - 4) return UNRESOLVED_CRC;
+  const s = sectionByIndex(elf, shndx);
+  if (elf.gen === 30 && elf.sections[shndx]!.valid && (elf.sections[shndx]!.size < 4 || elf.sections[shndx]!.nameOffset >= elf.names.size)) note.diverges = true;
+  if (s === undefined) return UNRESOLVED_CRC;
+  if (s.size < 4) {
+    if (elf.gen === 34 || value >= 2 ** 64 - 4 + s.size) return UNRESOLVED_CRC;
+  } else if (value > s.size - 4) return UNRESOLVED_CRC;
   const at = s.offset + value;
-  if (!Number.isSafeInteger(at) || at + 4 > elf.bytes.byteLength) return UNRESOLVED_CRC;
+  if (at + 4 > elf.bytes.byteLength) throw new KmodAbort('offset + size <= elf->size');
   return elf.view.getUint32(at, elf.littleEndian);
 }
 
 interface Versions {
-  /** Byte offset of each entry's CRC. */
   section: ElfSection;
   count: number;
   crcSize: 4 | 8;
   names: string[];
-  /** First entry index per name (kmod_elf_crc_find returns the first match). */
+  /** First matchable entry index per name (kmod_elf_crc_find returns the first match). */
   firstIndex: Map<string, number>;
+  /** kmod 34: an entry whose name fills its whole slot; it fails the dependency call. */
+  tooLong: boolean;
 }
 
-function readVersions(elf: Elf): Versions | undefined {
-  const sec = section(elf, '__versions');
+function readVersions(elf: Elf, note: Divergence): Versions | undefined {
+  const sec = section(elf, '__versions', note);
   // A size that is not a whole number of entries makes kmod ignore the section for dependencies.
   if (sec === undefined || sec.size === 0 || sec.size % VERSION_ENTRY_SIZE !== 0) return undefined;
   const crcSize = elf.is64 ? 8 : 4;
+  const nameSlot = VERSION_ENTRY_SIZE - crcSize;
   const count = sec.size / VERSION_ENTRY_SIZE;
   const names: string[] = new Array(count);
   const firstIndex = new Map<string, number>();
+  const bytes = elf.bytes;
+  let tooLong = false;
   for (let i = 0; i < count; i++) {
     const start = sec.offset + i * VERSION_ENTRY_SIZE + crcSize;
-    const name = text(elf, start, cStringEnd(elf, start, '__versions'));
+    const end = cStringEnd(elf, start);
+    // kmod 30 reads the name on to the next NUL wherever it is; kmod 34 wants it inside its slot (0930e7b).
+    if (end - start >= nameSlot) {
+      if (elf.gen === 34) {
+        tooLong = true;
+        names[i] = '';
+        continue;
+      }
+      note.diverges = true;
+    }
+    const name = text(elf, start, end);
     names[i] = name;
     if (!firstIndex.has(name)) firstIndex.set(name, i);
   }
-  return { section: sec, count, crcSize, names, firstIndex };
+  return { section: sec, count, crcSize, names, firstIndex, tooLong };
 }
 
 function versionCrc(elf: Elf, v: Versions, i: number): number {
@@ -179,24 +223,36 @@ function hasCrcPrefix(bytes: Uint8Array, p: number): boolean {
   );
 }
 
+interface Symbols {
+  exports: ExportedSymbol[];
+  /** kmod_module_get_symbols failed with this errno (kmod 34's __ksymtab_strings check). */
+  exportsFailed?: 'EINVAL';
+  imports: ImportedSymbol[];
+}
+
 /**
  * One walk over .symtab serving both kmod_elf_get_symbols (exports) and
- * kmod_elf_get_dependency_symbols (imports), with each function's own failure rule.
+ * kmod_elf_get_dependency_symbols (imports), with each function's own failure rule. The sections
+ * are looked up in kmod's order (.strtab, .symtab, then __ksymtab_strings only on the fallback
+ * path; __versions by the dependency call), so that a lookup kmod never makes cannot abort.
  */
-function readSymbols(elf: Elf): { exports: ExportedSymbol[]; imports: ImportedSymbol[] } {
-  const strtab = section(elf, '.strtab');
-  const symtab = section(elf, '.symtab');
+function readSymbols(elf: Elf, note: Divergence): Symbols {
+  const strtab = section(elf, '.strtab', note);
+  const symtab = strtab !== undefined ? section(elf, '.symtab', note) : undefined;
   const entSize = symEntrySize(elf);
-  const versions = readVersions(elf);
   if (strtab === undefined || symtab === undefined || symtab.size % entSize !== 0) {
     // Exports fall back to __ksymtab_strings; dependency symbols fail as a whole (-EINVAL).
-    return { exports: ksymtabStrings(elf), imports: [] };
+    const fallback = ksymtabStrings(elf, note);
+    readVersions(elf, note); // looked up all the same (kmod_elf_get_dependency_symbols starts there)
+    return fallback === undefined ? { exports: [], exportsFailed: 'EINVAL', imports: [] } : { exports: fallback, imports: [] };
   }
+  const versions = readVersions(elf, note);
   const bytes = elf.bytes;
   const count = symtab.size / entSize;
   const sparc = elf.machine === EM_SPARC || elf.machine === EM_SPARCV9;
   const sym: ElfSymbol = { nameOffset: 0, value: 0, info: 0, shndx: 0 };
-  const exports: ExportedSymbol[] = [];
+  // __crc_ symbols as (name start, value, shndx): resolved only once the walk proved kmod gets that far.
+  const crcs: number[] = [];
   let imports: ImportedSymbol[] = [];
   let exportsUsable = true; // any name offset past .strtab sends kmod_elf_get_symbols to its fallback
   let importsUsable = true; // ... and fails kmod_elf_get_dependency_symbols if the symbol is undefined
@@ -212,7 +268,7 @@ function readSymbols(elf: Elf): { exports: ExportedSymbol[]; imports: ImportedSy
     const undef = sym.shndx === SHN_UNDEF && !(sparc && (sym.info & 0xf) === STT_REGISTER);
     if (undef && !nameOk) importsUsable = false;
     if (undef && importsUsable && nameOk && bytes[p] !== 0) {
-      const name = text(elf, p, cStringEnd(elf, p, '.strtab'));
+      const name = text(elf, p, cStringEnd(elf, p));
       let crc = 0;
       if (versions !== undefined && visited !== undefined) {
         const vi = versions.firstIndex.get(name);
@@ -224,19 +280,25 @@ function readSymbols(elf: Elf): { exports: ExportedSymbol[]; imports: ImportedSy
       imports.push({ name, crc, weak: sym.info >> 4 === STB_WEAK });
     }
     // kmod looks at every symbol for __crc_, defined or not (an undefined one resolves to its value).
-    if (exportsUsable && nameOk && hasCrcPrefix(bytes, p)) {
-      const start = p + CRC_PREFIX.length;
-      exports.push({ name: text(elf, start, cStringEnd(elf, start, '.strtab')), crc: resolveCrc(elf, sym.value, sym.shndx) });
-    }
+    if (exportsUsable && nameOk && hasCrcPrefix(bytes, p)) crcs.push(p + CRC_PREFIX.length, sym.value, sym.shndx);
   }
 
-  if (!importsUsable) imports = [];
+  if (!importsUsable || versions?.tooLong === true) imports = [];
   else if (versions !== undefined && visited !== undefined) {
     for (let i = 0; i < versions.count; i++) {
       if (visited[i] === 0) imports.push({ name: versions.names[i] as string, crc: versionCrc(elf, versions, i), weak: false });
     }
   }
-  return { exports: exportsUsable && exports.length > 0 ? exports : ksymtabStrings(elf), imports };
+  if (!exportsUsable || crcs.length === 0) {
+    const fallback = ksymtabStrings(elf, note);
+    return fallback === undefined ? { exports: [], exportsFailed: 'EINVAL', imports } : { exports: fallback, imports };
+  }
+  const exports: ExportedSymbol[] = [];
+  for (let k = 0; k < crcs.length; k += 3) {
+    const start = crcs[k]!;
+    exports.push({ name: text(elf, start, cStringEnd(elf, start)), crc: resolveCrc(elf, crcs[k + 1]!, crcs[k + 2]!, note) });
+  }
+  return { exports, imports };
 }
 
 export interface ParseModuleOptions {
@@ -244,21 +306,94 @@ export interface ParseModuleOptions {
   modinfoKeys?: ReadonlySet<string>;
 }
 
-/** Parses a decompressed module image. Pure and synchronous; `file` names the module and its errors. */
+/** A reading in which every call failed: kmod could not open the file, or its ELF image. */
+export function failedReading(errno: string, detail: string, extra: Pick<ModuleReading, 'libkmodErrors' | 'kmodAborts'> = {}): ModuleReading {
+  return { modinfo: [], exports: [], imports: [], loadError: strerror(errno), loadDetail: detail, ...extra };
+}
+
+/** What kmod of generation `gen` reads from a decompressed image. */
+function readImage(image: Uint8Array, file: string, gen: KmodGeneration, keys: ReadonlySet<string> | undefined, note: Divergence): ModuleReading {
+  const elf = openElf(image, file, gen);
+  if (isElfRefusal(elf)) {
+    if (elf.abort !== undefined) note.diverges = true;
+    return failedReading(elf.errno, elf.detail, elf.abort !== undefined ? { kmodAborts: elf.abort } : {});
+  }
+  if (elf.names.nameOffset >= elf.names.size) note.diverges = true;
+  try {
+    const { exports, exportsFailed, imports } = readSymbols(elf, note);
+    const modinfo = readModinfo(elf, keys, note);
+    const reading: ModuleReading = { modinfo, exports, imports };
+    if (exportsFailed !== undefined) {
+      reading.loadError = strerror(exportsFailed);
+      reading.loadDetail = '__ksymtab_strings does not end with a NUL byte';
+    }
+    return reading;
+  } catch (err) {
+    if (!(err instanceof KmodAbort)) throw err;
+    note.diverges = true;
+    return failedReading('EINVAL', `libkmod's assertion \`${err.assertion}' fails on this file`, { kmodAborts: err.assertion });
+  }
+}
+
+function sameReading(a: ModuleReading, b: ModuleReading): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/**
+ * Both generations' readings of one image: kmod 30's, and kmod 34's only where its rules could
+ * matter (the first reading noted a branch where they differ) and it turned out different.
+ */
+function readBoth(image: Uint8Array, file: string, keys: ReadonlySet<string> | undefined): { base: ModuleReading; kmod34?: ModuleReading } {
+  const note: Divergence = { diverges: false };
+  const base = readImage(image, file, 30, keys, note);
+  if (!note.diverges) return { base };
+  const kmod34 = readImage(image, file, 34, keys, { diverges: false });
+  return sameReading(base, kmod34) ? { base } : { base, kmod34 };
+}
+
+/** Parses a decompressed module image (the same image for every kmod). Pure and synchronous; never throws for the image's content. */
 export function parseModule(elfBytes: Uint8Array, file: string, opts: ParseModuleOptions = {}): ModuleRecord {
-  const elf = readElf(elfBytes, file);
-  const modinfo = readModinfo(elf, opts.modinfoKeys);
-  const { exports, imports } = readSymbols(elf);
-  return { name: modnameFromPath(file), modinfo, exports, imports };
+  const { base, kmod34 } = readBoth(elfBytes, file, opts.modinfoKeys);
+  return { name: modnameFromPath(file), ...base, ...(kmod34 !== undefined ? { kmod34 } : {}) };
 }
 
-/** Decompresses (by content, like kmod) and parses one module file's bytes. */
-export async function parseModuleFile(bytes: Uint8Array, file: string, opts: ParseModuleOptions = {}): Promise<ModuleRecord> {
-  return withLoadability(bytes, parseModule(await decompressModule(bytes, file), file, opts));
-}
-
-/** Marks a record whose file kmod 34+ cannot load (see zstd-frames.ts); `raw` is the file as stored. */
-export function withLoadability(raw: Uint8Array, record: ModuleRecord): ModuleRecord {
-  if (detectCompression(raw) === 'zstd' && !zstdLoadableInOneCall(raw)) record.zstdUnsized = true;
+/** The record of a file whose images each kmod loads (or fails to load) as `load` says. */
+export function recordFromLoad(load: ImageLoad, file: string, opts: ParseModuleOptions = {}): ModuleRecord {
+  const keys = opts.modinfoKeys;
+  const read = (r: ImageLoad['kmod30']): ReturnType<typeof readBoth> => {
+    if (!('image' in r)) return { base: failedReading(r.errno, r.detail, r.libkmod !== undefined ? { libkmodErrors: r.libkmod } : {}) };
+    const both = readBoth(r.image, file, keys);
+    // What the ELF reader found in a decompressed image says more with how the image came to be.
+    const compressed = load.compression !== 'none';
+    const explain = (x: ModuleReading): void => {
+      if (x.loadDetail !== undefined && compressed) x.loadDetail = `${r.note ?? 'decompressed'}: ${x.loadDetail}`;
+    };
+    explain(both.base);
+    if (both.kmod34 !== undefined) explain(both.kmod34);
+    return both;
+  };
+  const for30 = read(load.kmod30);
+  const record: ModuleRecord = { name: modnameFromPath(file), ...for30.base };
+  // kmod 34 cannot size the stream at all: the flag says so for every kmod 34 (compute.ts).
+  if (load.zstdUnsized) return { ...record, zstdUnsized: true };
+  // The same image for both: one reading serves both generations.
+  const for34 = load.kmod34 === load.kmod30 ? { base: for30.kmod34 ?? for30.base } : read(load.kmod34);
+  const kmod34 = for34.kmod34 ?? for34.base;
+  if (!sameReading(for30.base, kmod34)) record.kmod34 = kmod34;
   return record;
+}
+
+/** Loads (decompressing by content, like kmod) and parses one module file's bytes. Never throws for the bytes' content. */
+export async function parseModuleFile(bytes: Uint8Array, file: string, opts: ParseModuleOptions = {}): Promise<ModuleRecord> {
+  return recordFromLoad(await loadModuleImages(bytes, file), file, opts);
+}
+
+/**
+ * Why kmod 28-33 cannot use this file at all, in one sentence for a message; undefined when it
+ * can. For callers that need the module's facts (`inspect`, `check` of a candidate).
+ */
+export function unloadable(record: ModuleRecord): string | undefined {
+  if (record.kmodAborts !== undefined) return `kmod's depmod aborts on this file (libkmod assertion \`${record.kmodAborts}'): ${record.loadDetail ?? ''}`;
+  if (record.loadError === undefined) return undefined;
+  return `kmod's depmod cannot load it ("${record.loadError}"): ${record.loadDetail ?? 'unknown reason'}`;
 }

@@ -18,9 +18,12 @@ export interface ImportedSymbol {
   weak: boolean;
 }
 
-export interface ModuleRecord {
-  /** Module name as depmod derives it: file name without the .ko[.xz|.zst|.gz] suffix, '-' turned into '_'. */
-  name: string;
+/**
+ * What one kmod takes from a module file through depmod_load_modules' three calls
+ * (kmod_module_get_symbols, kmod_module_get_info, kmod_module_get_dependency_symbols), each of
+ * which may fail on its own: a failed call contributes nothing. Partial readings are kmod's.
+ */
+export interface ModuleReading {
   /**
    * .modinfo key=value pairs, in file order (alias, softdep, depends, vermagic, ...). Records made
    * for the database (parse pool, module cache) keep only DATABASE_MODINFO_KEYS.
@@ -31,10 +34,46 @@ export interface ModuleRecord {
   /** Undefined symbols, in the order kmod_elf_get_dependency_symbols returns them. */
   imports: ImportedSymbol[];
   /**
-   * A .ko.zst whose stream kmod 34+ cannot decompress in one call (zstd-frames.ts): those kmods list
-   * the module with nothing in it. Absent for every other file.
+   * kmod_module_get_symbols failed: the strerror() text depmod prints after "failed to load
+   * symbols from PATH: " ("Invalid argument", "Exec format error", "Permission denied", ...).
+   * Absent when depmod prints nothing.
+   */
+  loadError?: string;
+  /** What is wrong with the file, in our words (findings, `inspect`); set with loadError. */
+  loadDetail?: string;
+  /** What libkmod itself logs on each of the three calls, in order (kmod 34: "xz: File is corrupt"), without "depmod: ERROR: ". */
+  libkmodErrors?: string[];
+  /** kmod's depmod dies on this file (a libkmod assertion, SIGABRT) and writes nothing: the assertion. */
+  kmodAborts?: string;
+}
+
+export interface ModuleRecord extends ModuleReading {
+  /** Module name as depmod derives it: file name without the .ko[.xz|.zst|.gz] suffix, '-' turned into '_'. */
+  name: string;
+  /**
+   * A .ko.zst whose first frame does not say how large it is (zstd-frames.ts): kmod 34+ cannot
+   * load it and lists the module with nothing in it. Absent for every other file.
    */
   zstdUnsized?: true;
+  /**
+   * How kmod 34 and later read this file, where that differs from kmod 28 to 33 (the fields above):
+   * libkmod 34 checks some damaged files differently (src/elf/elf.ts) and loads .ko.zst in one call.
+   * Absent when both read the same (every sound module).
+   */
+  kmod34?: ModuleReading;
+}
+
+/**
+ * The record as kmod `major` reads it: the kmod 34 reading in place of the base one where there is
+ * one. `byKmod` tells a caller that keeps readings (the module cache) to read the file again
+ * when the kmod changes generation.
+ */
+export function readingFor(record: ModuleRecord, major: number): { record: ModuleRecord; byKmod: boolean } {
+  const alt = record.kmod34;
+  if (alt === undefined) return { record, byKmod: false };
+  if (major < 34) return { record, byKmod: true };
+  const { kmod34: _alt, modinfo: _m, exports: _e, imports: _i, loadError: _l, loadDetail: _d, libkmodErrors: _k, kmodAborts: _a, ...rest } = record;
+  return { record: { ...rest, ...alt }, byKmod: true };
 }
 
 /**

@@ -15,7 +15,7 @@ import { DEFAULT_JOURNAL_LOCK_MS, readJournal, removeEvents, type JournalWarning
 import { containmentChecker, PathRefusedError } from './paths.ts';
 import { writeLastResults } from './status.ts';
 import type { KabiBasis } from '../depmod/compute.ts';
-import { kabiSummary } from '../merge/kabi-summary.ts';
+import { kabiSummary, unreadableSummary, type UnreadableEntry } from '../merge/kabi-summary.ts';
 import { DepmodTxError, type ErrorKind } from '../errors.ts';
 import { DEFAULT_KERNEL_LOCK_MS, KernelState, mergeKernel, MODULE_DIRS } from '../kernel/kernel-state.ts';
 import { clearDeferred, isDeferred } from './deferred.ts';
@@ -35,6 +35,8 @@ export interface MergeResult {
   ms: number;
   /** Undefined when KABI was not checked; `against` says what the imports were checked against. */
   kabi: KabiCounts | undefined;
+  /** Modules kmod cannot load, listed without dependencies (absent: none). */
+  unreadable?: UnreadableEntry[];
 }
 
 export interface KabiCounts {
@@ -65,6 +67,8 @@ export interface KernelResult {
   /** Wall time including the lock wait. */
   wallMs: number;
   kabi?: KabiCounts;
+  /** Modules kmod cannot load in the database as merged (absent: none): the merge still wrote it. */
+  unreadable?: UnreadableEntry[];
   error?: string;
   /** Kind of the DepmodTxError that failed the kernel ('io' for ENOSPC/EROFS/EACCES), for the exit code. */
   errorKind?: ErrorKind;
@@ -122,7 +126,8 @@ export function formatKernelResult(r: KernelResult): string {
     case 'merged': {
       const what = r.changed ? `changed ${r.files?.length ?? 0} file(s)${r.files && r.files.length > 0 ? ` (${r.files.join(', ')})` : ''}` : 'unchanged';
       const kabi = r.kabi ? kabiSummary(r.kabi.against ?? 'symvers', r.kabi.unknown, r.kabi.mismatched) : kabiSummary('none', 0, 0);
-      return `${r.kver}: ${what}, ${r.events} event(s), ${Math.round(r.ms ?? 0)} ms merge (${wall} total), ${kabi}`;
+      const unreadable = unreadableSummary(r.unreadable ?? []);
+      return `${r.kver}: ${what}, ${r.events} event(s), ${Math.round(r.ms ?? 0)} ms merge (${wall} total), ${kabi}${unreadable !== '' ? `, ${unreadable}` : ''}`;
     }
     case 'removed':
       return `${r.kver}: kernel removed (no modules left), no database written; dropped ${r.events} event(s) and the cache`;
@@ -196,6 +201,7 @@ async function commitKernel(opts: CommitOptions, kver: string, jl: number, addWa
     const res = out.result;
     return {
       kver, status: 'merged', events: out.used.length, moddir: out.moddir, changed: res.changed, files: res.files, ms: res.ms, wallMs: performance.now() - t0, kabi: res.kabi,
+      ...(res.unreadable !== undefined && res.unreadable.length > 0 ? { unreadable: res.unreadable } : {}),
       error: refused > 0 ? `${refused} refused path(s) dropped` : undefined, ...(deferred && out.used.length > 0 ? { deferred } : {}),
     };
   } catch (err) {

@@ -3,6 +3,7 @@
 import { depmodWarning, type DepmodMessage } from '../depmod/diagnostic.ts';
 import { installedKmod, type KmodChoice } from '../merge/installed-kmod.ts';
 import { merge } from '../merge/merge.ts';
+import { unreadableEntry } from '../merge/kabi-summary.ts';
 import type { KernelMerge } from './commit.ts';
 
 export interface UpdateMergeOptions {
@@ -37,6 +38,7 @@ export function updateMerge(opts: UpdateMergeOptions = {}): KernelMerge {
         unknown: r.kabi.filter((k) => k.kind === 'unknown').length,
         mismatched: r.kabi.filter((k) => k.kind === 'crc-mismatch').length,
       },
+      ...(r.unreadable.length > 0 ? { unreadable: r.unreadable.map(unreadableEntry) } : {}),
     };
   };
 }

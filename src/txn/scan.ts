@@ -72,7 +72,10 @@ export async function mergeUnrecorded(opts: { root: string; merge: KernelMerge; 
       });
       if (out.kind === 'merged') {
         const r = out.result;
-        results.push({ kver, status: 'merged', events: 0, moddir: out.moddir, changed: r.changed, files: r.files, ms: r.ms, kabi: r.kabi, wallMs: performance.now() - t0, ...(deferred ? { deferred } : {}) });
+        results.push({
+          kver, status: 'merged', events: 0, moddir: out.moddir, changed: r.changed, files: r.files, ms: r.ms, kabi: r.kabi, wallMs: performance.now() - t0,
+          ...(r.unreadable !== undefined && r.unreadable.length > 0 ? { unreadable: r.unreadable } : {}), ...(deferred ? { deferred } : {}),
+        });
       } else results.push({ kver, status: 'removed', events: 0, wallMs: performance.now() - t0 });
     } catch (err) {
       results.push({ kver, status: 'failed', events: 0, wallMs: performance.now() - t0, error: (err as Error).message, ...(err instanceof DepmodTxError ? { errorKind: err.kind } : {}) });

@@ -11,6 +11,8 @@ import { FormatError } from '../../src/errors.ts';
 import type { ModuleRecord } from '../../src/module/record.ts';
 
 function record(i: number): ModuleRecord {
+  // Every fifth module is one kmod failed to load: listed with nothing, its failure kept.
+  if (i % 5 === 4) return { name: `m${i}`, modinfo: [], exports: [], imports: [], loadError: 'Invalid argument', loadDetail: 'cut short', libkmodErrors: ['xz: File is corrupt'] };
   return {
     name: `m${i}`,
     modinfo: [
@@ -47,6 +49,7 @@ const meta: CacheMeta = {
   config: { searches: [{ kind: 'path', path: 'updates' }], overrides: [], externals: [], excludes: [] } as unknown as CacheMeta['config'],
   shadowed: [['updates/x.ko', 'x']],
   noisy: [],
+  unreadable: [{ kind: 'unreadable', module: 'm4', modulePath: '/m/kernel/drivers/m4.ko.xz', error: 'Invalid argument', detail: 'cut short', message: 'failed to load symbols from /m/kernel/drivers/m4.ko.xz: Invalid argument' }],
   orderTotal: 3,
   stateOptions: { kabi: 'symvers', unsized: false },
   cycles: null,
@@ -58,7 +61,7 @@ function sample(n: number, drop: number[] = []): CacheContents {
   const set = new ModuleSet();
   for (let i = 0; i < n; i++) {
     const fp = { size: BigInt(1000 + i), mtimeNs: 1700000000123456789n + BigInt(i), ctimeNs: 1700000000999999999n, ino: BigInt(2 ** 40 + i) };
-    set.add(`kernel/drivers/m${i}.ko.xz`, fp, record(i), i % 3 === 0 ? 1 : -i);
+    set.add(`kernel/drivers/m${i}.ko.xz`, fp, record(i), i % 3 === 0 ? 1 : -i, i % 4 === 1);
   }
   for (const s of drop) set.drop(s);
   set.setKernelSymbols('symvers', new Map([['printk', 7], ['sym_0', 9]]));

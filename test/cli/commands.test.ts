@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { BASE_ORDER, runCli, withCliRoot as withRoot } from '../support/cli.ts';
 import { writeFixtureTree, type FixtureTreeModule } from '../support/fixture-tree.ts';
+import { buildModuleElf } from '../support/fixture-elf.ts';
 import { realKernelSkipReason } from '../support/kernels.ts';
 import { diffFileSets, oracleFiles, outputFiles } from '../merge/oracle-dir.ts';
 
@@ -58,16 +59,25 @@ test('replay of a saved log is idempotent; a path escape is refused with exit 64
   });
 });
 
-test('a broken module: exit 65, message names the file, database left as it was', { skip }, () => {
+test('a broken module is kmod\'s ERROR line and the database as kmod writes it (exit 0); one kmod dies on: exit 65, database left as it was', { skip }, () => {
   withRoot(({ root, kvers, cfg }) => {
     const k = kvers[0]!;
     assert.equal(cli(['rebuild', '--root', root, '-C', cfg, k]).code, 0);
-    const before = outputFiles(join(root, 'lib', 'modules', k));
-    writeFileSync(join(root, 'lib', 'modules', k, 'kernel', 'drivers', 'broken.ko'), Buffer.from('\x7fELF\x02\x01\x01garbage'));
+    const moddir = join(root, 'lib', 'modules', k);
+    writeFileSync(join(moddir, 'kernel', 'drivers', 'broken.ko'), Buffer.from('\x7fELF\x02\x01\x01garbage'));
     const r = cli(['update', '--root', root, '-C', cfg, k, `/lib/modules/${k}/kernel/drivers/broken.ko`]);
-    assert.equal(r.code, 65);
-    assert.match(r.stderr, /kernel\/drivers\/broken\.ko: /);
-    assert.deepEqual(diffFileSets(outputFiles(join(root, 'lib', 'modules', k)), before), []);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`^depmod-tx: ERROR: failed to load symbols from ${moddir}/kernel/drivers/broken\\.ko: Exec format error$`, 'm'));
+    assert.deepEqual(diffFileSets(outputFiles(moddir), oracleFiles(root, k, ['-C', cfg])), []);
+
+    const before = outputFiles(moddir);
+    const aborts = buildModuleElf({});
+    new DataView(aborts.buffer, aborts.byteOffset).setUint16(62, 0, true); // e_shstrndx 0: libkmod asserts
+    writeFileSync(join(moddir, 'kernel', 'drivers', 'aborts.ko'), aborts);
+    const a = cli(['update', '--root', root, '-C', cfg, k, `/lib/modules/${k}/kernel/drivers/aborts.ko`]);
+    assert.equal(a.code, 65);
+    assert.match(a.stderr, /kernel\/drivers\/aborts\.ko: kmod's depmod aborts on this module/);
+    assert.deepEqual(diffFileSets(outputFiles(moddir), before), []);
   });
 });
 

@@ -5,6 +5,7 @@
 // do the work itself or hand it to kmod's depmod, and the front end's log must agree: a front end
 // that handed everything over would otherwise pass every comparison.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
@@ -56,6 +57,18 @@ function addModule(rel: string): (root: string) => void {
   };
 }
 
+/** Module files kmod cannot load (issue 26): cut short, junk, a .ko.xz holding no ELF, a cut .ko.zst. */
+function addBroken(root: string): void {
+  const dir = join(root, 'lib', 'modules', K, 'updates', 'broken');
+  mkdirSync(dir, { recursive: true });
+  const elf = buildModuleElf({ modinfo: [['alias', 'platform:broken']], imports: [{ name: 'core_fn', crc: 0x10 }] });
+  writeFileSync(join(dir, 'cut.ko'), elf.subarray(0, elf.length >> 1));
+  writeFileSync(join(dir, 'junk.ko'), 'junk\n');
+  writeFileSync(join(dir, 'notelf.ko.xz'), execFileSync('xz', ['-c'], { input: 'not an ELF\n' }));
+  const zst = execFileSync('zstd', ['-q', '-c', '--content-size'], { input: elf });
+  writeFileSync(join(dir, 'cut.ko.zst'), zst.subarray(0, zst.length - 8));
+}
+
 const R = ['-b', '{R}'];
 const C = ['-C', '{R}/etc/depmod.d'];
 
@@ -84,6 +97,16 @@ function synthetic(stateful: boolean): Array<{ name: string; setup: (root: strin
         { args: [K, ...R, ...C] },
         { args: [...R, '-C', '{R}/nonexistent', '-a', K] },
         { args: [...R, ...C, '--', K] },
+      ]),
+    },
+    {
+      name: `module files kmod cannot load: its ERROR lines, its files, exit 0; repeated; then gone (${mode})`,
+      setup,
+      steps: withDefault([
+        { args: [...R, ...C, '-a', K] },
+        { args: [...R, ...C, '-a', K], before: addBroken },
+        { args: [...R, ...C, '-a', K] },
+        { args: [...R, ...C, '-a', K], before: (root) => rmSync(join(root, 'lib', 'modules', K, 'updates', 'broken'), { recursive: true }) },
       ]),
     },
     {

@@ -39,7 +39,7 @@ test('malformed file: exit 65, one stderr line naming it, other files still prin
   const h = harness();
   assert.equal(await runInspect(['b/bad.ko', 'a/good-one.ko'], { json: true }, h.io), 65);
   assert.equal(h.err.length, 1);
-  assert.match(h.err[0] ?? '', /^depmod-tx: b\/bad\.ko: not an ELF file.*\n$/);
+  assert.match(h.err[0] ?? '', /^depmod-tx: b\/bad\.ko: kmod's depmod cannot load it \("Exec format error"\): not an ELF image.*\n$/);
   assert.equal((h.err[0] ?? '').trimEnd().split('\n').length, 1);
   const json = JSON.parse(h.out.join('')) as Array<{ file: string; name: string; exports: unknown }>;
   assert.deepEqual(

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { describe, it, test } from 'node:test';
 import { kmodBehaviour, newestKmodBehaviour, parseDepmodVersionOutput } from '../../src/depmod/kmod-version.ts';
 import { depmodCandidates, FRONT_END_MARK, installedKmod, requestedKmod } from '../../src/merge/installed-kmod.ts';
-import { zstdLoadableInOneCall } from '../../src/module/zstd-frames.ts';
+import { zstdFrameSizeKnown } from '../../src/module/zstd-frames.ts';
+import { loadZstd } from '../../src/module/zstd-kmod.ts';
 import { buildModuleElf } from '../support/fixture-elf.ts';
 import { depmodConfigArgs, writeFixtureTree, type FixtureTreeModule } from '../support/fixture-tree.ts';
 import { realKernelSkipReason } from '../support/kernels.ts';
@@ -36,16 +37,26 @@ test('behaviour table: the rows kmod history gives, unknown versions refused', (
   assert.throws(() => requestedKmod('27'), /kmod 28 to 34/);
 });
 
-test('zstd: kmod 34 loads a stream in one call only when its first frame is sized and alone', { skip }, () => {
+test('zstd: kmod 34 sizes a stream by its first frame, and loads it in one call only when that frame is alone', { skip }, () => {
   const data = Buffer.alloc(5000, 7);
   const sized = execFileSync('sh', ['-c', 'f=$(mktemp); cat > "$f"; zstd -q -c "$f"; rm -f "$f"'], { input: data });
   const streamed = execFileSync('zstd', ['-q', '-c'], { input: data });
-  assert.equal(zstdLoadableInOneCall(sized), true);
-  assert.equal(zstdLoadableInOneCall(streamed), false, 'no content size in the frame header (stdin)');
-  assert.equal(zstdLoadableInOneCall(Buffer.concat([sized, sized])), false, 'two data frames');
+  assert.equal(zstdFrameSizeKnown(sized), true);
+  assert.equal(zstdFrameSizeKnown(streamed), false, 'no content size in the frame header (stdin)');
+  assert.equal(zstdFrameSizeKnown(sized.subarray(0, 4)), false, 'no header');
   const skippable = Buffer.from([0x50, 0x2a, 0x4d, 0x18, 2, 0, 0, 0, 9, 9]);
-  assert.equal(zstdLoadableInOneCall(Buffer.concat([sized, skippable])), true, 'a skippable frame after it');
-  assert.equal(zstdLoadableInOneCall(sized.subarray(0, 8)), false, 'cut');
+  const outcome = (b: Uint8Array): string[] =>
+    Object.values(loadZstd(b, 1 << 20, undefined)).slice(0, 2).map((r) => ('image' in r ? `image ${r.image.length}` : `${r.errno} ${r.libkmod?.[0] ?? ''}`.trim()));
+  assert.deepEqual(outcome(sized), ['image 5000', 'image 5000']);
+  assert.deepEqual(outcome(Buffer.concat([sized, skippable])), ['image 5000', 'image 5000'], 'a skippable frame after it');
+  assert.deepEqual(outcome(streamed), ['image 5000', 'EINVAL zstd: Failed to determine decompression size']);
+  assert.deepEqual(outcome(Buffer.concat([sized, sized])), ['image 10000', 'EINVAL zstd: Destination buffer is too small'], 'two data frames');
+  assert.deepEqual(outcome(sized.subarray(0, sized.length - 2)), ['image 5000', "EINVAL zstd: Restored data doesn't match checksum"], 'cut in the checksum');
+  assert.deepEqual(outcome(sized.subarray(0, 8)), ['image 0', 'EINVAL zstd: Src size is incorrect'], 'cut in the first block');
+  assert.deepEqual(outcome(Buffer.concat([sized, Buffer.from('garbage\n')])), ['EINVAL', 'EINVAL zstd: Src size is incorrect'], 'trailing bytes');
+  const flipped = Buffer.from(sized);
+  flipped[flipped.length - 1]! ^= 1;
+  assert.deepEqual(outcome(flipped), ['EINVAL', "EINVAL zstd: Restored data doesn't match checksum"], 'checksum (fzstd does not check it: xxh64.ts does)');
 });
 
 describe('finding the installed kmod', () => {
