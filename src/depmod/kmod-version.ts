@@ -16,7 +16,10 @@
 //   34  every index written in pre-order, the root node first (dada048); same keys, values, sizes.
 //       A module named twice in modules.order takes the place of its first line, not its last
 //       (19c0df1, a1186fa). A .ko.zst is decompressed in one call sized by its first frame's
-//       header: one without a content size cannot be loaded (src/module/zstd-frames.ts).
+//       header: one without a content size cannot be loaded (src/module/zstd-frames.ts), and a
+//       damaged one fails otherwise (src/module/zstd-kmod.ts). libkmod-elf.c reads some damaged
+//       files otherwise (src/elf/elf.ts, src/module/parse.ts: ModuleRecord.kmod34; 16ea23b,
+//       e5ef157, 0930e7b, c40627f): records carry both readings, the module set the one it writes.
 // Pure: a version string in, a behaviour out.
 
 /** How a binary index's nodes are laid out in the file (src/index/trie.ts). */
