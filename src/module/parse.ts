@@ -526,7 +526,11 @@ export function readingForKmod(r: LoadReadings, major: number): { reading: RawRe
 
 /** The record of a file whose images each kmod loads (or fails to load) as `load` says. */
 export function recordFromLoad(load: ImageLoad, file: string, opts: ParseModuleOptions = {}): ModuleRecord {
-  const r = readingsFromLoad(load, file, opts.modinfoKeys);
+  return recordFromReadings(readingsFromLoad(load, file, opts.modinfoKeys), file);
+}
+
+/** The record of `file` read as `r` says (its strings decoded). */
+export function recordFromReadings(r: LoadReadings, file: string): ModuleRecord {
   const record: ModuleRecord = { name: modnameFromPath(file), ...toReading(r.base) };
   if (r.zstdUnsized) return { ...record, zstdUnsized: true };
   if (r.kmod34 !== undefined) record.kmod34 = toReading(r.kmod34);
