@@ -2,7 +2,7 @@
 // src/txn (journal, locks, collectors) and src/merge (one merge per kernel).
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EXIT, exitCodeForKind } from './exit-codes.ts';
+import { EXIT, exitCodeFor, exitCodeForKind } from './exit-codes.ts';
 import type { ReportIo } from './merge-report.ts';
 import type { KernelResult } from '../txn/commit.ts';
 import type { Lock } from '../txn/lock.ts';
@@ -69,6 +69,14 @@ export async function runCommit(a: TxnArgs & { scan: boolean; kernels?: string[]
   const { updateMerge } = await import('../txn/merge-adapter.ts');
   const { validateKver } = await import('../txn/paths.ts');
   for (const k of a.kernels ?? []) validateKver(k);
+  // What the hooks collected in shell (src/txn/spool.ts) joins the journal first; a spool file that
+  // is torn or foreign, or a hook killed while writing one, makes this commit scan as well.
+  const { ingestSpool } = await import('../txn/spool.ts');
+  const spooled = await ingestSpool({ root: a.root });
+  for (const e of spooled.refused) io.stderr(`depmod-tx: refused: ${e.message}\n`);
+  for (const w of spooled.warnings) io.stderr(`depmod-tx: WARNING: ${w}\n`);
+  for (const e of spooled.errors) io.stderr(`depmod-tx: ${e.message}\n`);
+  if (spooled.scan) a = { ...a, scan: true };
   const merge = updateMerge({ onFinding: (kver, m) => io.stderr(`depmod-tx: ${findingLine(kver, m)}\n`) });
   const summary = await commit({ root: a.root, merge, ...(a.kernels && a.kernels.length ? { kernels: a.kernels } : {}), ...(a.lockTimeoutMs !== undefined ? { lockTimeoutMs: a.lockTimeoutMs } : {}) });
   // Kernels whose trees changed without a record (a plain dpkg -i); commit() and the scan each
@@ -92,7 +100,7 @@ export async function runCommit(a: TxnArgs & { scan: boolean; kernels?: string[]
     if (summary.kernels.length === 0 && a.verbose) io.stderr('depmod-tx: nothing pending\n');
     for (const k of summary.kernels) io.stdout(`${formatKernelResult(k)}\n`);
   }
-  return failureExit(summary.kernels) ?? EXIT.ok;
+  return failureExit(summary.kernels) ?? (spooled.errors.length > 0 ? exitCodeFor(spooled.errors[0]) : EXIT.ok);
 }
 
 /**
