@@ -9,7 +9,7 @@ export const EXIT = {
   /** --strict and the KABI check found unresolved symbols or CRC mismatches (the database was still written). */
   kabi: 3,
   usage: 64, // EX_USAGE
-  format: 65, // EX_DATAERR: a module, index, symvers, journal or package file is malformed
+  format: 65, // EX_DATAERR: a module, index, symvers, journal, spool or package file is malformed
   noinput: 66, // EX_NOINPUT: a named file or module directory does not exist / cannot be read
   internal: 70, // EX_SOFTWARE: a bug in depmod-tx
   io: 74, // EX_IOERR: writing failed (ENOSPC, EROFS, EACCES); the old database is left as it was
@@ -21,7 +21,7 @@ export const EXIT_CODES: ReadonlyArray<{ code: number; meaning: string }> = [
   { code: EXIT.ok, meaning: 'success' },
   { code: EXIT.kabi, meaning: '`--strict`: the KABI check found unknown symbols or CRC mismatches (in this merge or known from an earlier one); the database was still written' },
   { code: EXIT.usage, meaning: 'usage error (unknown option, bad kernel version, a refused path)' },
-  { code: EXIT.format, meaning: 'malformed input file (module, index, symvers, journal, package, a file given to replay that is no journal or path list); the message names the file' },
+  { code: EXIT.format, meaning: 'malformed input file (module, index, symvers, journal, spool, package, a file given to replay that is no journal or path list); the message names the file' },
   { code: EXIT.noinput, meaning: 'input file or module directory missing or unreadable' },
   { code: EXIT.internal, meaning: 'internal error (a bug: please report it)' },
   { code: EXIT.io, meaning: 'write failed (disk full, read-only, permission); the old database is left as it was' },

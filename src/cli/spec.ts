@@ -185,7 +185,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'record',
     positionals: [{ name: 'paths', value: 'PATH', variadic: true, required: false, describe: 'absolute module paths as the package manager names them; none or - reads them from stdin, one per line' }],
-    summary: 'Append the module paths a transaction touched to the journal (what the package-manager hooks call)',
+    summary: 'Append the module paths a transaction touched to the journal (for scripts; the shipped hooks spool them in shell, without Node.js)',
     options: [
       { name: 'op', type: 'string', value: 'OP', choices: ['add', 'remove'], required: true, describe: 'whether the package adds or removes these files' },
       { name: 'package', type: 'string', value: 'NAME', describe: 'the package the paths belong to (shown by status)' },
@@ -205,7 +205,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'commit',
     positionals: [],
-    summary: 'Merge every kernel with pending journal events: one merge per kernel, kernels in parallel',
+    summary: "Ingest what the hooks spooled, then merge every kernel with pending journal events: one merge per kernel, kernels in parallel",
     options: [
       root,
       { name: 'scan', type: 'boolean', default: false, describe: 'also merge kernels whose trees changed without a journal entry (after a plain dpkg -i)' },
@@ -256,7 +256,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'apt-hook',
     positionals: [],
-    summary: "apt DPkg::Pre-Install-Pkgs hook (protocol version 3 on stdin): record the transaction's module paths",
+    summary: "apt DPkg::Pre-Install-Pkgs hook (protocol version 3 on stdin) in Node.js: record the transaction's module paths (the shipped hook does it in shell)",
     options: [
       root,
       { name: 'input', type: 'string', value: 'FILE', path: true, describe: 'read the protocol text from FILE instead of stdin' },
@@ -270,7 +270,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'zypp-plugin',
     positionals: [],
-    summary: 'libzypp commit plugin (frames on stdin): one commit at the end of each zypper transaction',
+    summary: 'libzypp commit plugin (frames on stdin) in Node.js: one commit at the end of each zypper transaction (the shipped plugin is bash)',
     options: [root, { name: 'reply-fd', type: 'number', value: 'FD', default: 1, describe: 'file descriptor for the answers to libzypp' }],
     run: async (a, io) => {
       const { runZyppPlugin } = await import('./txn.ts');

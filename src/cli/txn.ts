@@ -149,7 +149,8 @@ export async function runStatus(a: TxnArgs, io: ReportIo): Promise<number> {
     io.stdout(`${JSON.stringify(s, null, 2)}\n`);
     return EXIT.ok;
   }
-  if (s.pending.length === 0) io.stdout('pending: nothing\n');
+  if (s.spooled > 0) io.stdout(`pending: ${s.spooled} spool file(s) the hooks collected, for the next commit\n`);
+  if (s.pending.length === 0 && s.spooled === 0) io.stdout('pending: nothing\n');
   for (const p of s.pending) io.stdout(`pending: ${p.kver}: ${p.events} event(s) (${p.add} add, ${p.remove} remove) from ${p.packages.join(', ') || 'unknown packages'}\n`);
   for (const [kver, l] of Object.entries(s.last)) {
     if (l.status === 'removed') io.stdout(`last: ${kver} at ${l.at}: kernel removed (its modules are gone): no database written, cache dropped\n`);

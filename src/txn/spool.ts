@@ -114,6 +114,11 @@ export function spoolPending(root: string): boolean {
   return spoolEntries(spoolDir(root)).some((n) => SPOOL_NAME.test(n) || TEMP_NAME.test(n));
 }
 
+/** How many complete spool files wait for a commit. */
+export function spoolFiles(root: string): number {
+  return spoolEntries(spoolDir(root)).filter((n) => SPOOL_NAME.test(n)).length;
+}
+
 function reject(dir: string, name: string): void {
   mkdirSync(join(dir, 'rejected'), { recursive: true, mode: 0o755 });
   renameSync(join(dir, name), join(dir, 'rejected', name));

@@ -121,6 +121,7 @@ test('dpkg: install depmod-tx, fake kernel, KMP install/upgrade/remove, replay o
     const st = spawnSync(join(R, 'usr/bin/depmod-tx'), ['status', '--root', R, '--json'], { encoding: 'utf8', env: e.env });
     assert.equal(st.status, 0, st.stderr);
     assert.deepEqual(JSON.parse(st.stdout).pending, [], 'nothing left in the journal');
+    e.starts();
 
     // The KMP the replay put back goes first, so that removing the kernel leaves no module behind.
     assertStep(e, dpkg(e, ['-r', 'tkmp-modules']), 'KMP removal after the replay');
