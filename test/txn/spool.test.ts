@@ -12,7 +12,10 @@ import { join } from 'node:path';
 import { FormatError } from '../../src/errors.ts';
 import { readJournal } from '../../src/txn/journal.ts';
 import { ingestSpool, parseSpool, spoolDir, spoolPending } from '../../src/txn/spool.ts';
-import { repoRoot } from '../support/kernels.ts';
+import { realKernelSkipReason, repoRoot } from '../support/kernels.ts';
+import { BASE_ORDER, runCli, withCliRoot } from '../support/cli.ts';
+import { writeFixtureTree } from '../support/fixture-tree.ts';
+import { diffFileSets, oracleFiles, outputFiles } from '../merge/oracle-dir.ts';
 
 const HOOK = join(repoRoot, 'hooks', 'depmod-tx-hook');
 const K = '6.1.0-9-test';
@@ -213,4 +216,42 @@ test('hook pacman: existing targets are adds, gone ones removes, then one commit
   assert.equal(files.length, 1);
   const parsed = parseSpool(readFileSync(join(spoolDir(root), files[0]!), 'utf8'), files[0]!);
   assert.deepEqual(parsed.records.map((x) => `${x.op} ${x.path}`), [`add /lib/modules/${K}/kernel/here.ko`, `remove /lib/modules/${K}/kernel/gone.ko`]);
+});
+
+test('end to end (sh hook + the built CLI): spooled paths merged; a hook killed before its rename and a torn spool file still end with databases equal to depmod -a', { skip: realKernelSkipReason() }, () => {
+  withCliRoot(({ root, kvers, cfg }) => {
+    const [k0, k1] = kvers as [string, string];
+    for (const k of kvers) assert.equal(runCli(['rebuild', '--root', root, '-C', cfg, k]).code, 0);
+    const same = (k: string) => assert.deepEqual(diffFileSets(outputFiles(join(root, 'lib/modules', k)), oracleFiles(root, k, ['-C', cfg])), [], `${k} equals depmod -a`);
+    const commit = () => runCli(['commit', '--root', root, '--source', 'rpm', '--json']);
+
+    writeFixtureTree(root, k0, [{ path: 'updates/kmp-x.ko', module: { modinfo: [['alias', 'usb:vABCD*']], imports: [{ name: 'core_fn', crc: 0x10 }] } }], { order: BASE_ORDER });
+    const rec = spawnSync('/bin/sh', [HOOK, 'record', 'add', 'kmp-x'], { input: `/lib/modules/${k0}/updates/kmp-x.ko\n`, encoding: 'utf8', env: { PATH: process.env.PATH ?? '', DEPMOD_TX_ROOT: root } });
+    assert.equal(rec.status, 0, rec.stderr);
+    const c1 = commit();
+    assert.equal(c1.code, 0, c1.stderr);
+    assert.deepEqual(JSON.parse(c1.stdout).kernels.map((k: { kver: string; events: number }) => [k.kver, k.events]), [[k0, 1]], 'the spooled event, merged');
+    same(k0);
+
+    // A hook killed between its temporary file and the rename: the change reaches no spool file,
+    // and the next commit's scan finds it by the directories' mtimes.
+    writeFixtureTree(root, k1, [{ path: 'updates/kmp-y.ko', module: { modinfo: [['alias', 'pci:vBEEF*']] } }], { order: BASE_ORDER });
+    const dead = spawnSync('/bin/sh', ['-c', 'echo $$']).stdout.toString().trim();
+    writeFileSync(join(spoolDir(root), `.${dead}.tmp`), `depmod-tx-spool 1 rpm\nadd - /lib/modules/${k1}/updates/kmp-y.ko\n`);
+    const c2 = commit();
+    assert.equal(c2.code, 0, c2.stderr);
+    assert.match(c2.stderr, /killed while writing it/);
+    assert.ok(JSON.parse(c2.stdout).kernels.some((k: { kver: string; status: string; changed: boolean }) => k.kver === k1 && k.status === 'merged' && k.changed), c2.stdout);
+    same(k1);
+
+    // A torn spool file: refused whole (exit 65, named), moved aside; the scan still merges the change.
+    rmSync(join(root, 'lib/modules', k0, 'updates/kmp-x.ko'));
+    writeFileSync(join(spoolDir(root), '9-9.rpm.spool'), `depmod-tx-spool 1 rpm\nremove - /lib/modules/${k0}/updates/kmp-x.ko\n`);
+    const c3 = commit();
+    assert.equal(c3.code, 65, c3.stderr);
+    assert.match(c3.stderr, /9-9\.rpm\.spool: torn spool file/);
+    assert.ok(existsSync(join(spoolDir(root), 'rejected', '9-9.rpm.spool')));
+    same(k0);
+    assert.deepEqual(readdirSync(spoolDir(root)), ['rejected']);
+  });
 });
