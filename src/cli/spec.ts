@@ -211,6 +211,10 @@ export const COMMANDS: readonly CommandSpec[] = [
       { name: 'scan', type: 'boolean', default: false, describe: 'also merge kernels whose trees changed without a journal entry (after a plain dpkg -i)' },
       { name: 'kernel', type: 'string', value: 'KVER', repeatable: true, describe: 'only this kernel (repeatable)' },
       { name: 'source', type: 'string', value: 'NAME', describe: 'who called (rpm, dpkg, ...): repeated in the --json report' },
+      {
+        name: 'ready-fd', type: 'number', value: 'FD',
+        describe: "write 'ready CODE' to FD and close it once every database is written; a new kernel's cache (its database just written by kmod's depmod) is built afterwards (the hooks wait on this)",
+      },
       json('the result per kernel'),
       verbose('say so on stderr when nothing is pending'),
       lockTimeout,
@@ -218,7 +222,10 @@ export const COMMANDS: readonly CommandSpec[] = [
     run: async (a, io) => {
       const { runCommit } = await import('./txn.ts');
       return runCommit(
-        { root: a.root as string, json: a.json as boolean, verbose: a.verbose as boolean, scan: a.scan as boolean, kernels: list(a.kernel), source: a.source as string | undefined, lockTimeoutMs: (a['lock-timeout'] as number) * 1000 },
+        {
+          root: a.root as string, json: a.json as boolean, verbose: a.verbose as boolean, scan: a.scan as boolean, kernels: list(a.kernel), source: a.source as string | undefined,
+          lockTimeoutMs: (a['lock-timeout'] as number) * 1000, readyFd: a['ready-fd'] as number | undefined,
+        },
         io,
       );
     },

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EXIT, exitCodeFor, exitCodeForKind } from './exit-codes.ts';
 import type { ReportIo } from './merge-report.ts';
-import type { KernelResult } from '../txn/commit.ts';
+import type { KernelMerge, KernelResult } from '../txn/commit.ts';
 import type { Lock } from '../txn/lock.ts';
 import { DepmodTxError, InputError } from '../errors.ts';
 import { kabiSummary } from '../merge/kabi-summary.ts';
@@ -64,8 +64,10 @@ async function finishKernels(root: string, results: KernelResult[], io: ReportIo
   return actions;
 }
 
-export async function runCommit(a: TxnArgs & { scan: boolean; kernels?: string[] | undefined; source?: string | undefined; lockTimeoutMs?: number }, io: ReportIo): Promise<number> {
-  const { commit, formatKernelResult } = await import('../txn/commit.ts');
+export async function runCommit(
+  a: TxnArgs & { scan: boolean; kernels?: string[] | undefined; source?: string | undefined; lockTimeoutMs?: number; readyFd?: number | undefined },
+  io: ReportIo,
+): Promise<number> {
   const { updateMerge } = await import('../txn/merge-adapter.ts');
   const { validateKver } = await import('../txn/paths.ts');
   for (const k of a.kernels ?? []) validateKver(k);
@@ -78,7 +80,59 @@ export async function runCommit(a: TxnArgs & { scan: boolean; kernels?: string[]
   for (const e of spooled.errors) io.stderr(`depmod-tx: ${e.message}\n`);
   if (spooled.scan) a = { ...a, scan: true };
   const merge = updateMerge({ onFinding: (kver, m) => io.stderr(`depmod-tx: ${findingLine(kver, m)}\n`) });
-  const summary = await commit({ root: a.root, merge, ...(a.kernels && a.kernels.length ? { kernels: a.kernels } : {}), ...(a.lockTimeoutMs !== undefined ? { lockTimeoutMs: a.lockTimeoutMs } : {}) });
+  // With someone waiting on --ready-fd (the hook): a new kernel whose database kmod's depmod has just
+  // written gets its cache built after the answer (src/txn/cache-later.ts).
+  let later: string[] = [];
+  let pending: string[] | undefined;
+  if (a.readyFd !== undefined) {
+    const [{ cacheLaterKernels, markBuilding }, { readJournal }, { deferredKernels }] = await Promise.all([import('../txn/cache-later.ts'), import('../txn/journal.ts'), import('../txn/deferred.ts')]);
+    pending = [...new Set((await readJournal(a.root)).events.map((e) => e.module.kver))];
+    const candidates = new Set([...pending, ...deferredKernels(a.root)]);
+    later = cacheLaterKernels(a.root, [...candidates].filter((k) => !a.kernels?.length || a.kernels.includes(k)));
+    for (const k of later) markBuilding(a.root, k);
+  }
+  const only = a.kernels?.length ? a.kernels : undefined;
+  const now = later.length > 0 ? (only ?? pending!).filter((k) => !later.includes(k)) : only;
+  const code = (await commitKernels(a, merge, { kernels: now, skip: later }, io)) ?? (spooled.errors.length > 0 ? exitCodeFor(spooled.errors[0]) : EXIT.ok);
+  if (a.readyFd !== undefined) {
+    const { closeSync, writeSync } = await import('node:fs');
+    try {
+      writeSync(a.readyFd, `ready ${code}\n`);
+      closeSync(a.readyFd);
+    } catch {
+      /* nobody waits any more */
+    }
+  }
+  if (later.length > 0) {
+    const { clearBuilding } = await import('../txn/cache-later.ts');
+    const { setPriority } = await import('node:os');
+    try {
+      setPriority(10);
+    } catch {
+      /* not permitted: full speed then */
+    }
+    try {
+      await commitKernels({ ...a, scan: true, kernels: later }, merge, { kernels: later, skip: [] }, io);
+    } finally {
+      for (const k of later) clearBuilding(a.root, k);
+    }
+  }
+  return code;
+}
+
+/**
+ * One merge per kernel with journal events (only `which.kernels` when given), then, with `a.scan`,
+ * of every kernel whose tree changed without a record (only `a.kernels` when given; never those in
+ * `which.skip`); the summary printed. The exit code of a failed kernel, or undefined.
+ */
+async function commitKernels(
+  a: TxnArgs & { scan: boolean; kernels?: string[] | undefined; source?: string | undefined; lockTimeoutMs?: number },
+  merge: KernelMerge,
+  which: { kernels: string[] | undefined; skip: readonly string[] },
+  io: ReportIo,
+): Promise<number | undefined> {
+  const { commit, formatKernelResult } = await import('../txn/commit.ts');
+  const summary = await commit({ root: a.root, merge, ...(which.kernels !== undefined ? { kernels: which.kernels } : {}), ...(a.lockTimeoutMs !== undefined ? { lockTimeoutMs: a.lockTimeoutMs } : {}) });
   // Kernels whose trees changed without a record (a plain dpkg -i); commit() and the scan each
   // record their own results in status.json.
   if (a.scan) {
@@ -87,8 +141,8 @@ export async function runCommit(a: TxnArgs & { scan: boolean; kernels?: string[]
       ...(await mergeUnrecorded({
         root: a.root,
         merge,
-        done: summary.kernels.map((k) => k.kver),
-        ...(a.kernels ? { only: a.kernels } : {}),
+        done: [...summary.kernels.map((k) => k.kver), ...which.skip],
+        ...(a.kernels?.length ? { only: a.kernels } : {}),
         ...(a.lockTimeoutMs !== undefined ? { lockTimeoutMs: a.lockTimeoutMs } : {}),
       })),
     );
@@ -100,7 +154,7 @@ export async function runCommit(a: TxnArgs & { scan: boolean; kernels?: string[]
     if (summary.kernels.length === 0 && a.verbose) io.stderr('depmod-tx: nothing pending\n');
     for (const k of summary.kernels) io.stdout(`${formatKernelResult(k)}\n`);
   }
-  return failureExit(summary.kernels) ?? (spooled.errors.length > 0 ? exitCodeFor(spooled.errors[0]) : EXIT.ok);
+  return failureExit(summary.kernels);
 }
 
 /**

@@ -34,16 +34,21 @@ function spoolFile(root: string, name: string, text: string): string {
   return file;
 }
 
-/** Runs the hook under /bin/sh with DEPMOD_TX a script that logs its arguments (no Node.js). */
-function hook(root: string, args: string[], input = ''): { status: number | null; stderr: string; calls: string[] } {
+/**
+ * Runs the hook under /bin/sh with DEPMOD_TX a script that logs its arguments (no Node.js), then
+ * runs BODY (default: answer "ready 0" on the --ready-fd, as the commit does).
+ */
+function hook(root: string, args: string[], input = '', body = 'case "$*" in *--ready-fd*) echo "ready 0" >&3 ;; esac'): { status: number | null; stdout: string; stderr: string; calls: string[]; ms: number } {
   const log = join(root, 'calls.log');
   const fake = join(root, 'fake-depmod-tx');
-  writeFileSync(fake, `#!/bin/sh\necho "$*" >>'${log}'\n`);
+  writeFileSync(fake, `#!/bin/sh\necho "$*" >>'${log}'\n${body}\n`);
   chmodSync(fake, 0o755);
+  const t0 = Date.now();
   const r = spawnSync('/bin/sh', [HOOK, ...args], { input, encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', DEPMOD_TX_ROOT: root, DEPMOD_TX: fake } });
+  const ms = Date.now() - t0;
   const calls = existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter((l) => l !== '') : [];
   rmSync(log, { force: true });
-  return { status: r.status, stderr: r.stderr, calls };
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, calls, ms };
 }
 
 const spooled = (root: string): string[] => (existsSync(spoolDir(root)) ? readdirSync(spoolDir(root)).filter((n) => n.endsWith('.spool')) : []);
@@ -156,14 +161,30 @@ test('hook commit: starts depmod-tx only when something is pending (spool, tempo
   const root = tempRoot(t);
   assert.deepEqual(hook(root, ['commit', 'rpm']).calls, [], 'nothing pending: nothing started');
   assert.deepEqual(hook(root, ['commit']).calls, []);
-  assert.deepEqual(hook(root, ['commit', 'dpkg']).calls, [`commit --root ${root} --source dpkg --scan`]);
+  assert.deepEqual(hook(root, ['commit', 'dpkg']).calls, [`commit --root ${root} --source dpkg --scan --ready-fd 3`]);
   const state = join(root, 'var/lib/depmod-tx');
   for (const [dir, name] of [['spool', '1-1.rpm.spool'], ['spool', '.1.tmp'], ['journal', 'x.jsonl'], ['deferred', K]] as const) {
     mkdirSync(join(state, dir), { recursive: true });
     writeFileSync(join(state, dir, name), '');
-    assert.deepEqual(hook(root, ['commit', 'rpm']).calls, [`commit --root ${root} --source rpm`], `${dir}/${name}`);
+    assert.deepEqual(hook(root, ['commit', 'rpm']).calls, [`commit --root ${root} --source rpm --ready-fd 3`], `${dir}/${name}`);
     rmSync(join(state, dir, name));
   }
+});
+
+test('hook commit: returns once the commit says ready (what it printed so far shown, its code logged), while the commit goes on', (t) => {
+  const root = tempRoot(t);
+  const slow = 'echo "K: changed"; echo "warn" >&2; echo "ready 0" >&3; exec 3>&-; sleep 3; echo "after the answer"';
+  const r = hook(root, ['commit', 'dpkg'], '', slow);
+  assert.equal(r.status, 0);
+  assert.ok(r.ms < 2500, `the hook waited ${r.ms} ms: it must not wait for the work after the answer`);
+  assert.equal(r.stdout, 'K: changed\n');
+  assert.match(r.stderr, /^warn$/m);
+  assert.doesNotMatch(r.stderr, /failed/);
+  const failed = hook(root, ['commit', 'dpkg'], '', 'echo "ready 65" >&3');
+  assert.match(failed.stderr, /depmod-tx hook \(commit\) failed with exit code 65/);
+  const died = hook(root, ['commit', 'dpkg'], '', 'exit 70');
+  assert.match(died.stderr, /failed with exit code unknown \(it ended without answering\)/);
+  assert.deepEqual(readdirSync(join(root, 'var/lib/depmod-tx')), [], 'the output files are gone');
 });
 
 test('hook apt-preinstall (protocol 3): .deb paths and the module paths removals and upgrades take away; apt-postinvoke drops what no commit took', async (t) => {
@@ -211,7 +232,7 @@ test('hook pacman: existing targets are adds, gone ones removes, then one commit
   writeFileSync(join(root, 'lib/modules', K, 'kernel', 'here.ko'), '');
   const r = hook(root, ['pacman'], `lib/modules/${K}/kernel/here.ko\nlib/modules/${K}/kernel/gone.ko\n`);
   assert.equal(r.status, 0, r.stderr);
-  assert.deepEqual(r.calls, [`commit --root ${root} --source pacman`]);
+  assert.deepEqual(r.calls, [`commit --root ${root} --source pacman --ready-fd 3`]);
   const files = spooled(root);
   assert.equal(files.length, 1);
   const parsed = parseSpool(readFileSync(join(spoolDir(root), files[0]!), 'utf8'), files[0]!);
