@@ -5,7 +5,7 @@
 // which would make the transaction wait for work whose output, the database, is already there. When
 // the tree and the depmod.d configuration are older than that database, the commit answers first
 // (`commit --ready-fd`, which the hook waits on) and builds the cache in the same process afterwards,
-// at a lower priority, with the mark `KVER.building` naming its pid: a depmod call meanwhile waits
+// at a lower priority, with the mark `KVER.cache.building` naming its pid: a depmod call meanwhile waits
 // for it (src/cli/depmod.ts), and kmod's depmod is not called in its place (hooks/depmod).
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,7 +14,7 @@ import { pidAlive } from '../io/atomic.ts';
 import { moduleTreeGone } from '../io/tree.ts';
 import { findModuleDir } from './commit.ts';
 
-/** KVER.building beside the cache: the pid of the process building it. */
+/** KVER.cache.building beside the cache: the pid of the process building it. */
 export function buildingMarkFile(root: string, kver: string): string {
   return `${cacheFile(root, kver)}.building`;
 }

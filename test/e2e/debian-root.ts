@@ -5,8 +5,8 @@
 // every depmod, depmod-tx and update-initramfs call made inside it. Test support: does I/O.
 import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { aptDownload, ARCHIVE_RETRY, newestPackageOf, suiteApt } from '../support/debian-archive.ts';
 import { buildModuleElf, type FixtureModule } from '../support/fixture-elf.ts';
@@ -232,7 +232,12 @@ export function timeCalls(root: string, paths: string[]): { env: { DEPMOD_TX: st
     `#!/bin/sh\ns=$(date +%s%N)\n${real} "$@"\nrc=$?\ne=$(date +%s%N)\nprintf '%s %s %s %s %s %s\\n' ${name} "$s" "$e" "$rc" "\${DPKG_MAINTSCRIPT_PACKAGE:--}" "$*" >>${TIMING_LOG}\nexit $rc\n`;
   for (const p of paths) {
     const name = basename(p);
-    renameSync(join(root, p), join(root, REAL, name));
+    // A relative link (Debian 13: usr/sbin/depmod -> ../bin/kmod) keeps its target when moved.
+    const link = lstatSync(join(root, p)).isSymbolicLink() ? readlinkSync(join(root, p)) : undefined;
+    if (link !== undefined && !link.startsWith('/')) {
+      rmSync(join(root, p));
+      symlinkSync(resolve('/', dirname(p), link), join(root, REAL, name));
+    } else renameSync(join(root, p), join(root, REAL, name));
     writeFileSync(join(root, p), wrapper(name, `${REAL}/${name}`));
     chmodSync(join(root, p), 0o755);
   }

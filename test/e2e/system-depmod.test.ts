@@ -202,7 +202,8 @@ function runConfig(c: Config, d: Distro, ctx: { work: string; debs: string[]; wi
       const ended = BigInt(Date.now()) * 1_000_000n;
       waitForBackgroundBuilds(root);
       const calls = takeTimings(root);
-      const initrd = calls.filter((x) => x.name === 'update-initramfs');
+      // Debian 13's kernel hook asks update-initramfs --version first: that is no build.
+      const initrd = calls.filter((x) => x.name === 'update-initramfs' && x.args !== '--version');
       // Background work: the front end's cache builds (depmod-tx depmod), and a commit that answered
       // and went on building a new kernel's cache (src/txn/cache-later.ts) past apt-get's return.
       const background = calls.filter(isBackgroundBuild);
