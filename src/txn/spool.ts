@@ -129,6 +129,26 @@ async function defaultListDeb(file: string): Promise<string[]> {
   return (await listDebPayload(file)).paths;
 }
 
+/** How many .deb files are listed at once: each listing waits mostly on an xz(1) of its control member. */
+const DEB_LISTINGS_AT_ONCE = 4;
+
+/** The paths of each .deb (or why it cannot be listed), DEB_LISTINGS_AT_ONCE at a time. */
+async function listDebs(files: readonly string[], listDeb: (file: string) => Promise<string[]>): Promise<Map<string, string[] | Error>> {
+  const out = new Map<string, string[] | Error>();
+  const queue = [...new Set(files)];
+  const worker = async (): Promise<void> => {
+    for (let f = queue.shift(); f !== undefined; f = queue.shift()) {
+      try {
+        out.set(f, await listDeb(f));
+      } catch (err) {
+        out.set(f, err instanceof Error ? err : new Error(String(err)));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(DEB_LISTINGS_AT_ONCE, queue.length) }, worker));
+  return out;
+}
+
 /**
  * Moves every complete spool file into the journal (one journal file per spool file, named after
  * it), then deletes it. Event ids are the spool file's name and line, so a file ingested twice (a
@@ -181,18 +201,17 @@ export async function ingestSpool(opts: IngestOptions): Promise<SpoolIngest> {
     const time = new Date(Number(BigInt(named![1]!) / 1_000_000n)).toISOString();
     const batch: RecordedBatch = { events: [], ignored: 0, refused: [] };
     const ctx = { root: opts.root, check: containmentChecker(opts.root), seen: new Set<string>() };
+    const listed = await listDebs(spool.records.filter((r) => r.op === 'deb').map((r) => r.path), listDeb);
     for (const r of spool.records) {
       if (r.op !== 'deb') {
         addRecordedPath(batch, r.path, { op: r.op, package: r.package, time, id: `${base}:${r.line}` }, ctx);
         continue;
       }
-      let paths: string[];
-      try {
-        paths = await listDeb(r.path);
-      } catch (err) {
+      const paths = listed.get(r.path)!;
+      if (paths instanceof Error) {
         // The .deb is gone (an interrupted run, apt's cache cleaned) or damaged: what it installed is
         // found by the scan, as after a plain dpkg -i.
-        out.errors.push(err instanceof DepmodTxError ? err : new InputError(r.path, `cannot list the package (${file}:${r.line}): ${(err as Error).message}`));
+        out.errors.push(paths instanceof DepmodTxError ? paths : new InputError(r.path, `cannot list the package (${file}:${r.line}): ${paths.message}`));
         out.scan = true;
         continue;
       }
