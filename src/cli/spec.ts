@@ -186,7 +186,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'record',
     positionals: [{ name: 'paths', value: 'PATH', variadic: true, required: false, describe: 'absolute module paths as the package manager names them; none or - reads them from stdin, one per line' }],
-    summary: 'Append the module paths a transaction touched to the journal (what the package-manager hooks call)',
+    summary: 'Append the module paths a transaction touched to the journal (for scripts; the shipped hooks spool them in shell, without Node.js)',
     options: [
       { name: 'op', type: 'string', value: 'OP', choices: ['add', 'remove'], required: true, describe: 'whether the package adds or removes these files' },
       { name: 'package', type: 'string', value: 'NAME', describe: 'the package the paths belong to (shown by status)' },
@@ -206,12 +206,16 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'commit',
     positionals: [],
-    summary: 'Merge every kernel with pending journal events: one merge per kernel, kernels in parallel',
+    summary: "Ingest what the hooks spooled, then merge every kernel with pending journal events: one merge per kernel, kernels in parallel",
     options: [
       root,
       { name: 'scan', type: 'boolean', default: false, describe: 'also merge kernels whose trees changed without a journal entry (after a plain dpkg -i)' },
       { name: 'kernel', type: 'string', value: 'KVER', repeatable: true, describe: 'only this kernel (repeatable)' },
       { name: 'source', type: 'string', value: 'NAME', describe: 'who called (rpm, dpkg, ...): repeated in the --json report' },
+      {
+        name: 'ready-fd', type: 'number', value: 'FD',
+        describe: "write 'ready CODE' to FD and close it once every database is written; a new kernel's cache (its database just written by kmod's depmod) is built afterwards (the hooks wait on this)",
+      },
       json('the result per kernel'),
       verbose('say so on stderr when nothing is pending'),
       lockTimeout,
@@ -219,7 +223,10 @@ export const COMMANDS: readonly CommandSpec[] = [
     run: async (a, io) => {
       const { runCommit } = await import('./txn.ts');
       return runCommit(
-        { root: a.root as string, json: a.json as boolean, verbose: a.verbose as boolean, scan: a.scan as boolean, kernels: list(a.kernel), source: a.source as string | undefined, lockTimeoutMs: (a['lock-timeout'] as number) * 1000 },
+        {
+          root: a.root as string, json: a.json as boolean, verbose: a.verbose as boolean, scan: a.scan as boolean, kernels: list(a.kernel), source: a.source as string | undefined,
+          lockTimeoutMs: (a['lock-timeout'] as number) * 1000, readyFd: a['ready-fd'] as number | undefined,
+        },
         io,
       );
     },
@@ -257,7 +264,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'apt-hook',
     positionals: [],
-    summary: "apt DPkg::Pre-Install-Pkgs hook (protocol version 3 on stdin): record the transaction's module paths",
+    summary: "apt DPkg::Pre-Install-Pkgs hook (protocol version 3 on stdin) in Node.js: record the transaction's module paths (the shipped hook does it in shell)",
     options: [
       root,
       { name: 'input', type: 'string', value: 'FILE', path: true, describe: 'read the protocol text from FILE instead of stdin' },
@@ -271,7 +278,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'zypp-plugin',
     positionals: [],
-    summary: 'libzypp commit plugin (frames on stdin): one commit at the end of each zypper transaction',
+    summary: 'libzypp commit plugin (frames on stdin) in Node.js: one commit at the end of each zypper transaction (the shipped plugin is bash)',
     options: [root, { name: 'reply-fd', type: 'number', value: 'FD', default: 1, describe: 'file descriptor for the answers to libzypp' }],
     run: async (a, io) => {
       const { runZyppPlugin } = await import('./txn.ts');

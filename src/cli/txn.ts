@@ -2,9 +2,9 @@
 // src/txn (journal, locks, collectors) and src/merge (one merge per kernel).
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EXIT, exitCodeForKind } from './exit-codes.ts';
+import { EXIT, exitCodeFor, exitCodeForKind } from './exit-codes.ts';
 import type { ReportIo } from './merge-report.ts';
-import type { KernelResult } from '../txn/commit.ts';
+import type { KernelMerge, KernelResult } from '../txn/commit.ts';
 import type { Lock } from '../io/lock.ts';
 import { DepmodTxError, InputError } from '../errors.ts';
 import { kabiSummary, unreadableSummary } from '../merge/kabi-summary.ts';
@@ -64,13 +64,75 @@ async function finishKernels(root: string, results: KernelResult[], io: ReportIo
   return actions;
 }
 
-export async function runCommit(a: TxnArgs & { scan: boolean; kernels?: string[] | undefined; source?: string | undefined; lockTimeoutMs?: number }, io: ReportIo): Promise<number> {
-  const { commit, formatKernelResult } = await import('../txn/commit.ts');
+export async function runCommit(
+  a: TxnArgs & { scan: boolean; kernels?: string[] | undefined; source?: string | undefined; lockTimeoutMs?: number; readyFd?: number | undefined },
+  io: ReportIo,
+): Promise<number> {
   const { updateMerge } = await import('../txn/merge-adapter.ts');
   const { validateKver } = await import('../txn/paths.ts');
   for (const k of a.kernels ?? []) validateKver(k);
+  // What the hooks collected in shell (src/txn/spool.ts) joins the journal first; a spool file that
+  // is torn or foreign, or a hook killed while writing one, makes this commit scan as well.
+  const { ingestSpool } = await import('../txn/spool.ts');
+  const spooled = await ingestSpool({ root: a.root });
+  for (const e of spooled.refused) io.stderr(`depmod-tx: refused: ${e.message}\n`);
+  for (const w of spooled.warnings) io.stderr(`depmod-tx: WARNING: ${w}\n`);
+  for (const e of spooled.errors) io.stderr(`depmod-tx: ${e.message}\n`);
+  if (spooled.scan) a = { ...a, scan: true };
   const merge = updateMerge({ onFinding: (kver, m) => io.stderr(`depmod-tx: ${findingLine(kver, m)}\n`) });
-  const summary = await commit({ root: a.root, merge, ...(a.kernels && a.kernels.length ? { kernels: a.kernels } : {}), ...(a.lockTimeoutMs !== undefined ? { lockTimeoutMs: a.lockTimeoutMs } : {}) });
+  // With someone waiting on --ready-fd (the hook): a new kernel whose database kmod's depmod has just
+  // written gets its cache built after the answer (src/txn/cache-later.ts).
+  let later: string[] = [];
+  let pending: string[] | undefined;
+  if (a.readyFd !== undefined) {
+    const [{ cacheLaterKernels, markBuilding }, { readJournal }, { deferredKernels }] = await Promise.all([import('../txn/cache-later.ts'), import('../txn/journal.ts'), import('../txn/deferred.ts')]);
+    pending = [...new Set((await readJournal(a.root)).events.map((e) => e.module.kver))];
+    const candidates = new Set([...pending, ...deferredKernels(a.root)]);
+    later = cacheLaterKernels(a.root, [...candidates].filter((k) => !a.kernels?.length || a.kernels.includes(k)));
+    for (const k of later) markBuilding(a.root, k);
+  }
+  const only = a.kernels?.length ? a.kernels : undefined;
+  const now = later.length > 0 ? (only ?? pending!).filter((k) => !later.includes(k)) : only;
+  const code = (await commitKernels(a, merge, { kernels: now, skip: later }, io)) ?? (spooled.errors.length > 0 ? exitCodeFor(spooled.errors[0]) : EXIT.ok);
+  if (a.readyFd !== undefined) {
+    const { closeSync, writeSync } = await import('node:fs');
+    try {
+      writeSync(a.readyFd, `ready ${code}\n`);
+      closeSync(a.readyFd);
+    } catch {
+      /* nobody waits any more */
+    }
+  }
+  if (later.length > 0) {
+    const { clearBuilding } = await import('../txn/cache-later.ts');
+    const { setPriority } = await import('node:os');
+    try {
+      setPriority(10);
+    } catch {
+      /* not permitted: full speed then */
+    }
+    try {
+      await commitKernels({ ...a, scan: true, kernels: later }, merge, { kernels: later, skip: [] }, io);
+    } finally {
+      for (const k of later) clearBuilding(a.root, k);
+    }
+  }
+  return code;
+}
+
+/**
+ * One merge per kernel with journal events (only `which.kernels` when given), then, with `a.scan`,
+ * of every kernel whose tree changed without a record (only `a.kernels` when given; never those in
+ * `which.skip`); the summary printed. The exit code of a failed kernel, or undefined.
+ */
+async function commitKernels(
+  a: TxnArgs & { scan: boolean; kernels?: string[] | undefined; source?: string | undefined; lockTimeoutMs?: number },
+  merge: KernelMerge,
+  which: { kernels: string[] | undefined; skip: readonly string[] },
+  io: ReportIo,
+): Promise<number | undefined> {
+  const { commit, formatKernelResult } = await import('../txn/commit.ts');
+  const summary = await commit({ root: a.root, merge, ...(which.kernels !== undefined ? { kernels: which.kernels } : {}), ...(a.lockTimeoutMs !== undefined ? { lockTimeoutMs: a.lockTimeoutMs } : {}) });
   // Kernels whose trees changed without a record (a plain dpkg -i); commit() and the scan each
   // record their own results in status.json.
   if (a.scan) {
@@ -79,8 +141,8 @@ export async function runCommit(a: TxnArgs & { scan: boolean; kernels?: string[]
       ...(await mergeUnrecorded({
         root: a.root,
         merge,
-        done: summary.kernels.map((k) => k.kver),
-        ...(a.kernels ? { only: a.kernels } : {}),
+        done: [...summary.kernels.map((k) => k.kver), ...which.skip],
+        ...(a.kernels?.length ? { only: a.kernels } : {}),
         ...(a.lockTimeoutMs !== undefined ? { lockTimeoutMs: a.lockTimeoutMs } : {}),
       })),
     );
@@ -92,7 +154,7 @@ export async function runCommit(a: TxnArgs & { scan: boolean; kernels?: string[]
     if (summary.kernels.length === 0 && a.verbose) io.stderr('depmod-tx: nothing pending\n');
     for (const k of summary.kernels) io.stdout(`${formatKernelResult(k)}\n`);
   }
-  return failureExit(summary.kernels) ?? EXIT.ok;
+  return failureExit(summary.kernels);
 }
 
 /**
@@ -141,7 +203,8 @@ export async function runStatus(a: TxnArgs, io: ReportIo): Promise<number> {
     io.stdout(`${JSON.stringify(s, null, 2)}\n`);
     return EXIT.ok;
   }
-  if (s.pending.length === 0) io.stdout('pending: nothing\n');
+  if (s.spooled > 0) io.stdout(`pending: ${s.spooled} spool file(s) the hooks collected, for the next commit\n`);
+  if (s.pending.length === 0 && s.spooled === 0) io.stdout('pending: nothing\n');
   for (const p of s.pending) io.stdout(`pending: ${p.kver}: ${p.events} event(s) (${p.add} add, ${p.remove} remove) from ${p.packages.join(', ') || 'unknown packages'}\n`);
   for (const [kver, l] of Object.entries(s.last)) {
     if (l.status === 'removed') io.stdout(`last: ${kver} at ${l.at}: kernel removed (its modules are gone): no database written, cache dropped\n`);

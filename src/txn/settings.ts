@@ -3,9 +3,9 @@
 // stop a package transaction.
 //   initrd = regenerate | flag | off      what a commit does when it changed a kernel's database
 //                                         (src/txn/initrd.ts)
-//   depmod-calls = immediate | defer      what depmod-tx's `depmod` does when a package script calls
-//                                         it inside a dpkg run (src/cli/depmod.ts): merge now, or
-//                                         record the kernel for the commit at the end
+//   depmod-calls = defer | immediate      what depmod-tx's `depmod` does when a package script calls
+//                                         it inside a dpkg run (hooks/depmod): record the kernel for
+//                                         the commit at the end (no Node.js start), or merge now
 //   system-depmod = depmod-tx | kmod      Debian: whether depmod-tx's front end replaces kmod's
 //                                         depmod (hooks/depmod-divert reads this line itself)
 import { readFileSync } from 'node:fs';
@@ -13,7 +13,7 @@ import { join } from 'node:path';
 
 const CHOICES = {
   initrd: ['regenerate', 'flag', 'off'],
-  'depmod-calls': ['immediate', 'defer'],
+  'depmod-calls': ['defer', 'immediate'],
   'system-depmod': ['depmod-tx', 'kmod'],
 } as const;
 
@@ -25,7 +25,7 @@ export interface Settings {
   systemDepmod: (typeof CHOICES)['system-depmod'][number];
 }
 
-export const DEFAULT_SETTINGS: Readonly<Settings> = { initrd: 'regenerate', depmodCalls: 'immediate', systemDepmod: 'depmod-tx' };
+export const DEFAULT_SETTINGS: Readonly<Settings> = { initrd: 'regenerate', depmodCalls: 'defer', systemDepmod: 'depmod-tx' };
 
 export function settingsFile(root: string): string {
   return join(root, 'etc', 'depmod-tx.conf');

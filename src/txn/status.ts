@@ -11,6 +11,7 @@ import { kernelRemoved } from '../io/tree.ts';
 import { withLock } from '../io/lock.ts';
 import { journalLockFile } from './journal.ts';
 import { DEFAULT_JOURNAL_LOCK_MS, readJournal, type JournalWarning } from './journal.ts';
+import { spoolFiles } from './spool.ts';
 import type { KernelResult } from './commit.ts';
 
 export interface LastResult extends KernelResult {
@@ -33,6 +34,8 @@ export interface KernelPending {
 
 export interface StatusReport {
   pending: KernelPending[];
+  /** Spool files the hooks wrote that no commit has ingested yet (src/txn/spool.ts). */
+  spooled: number;
   last: Record<string, LastResult>;
   warnings: JournalWarning[];
 }
@@ -99,5 +102,5 @@ export async function status(opts: { root: string; lockTimeoutMs?: number; now?:
   for (const [kver, l] of Object.entries(last)) {
     if (l.status !== 'removed' && kernelRemoved(opts.root, kver)) last[kver] = { kver, status: 'removed', events: 0, wallMs: 0, at: noticed };
   }
-  return { pending, last, warnings: snap.warnings };
+  return { pending, spooled: spoolFiles(opts.root), last, warnings: snap.warnings };
 }

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { execa } from 'execa';
-import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { aptDownload } from '../support/debian-archive.ts';
@@ -190,10 +190,11 @@ export function chrootRuntime(root: string, commands: string[], trees: string[] 
 }
 
 /**
- * The commands the hook, the wrapper and callLog's stand-in run inside a chroot; kmod's depmod too,
- * as on a real system: depmod-tx writes the format of the kmod it finds there (kmod 30 here).
+ * The commands the hook, the wrapper and callLog's stand-in run inside a chroot (the hooks collect
+ * with awk, mv, date and sync); kmod's depmod too, as on a real system: depmod-tx writes the format
+ * of the kmod it finds there (kmod 30 here).
  */
-export const HOOK_RUNTIME = ['sh', 'node', 'flock', 'cat', 'dirname', 'readlink', 'rm', 'xz', 'depmod'];
+export const HOOK_RUNTIME = ['sh', 'node', 'flock', 'cat', 'dirname', 'readlink', 'rm', 'xz', 'depmod', 'awk', 'mv', 'date', 'sync', 'mkdir'];
 
 /**
  * A stand-in for depmod-tx inside ROOT that runs the real /usr/bin/depmod-tx with its stdout
@@ -344,4 +345,48 @@ export function replayCatchesUp(root: string, log: string, since: string, expect
   assert.deepEqual(mergeCounts(r.stdout, [KVER]), { [KVER]: 1 }, r.stdout);
   assert.deepEqual(databaseDiff(root, KVER), [], 'replay: database equals depmod -a');
   return r.stdout;
+}
+
+/**
+ * Counts the Node.js processes started inside ROOT (issue 23): the root's `node` (at `at`, default
+ * usr/bin/node) is moved to usr/lib/e2e-node/node and replaced by a script that appends its
+ * arguments to var/log/e2e-node-starts.log, then runs it. Everything that starts Node.js by the
+ * name `node` (the depmod-tx wrapper, the depmod front end) goes through it. take() gives (and
+ * clears) the starts since the last take(), one argument line each.
+ */
+export function nodeStarts(root: string, at = 'usr/bin/node'): { take(): string[] } {
+  const real = '/usr/lib/e2e-node/node';
+  const log = '/var/log/e2e-node-starts.log';
+  mkdirSync(join(root, 'usr/lib/e2e-node'), { recursive: true });
+  mkdirSync(join(root, 'var/log'), { recursive: true });
+  renameSync(join(root, at), join(root, real));
+  writeFileSync(join(root, at), `#!/bin/sh\nprintf '%s\\n' "$*" >>${log}\nexec ${real} "$@"\n`, { mode: 0o755 });
+  chmodSync(join(root, at), 0o755);
+  writeFileSync(join(root, log), '');
+  return nodeStartLog(join(root, log));
+}
+
+/** A `node` for DEPMOD_TX_NODE outside any root (dpkg --root runs the hooks on the host): starts logged to LOG. */
+export function loggingNode(dir: string): { bin: string; take(): string[] } {
+  const bin = join(dir, 'logging-node');
+  const log = join(dir, 'node-starts.log');
+  writeFileSync(bin, `#!/bin/sh\nprintf '%s\\n' "$*" >>'${log}'\nexec '${process.execPath}' "$@"\n`, { mode: 0o755 });
+  writeFileSync(log, '');
+  return { bin, ...nodeStartLog(log) };
+}
+
+function nodeStartLog(file: string): { take(): string[] } {
+  return {
+    take: () => {
+      const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '');
+      writeFileSync(file, '');
+      return lines;
+    },
+  };
+}
+
+/** Every file under DIR (relative paths, sorted), or [] when DIR does not exist: what a transaction left behind. */
+export function filesUnder(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return (readdirSync(dir, { recursive: true }) as string[]).map(String).sort();
 }

@@ -4,7 +4,9 @@
 // run time; the packages come from a local createrepo_c repository inside the root. In classic mode
 // libzypp runs one `rpm -U` per package, so without the plugin each package commits on its own;
 // with it, every transaction must end with exactly one merge per kernel it touched (counted from
-// the hook calls' output, callLog), and a database equal to Debian's `depmod -a`.
+// the hook calls' output, callLog), a database equal to Debian's `depmod -a`, and one Node.js start
+// (issue 23: the plugin is bash and the triggers spool in shell); a transaction whose packages have
+// no module file starts none and leaves no file.
 // Also: no plugin (per-package commits, nothing lost), `zypper --root` from outside (no plugins
 // run there: per-package commits), and `replay` of zypper's own history after a transaction whose
 // hooks failed.
@@ -15,7 +17,8 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  BROKEN_HOOKS, buildPackage, callLog, chrootRuntime, cleanEnv, clientKmps, databaseDiff, e2eSkip, HOOK_RUNTIME, kernelModules, KVER, KVER2, mergeCounts, nextSecond, replayCatchesUp, rpmPackage, rpmRepo,
+  BROKEN_HOOKS, buildPackage, callLog, chrootRuntime, cleanEnv, clientKmps, databaseDiff, e2eSkip, filesUnder, HOOK_RUNTIME, kernelModules, KVER, KVER2, mergeCounts, nextSecond, nodeStarts, replayCatchesUp,
+  rpmPackage, rpmRepo,
 } from './support.ts';
 
 const skip = e2eSkip('zypper', ['zypper', 'rpm', 'rpmbuild', 'rpmdb2solv', 'repo2solv', 'createrepo_c', 'depmod', 'flock', 'xz', 'chroot', 'ldd', 'bash'], 'zypper createrepo-c rpm', 'zypper runs chrooted (commit plugins run only for root "/")');
@@ -28,14 +31,16 @@ test('zypper: one merge per kernel per transaction through the commit plugin; fa
     const Z = join(dir, 'root');
     chrootRuntime(Z, [...HOOK_RUNTIME, 'bash', 'zypper', 'rpm', 'rpmdb2solv', 'repo2solv'], ['/usr/lib/rpm']);
     const calls = callLog(Z);
+    const nodes = nodeStarts(Z);
     const k = clientKmps();
     // nodejs, util-linux and /bin/sh are files chrootRuntime put there; this package says so to the solver.
     rpmRepo(join(Z, 'repo1'), [
       buildPackage(join(dir, 'pkg'), 'rpm'),
-      rpmPackage(dir, 'e2e-runtime', '1.0', [], ['nodejs = 20', 'util-linux', 'xz', '/bin/sh']),
+      rpmPackage(dir, 'e2e-runtime', '1.0', [], ['nodejs = 20', 'util-linux', 'xz', '/bin/sh', '/usr/bin/awk']),
       rpmPackage(dir, 'kernel-test', '9.9.9', [{ kver: KVER, mods: kernelModules(), order: true }]),
       rpmPackage(dir, 'kmp-a', '1.0', [{ kver: KVER, mods: k.a1 }]),
       rpmPackage(dir, 'kmp-c', '1.0', [{ kver: KVER, mods: k.c }]),
+      rpmPackage(dir, 'plain', '1.0', []),
     ]);
     rpmRepo(join(Z, 'repo2'), [rpmPackage(dir, 'kmp-a', '2.0', [{ kver: KVER, mods: k.a2 }]), rpmPackage(dir, 'kernel-test2', '9.9.8', [{ kver: KVER2, mods: kernelModules(), order: true }])]);
 
@@ -46,17 +51,27 @@ test('zypper: one merge per kernel per transaction through the commit plugin; fa
       return r.stdout + r.stderr;
     };
     const install = (pkgs: string[], env?: Record<string, string>) => zypper(['install', '--allow-unsigned-rpm', '--no-recommends', ...pkgs], env ? { env } : {});
-    const step = (what: string, expected: Record<string, number>) => {
+    const step = (what: string, expected: Record<string, number>, starts = 1) => {
       const got = mergeCounts(calls.take(), Object.keys(expected));
       assert.deepEqual(got, expected, `${what}: merges per kernel`);
       for (const kver of Object.keys(expected)) assert.deepEqual(databaseDiff(Z, kver), [], `${what}: ${kver} database equals depmod -a`);
+      const started = nodes.take();
+      assert.equal(started.length, starts, `${what}: Node.js starts:\n${started.join('\n')}`);
     };
+    const state = () => [...filesUnder(join(Z, 'var/lib/depmod-tx')), ...filesUnder(join(Z, 'var/cache/depmod-tx'))];
 
     zypper(['addrepo', '-G', 'file:///repo1', 'repo1']);
     zypper(['refresh']);
     install(['depmod-tx']);
     assert.ok(existsSync(join(Z, PLUGIN)), 'the rpm installs the commit plugin');
     calls.take();
+    assert.deepEqual(nodes.take(), [], 'installing depmod-tx starts no Node.js');
+    // A package without module files, installed and removed: the plugin runs, no Node.js, nothing left.
+    const before = state();
+    install(['plain']);
+    zypper(['remove', 'plain']);
+    assert.deepEqual(nodes.take(), [], 'no module file: no Node.js start');
+    assert.deepEqual(state(), before, 'no module file: no file left behind');
 
     install(['kernel-test', 'kmp-a', 'kmp-c']);
     step('kernel + two KMPs in one zypper transaction', { [KVER]: 1 });
@@ -75,18 +90,19 @@ test('zypper: one merge per kernel per transaction through the commit plugin; fa
     // No plugin: every package's rpm transaction commits (libzypp's classic mode), nothing is lost.
     renameSync(join(Z, PLUGIN), join(dir, 'plugin'));
     install(['kmp-a', 'kmp-c']);
-    step('two KMPs, no commit plugin', { [KVER]: 2 });
+    step('two KMPs, no commit plugin', { [KVER]: 2 }, 2);
     copyFileSync(join(dir, 'plugin'), join(Z, PLUGIN));
 
     // zypper --root from outside: libzypp runs no commit plugins for another root, so the triggers
     // must not wait for one.
     zypper(['remove', 'kmp-a', 'kmp-c'], { chroot: false });
-    step('zypper --root, two KMPs removed', { [KVER]: 2 });
+    step('zypper --root, two KMPs removed', { [KVER]: 2 }, 2);
 
     // Hooks that fail (as if installed with --noscripts): nothing merged; replay of zypper's own
     // history since then catches up, and the transactions before --since are not replayed.
     install(['kmp-c']);
     calls.take();
+    nodes.take();
     const since = await nextSecond();
     install(['kmp-a'], BROKEN_HOOKS);
     zypper(['remove', 'kmp-c'], { env: BROKEN_HOOKS });
