@@ -191,8 +191,29 @@ function buildIndex(set: ModuleSet, kind: 'exp' | 'imp', unreadable: Uint8Array)
   return { slots: set.slots, start: full, list };
 }
 
-/** The live, readable slots that list symbol `id` in the index, plus those added since it was built. */
-function slotsFor(set: ModuleSet, index: SymbolIndex, id: number, kind: 'exp' | 'imp', unreadable: Uint8Array): number[] {
+/**
+ * The slots added since an index was built, by symbol: one pass over their exports or imports, so
+ * that looking up many symbols costs one map access each instead of a scan of every recent import.
+ */
+function recentIndex(set: ModuleSet, index: SymbolIndex, kind: 'exp' | 'imp', unreadable: Uint8Array): Map<number, number[]> {
+  const out = new Map<number, number[]>();
+  const st = kind === 'exp' ? set.expStart : set.impStart;
+  const ct = kind === 'exp' ? set.expCount : set.impCount;
+  const sym = kind === 'exp' ? set.expSym : set.impSym;
+  for (let s = index.slots; s < set.slots; s++) {
+    if (set.alive[s] !== 1 || unreadable[s] === 1) continue;
+    for (let e = st[s]!, end = e + ct[s]!; e < end; e++) {
+      const id = kind === 'imp' ? lookupId(set, sym[e]!) : sym[e]!;
+      const list = out.get(id);
+      if (list === undefined) out.set(id, [s]);
+      else if (list[list.length - 1] !== s) list.push(s);
+    }
+  }
+  return out;
+}
+
+/** The live, readable slots that list symbol `id` in the index, plus those added since it was built (`recent`). */
+function slotsFor(set: ModuleSet, index: SymbolIndex, recent: Map<number, number[]>, id: number, unreadable: Uint8Array): number[] {
   const out: number[] = [];
   if (id + 1 < index.start.length) {
     for (let i = index.start[id]!, e = index.start[id + 1]!; i < e; i++) {
@@ -200,18 +221,8 @@ function slotsFor(set: ModuleSet, index: SymbolIndex, id: number, kind: 'exp' | 
       if (set.alive[s] === 1 && unreadable[s] !== 1 && out[out.length - 1] !== s) out.push(s);
     }
   }
-  const st = kind === 'exp' ? set.expStart : set.impStart;
-  const ct = kind === 'exp' ? set.expCount : set.impCount;
-  const sym = kind === 'exp' ? set.expSym : set.impSym;
-  for (let s = index.slots; s < set.slots; s++) {
-    if (set.alive[s] !== 1 || unreadable[s] === 1) continue;
-    for (let e = st[s]!, end = e + ct[s]!; e < end; e++) {
-      if ((kind === 'imp' ? lookupId(set, sym[e]!) : sym[e]!) === id) {
-        out.push(s);
-        break;
-      }
-    }
-  }
+  const r = recent.get(id);
+  if (r !== undefined) out.push(...r);
   return out;
 }
 
@@ -427,19 +438,41 @@ export function updateState(set: ModuleSet, prev: DbState, added: readonly numbe
   for (const s of dropped) unreadable[s] = 0;
   if (opts.unsizedZstdUnreadable) for (const s of added) unreadable[s] = set.zstdUnsized[s] === 1 ? 1 : 0;
 
-  // 1. Array order: drop, then insert the added slots at their keys.
+  // 1. Array order: drop, then insert the added slots at their keys (found by binary search: the
+  // old order is sorted by the same key, dropped slots included).
   const addedSorted = [...added].sort((a, b) => compareSlots(set, a, b));
   const order = new Uint32Array(prev.order.length - dropped.length + added.length);
   {
+    const po = prev.order;
+    const at = addedSorted.map((a) => {
+      let lo = 0;
+      let hi = po.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (compareSlots(set, po[mid]!, a) < 0) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo;
+    });
+    const droppedIdx = dropped.map((s) => prev.idxOf[s]!).filter((i) => i >= 0).sort((x, y) => x - y);
+    // Runs of the old order between the insertion points and the dropped positions, copied whole.
     let n = 0;
-    let j = 0;
-    for (let i = 0; i < prev.order.length; i++) {
-      const s = prev.order[i]!;
-      if (set.alive[s] !== 1) continue;
-      while (j < addedSorted.length && compareSlots(set, addedSorted[j]!, s) < 0) order[n++] = addedSorted[j++]!;
-      order[n++] = s;
-    }
-    while (j < addedSorted.length) order[n++] = addedSorted[j++]!;
+    let from = 0;
+    let d = 0;
+    const copyTo = (end: number): void => {
+      while (from < end) {
+        while (d < droppedIdx.length && droppedIdx[d]! < from) d++;
+        const stop = d < droppedIdx.length && droppedIdx[d]! < end ? droppedIdx[d]! : end;
+        order.set(po.subarray(from, stop), n);
+        n += stop - from;
+        from = stop === end ? end : stop + 1;
+      }
+    };
+    addedSorted.forEach((a, k) => {
+      copyTo(at[k]!);
+      order[n++] = a;
+    });
+    copyTo(po.length);
     if (n !== order.length) throw new Error(`updateState: ${n} modules placed, ${order.length} expected (dropped slots must be dead, added live)`);
   }
   const idxOf = new Int32Array(set.slots).fill(-1);
@@ -459,12 +492,13 @@ export function updateState(set: ModuleSet, prev: DbState, added: readonly numbe
   const touchedSyms = new Set<number>();
   for (const s of [...added, ...dropped]) for (let e = set.expStart[s]!, end = e + set.expCount[s]!; e < end; e++) touchedSyms.add(set.expSym[e]!);
   const ownersChanged: number[] = [];
+  const recentExporters = recentIndex(set, prev.exporters, 'exp', unreadable);
   for (const id of touchedSyms) {
     // The exporter last in array order wins, with the CRC of its last export of the name (hash_add replaces).
     let best = -1;
     let bestIdx = -1;
     let bestCrc = 0;
-    for (const s of slotsFor(set, prev.exporters, id, 'exp', unreadable)) {
+    for (const s of slotsFor(set, prev.exporters, recentExporters, id, unreadable)) {
       const i = idxOf[s]!;
       if (i <= bestIdx) continue;
       best = s;
@@ -480,7 +514,8 @@ export function updateState(set: ModuleSet, prev: DbState, added: readonly numbe
 
   // 3. Resolve again: the added modules, and the importers of every symbol whose provider changed.
   const again = new Set<number>(added.filter((s) => unreadable[s] !== 1));
-  for (const id of ownersChanged) for (const s of slotsFor(set, prev.importers, id, 'imp', unreadable)) again.add(s);
+  const recentImporters = ownersChanged.length > 0 ? recentIndex(set, prev.importers, 'imp', unreadable) : new Map<number, number[]>();
+  for (const id of ownersChanged) for (const s of slotsFor(set, prev.importers, recentImporters, id, unreadable)) again.add(s);
   const deps: SlotLists = { start: prev.deps.start, list: prev.deps.list, over: new Map(prev.deps.over) };
   const findings: FindingLists = { ...prev.findings, over: new Map(prev.findings.over) };
   for (const s of dropped) {
@@ -578,8 +613,12 @@ export function updateState(set: ModuleSet, prev: DbState, added: readonly numbe
 /** The KABI findings of the database in depmod's order (array order, then import order). */
 export function kabiFindings(set: ModuleSet, state: DbState, dirname: string): KabiFinding[] {
   const out: KabiFinding[] = [];
+  const { start, over } = state.findings;
+  const base = start.length - 1;
   for (let i = 0; i < state.order.length; i++) {
     const s = state.order[i]!;
+    // Most modules have none: skip them without building a list.
+    if (!(s < base && start[s + 1]! > start[s]!) && !(over.size > 0 && over.has(s))) continue;
     for (const f of findingsOf(state, s)) {
       const path = set.path(s);
       const modulePath = path.startsWith('/') ? path : `${dirname}/${path}`;

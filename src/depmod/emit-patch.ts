@@ -41,6 +41,8 @@ export interface PatchDatabaseInput {
   /** The files as the previous merge left them, and their layout. */
   old: ReadonlyMap<string, Uint8Array>;
   layout: DatabaseLayout;
+  /** Told when each file is done (DEPMOD_TX_TRACE: the merge's phase tracer). */
+  trace?: (phase: string) => void;
 }
 
 /** Per file: records (or index nodes) written anew, and bytes copied from the old file. */
@@ -303,6 +305,7 @@ export function patchDatabase(input: PatchDatabaseInput): PatchDatabaseResult {
   );
   files.set('modules.dep', dep.bytes);
   layout.set('modules.dep', { off: dep.off });
+  input.trace?.('  modules.dep');
 
   // Value lists: only added modules have new blocks (a module's facts never change in place).
   const lists: ValueList[] = [ALIAS_LINES, SOFTDEP_LINES, ...(behaviour.writesWeakdep ? [WEAKDEP_LINES] : [])];
@@ -351,7 +354,9 @@ export function patchDatabase(input: PatchDatabaseInput): PatchDatabaseResult {
     layout.set('modules.devname', { off: r.off });
   }
 
+  input.trace?.('  value lists, modules.devname');
   const sym = patchSymbols(input, stat('modules.symbols'));
+  input.trace?.('  modules.symbols');
   files.set('modules.symbols', sym.bytes);
   layout.set('modules.symbols', sym.layout);
 
@@ -361,6 +366,7 @@ export function patchDatabase(input: PatchDatabaseInput): PatchDatabaseResult {
     files.set(name, r.bytes);
     layout.set(name, r.layout);
     stats.set(name, { rendered: r.writtenNodes, copied: r.copiedBytes });
+    input.trace?.(`  ${name} (${changes.length} keys, ${r.writtenNodes} nodes written)`);
   };
 
   // modules.dep.bin: module name → its line, for the modules whose line is new, changed or gone.

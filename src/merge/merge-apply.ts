@@ -239,7 +239,8 @@ async function applyPatch(o: Observed, loaded: LoadedCache, plan: Plan, obs: Ret
     if (b === undefined) throw new PatchUnavailable(`${name} is missing`);
     old.set(name, b);
   }
-  const patched = patchDatabase({ set, prev, next: up.state, delta: up.delta, added, dropped: plan.drop, behaviour, old, layout: c.layout });
+  trace('read outputs');
+  const patched = patchDatabase({ set, prev, next: up.state, delta: up.delta, added, dropped: plan.drop, behaviour, old, layout: c.layout, trace });
   trace('patch');
 
   const noisy = new Set(c.meta.noisy.filter((s) => set.alive[s] === 1));
