@@ -563,7 +563,10 @@ function coldKmodTools(k: RealKernel, comp: Compression, dir: string): Tool[] {
     tools.push({ id, argv: [...km.oracle.command, '-b', t.root, '-a', t.kver], before: () => clearOutputs(t.moddir), check: () => checkReference(id, t.moddir, reference(k, comp, km.oracle)) });
   }
   const info = kmod34ForInfo();
-  for (const b of [...(master ? [{ ...master, id: 'master -a', ref: info }] : []), ...releaseBuilds.map((r) => ({ ...r, id: `${r.name} built here -a`, ref: kmods.find((km) => km.format === r.format)?.oracle }))]) {
+  for (const b of [...(master ? [{ ...master, id: 'master -a', ref: info }] : []), ...releaseBuilds.flatMap((r) => {
+    const debian = kmods.find((km) => km.format === r.format);
+    return debian ? [{ ...r, id: `${r.name} built here -a`, ref: debian.oracle }] : [];
+  })]) {
     const t = cloneTree(k, join(dir, b.name));
     const ref = b.ref;
     tools.push({
