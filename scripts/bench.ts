@@ -237,9 +237,13 @@ const releaseBuilds = (['v30', 'v34.2'] as const).flatMap((name) => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// Work trees: hard-linked clones of the cached kernels (depmod and depmod-tx replace files by
-// rename, never write into one). A module a scenario moves in and out is first given an inode of
-// its own, so that the renames (which change the inode's ctime) do not touch other trees.
+// Work trees: hard-linked clones of a copy of each cached kernel made for this run (depmod and
+// depmod-tx replace files by rename, never write into one). Not of the cache itself: other worktrees
+// share its inodes, and their `cp -al` would change a module's ctime (part of depmod-tx's file
+// identity) between the untimed and the timed update, which would then parse it again. A module a
+// scenario moves in and out is first given an inode of its own, so that the renames (which change
+// the inode's ctime) do not touch other trees; what the run's own cloning changes, the untimed
+// update before each timed one takes in.
 
 const work = join(kernelCache, `.bench-${process.pid}`);
 mkdirSync(work, { recursive: true });
@@ -258,8 +262,20 @@ interface Tree {
   kver: string;
 }
 
+const copies = new Map<string, string>();
+/** This run's own copy of a kernel's root (cp -a: no inode shared with the cache), made once. */
+function runCopy(k: RealKernel): string {
+  let root = copies.get(k.root);
+  if (root === undefined) {
+    root = join(work, `tree-${copies.size}`);
+    execFileSync('cp', ['-a', k.root, root]);
+    copies.set(k.root, root);
+  }
+  return root;
+}
+
 function cloneTree(k: RealKernel, dir: string): Tree {
-  cloneRoot(k.root, dir);
+  cloneRoot(runCopy(k), dir);
   return { root: dir, moddir: join(dir, relative(k.root, k.moddir)), kver: k.kver };
 }
 
@@ -295,11 +311,11 @@ function moduleFiles(moddir: string): string[] {
 }
 
 const warmed = new Set<string>();
-/** Reads every file of a tree once, so that no tool pays for the first read. */
+/** Reads every file of a tree (this run's copy) once, so that no tool pays for the first read. */
 function warm(k: RealKernel): void {
   if (warmed.has(k.root) || opts.dropCaches) return;
   warmed.add(k.root);
-  spawnSync('sh', ['-c', 'find "$0" -type f -print0 | xargs -0 cat > /dev/null', k.root]);
+  spawnSync('sh', ['-c', 'find "$0" -type f -print0 | xargs -0 cat > /dev/null', runCopy(k)]);
 }
 
 const kernelMemo = new Map<string, RealKernel>();
@@ -659,8 +675,8 @@ function coldScenario(comp: Compression): void {
 
 /** Two kernels in one root: the amd64 tree with cloud-amd64's added (hard links). */
 function twoKernelRoot(a: RealKernel, b: RealKernel, dir: string): Tree[] {
-  cloneRoot(a.root, dir);
-  execFileSync('cp', ['-aln', `${b.root}/.`, `${dir}/`]);
+  cloneRoot(runCopy(a), dir);
+  execFileSync('cp', ['-aln', `${runCopy(b)}/.`, `${dir}/`]);
   return [a, b].map((k) => ({ root: dir, moddir: join(dir, relative(k.root, k.moddir)), kver: k.kver }));
 }
 
