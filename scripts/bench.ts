@@ -667,7 +667,10 @@ function coldScenario(comp: Compression): void {
     if (debian === undefined) continue;
     const mine = m.stats[`${b.name} built here -a`];
     const theirs = m.stats[`kmod ${debian.oracle.version} -a`];
-    notes.push(`${id}: kmod ${b.version} built here (${b.bin}) depmod -a ${timeCell(mine)} ms, ${mine ? fmtMb(mine.rssMb) : '—'}; Debian's kmod ${debian.oracle.version} ${timeCell(theirs)} ms`);
+    notes.push(
+      `${id}: kmod ${b.version} built here (${b.bin}) depmod -a ${timeCell(mine)} ms, ${mine ? fmtMb(mine.rssMb) : '—'}; ` +
+        `Debian's kmod ${debian.oracle.version} ${timeCell(theirs)} ms`,
+    );
     infoIdentity(id, `kmod ${b.version} built here`, m.diff(`${b.name} built here -a`), `Debian's kmod ${debian.oracle.version} depmod -a`);
   }
   if (!opts.keep) rmSync(dir, { recursive: true, force: true });
@@ -758,7 +761,11 @@ function twoKernelScenario(comp: Compression): void {
         format: km.format,
         runtime: rt,
         cells: { node: m.stats[nodeTool(rt).id], kmod, master: m.stats['master -a ×2'], tx },
-        targets: [ratioTarget('vs kmod -a', tx, kmod, GOALS.coldVsKmod(comp === 'xz'), 'kmod'), rssTarget('peak RSS', tx, GOALS.coldRssMb), identityTarget('identical', [...m.diff(txId(km, rt)), ...m.diff(txId(km, rt, ' rebuild ×2'))])],
+        targets: [
+          ratioTarget('vs kmod -a', tx, kmod, GOALS.coldVsKmod(comp === 'xz'), 'kmod'),
+          rssTarget('peak RSS', tx, GOALS.coldRssMb),
+          identityTarget('identical', [...m.diff(txId(km, rt)), ...m.diff(txId(km, rt, ' rebuild ×2'))]),
+        ],
       });
       notes.push(
         `${id} (${kmodName(km.format)}, ${rtName(rt)}): the record of ${n.toLocaleString('en-US')} paths before the commit took ${timeCell(summarize(recordSamples.get(txId(km, rt))!))} ms; ` +
@@ -829,7 +836,8 @@ function changeScenario(id: string, comp: Compression, kind: ChangeKind): void {
   const expected = new Map<string, Map<string, Buffer>>();
   for (const s of sets) {
     for (const km of kmods) {
-      expected.set(`${km.format}/${s.key}`, s.op === 'add' ? reference(k, comp, km.oracle) : referenceWithout(k, s.rels, km.oracle.command, join(dir, `ref${km.format}-${s.key}`)));
+      const without = (): Map<string, Buffer> => referenceWithout(k, s.rels, km.oracle.command, join(dir, `ref${km.format}-${s.key}`));
+      expected.set(`${km.format}/${s.key}`, s.op === 'add' ? reference(k, comp, km.oracle) : without());
     }
   }
 
@@ -962,7 +970,8 @@ function changeScenario(id: string, comp: Compression, kind: ChangeKind): void {
   const info = kmod34ForInfo();
   if (pr253 !== undefined && info !== undefined) {
     const last = sets[sets.length - 1]!;
-    infoIdentity(`${id} (${last.key})`, "PR 253's own depmod -a", differingOutputs(writtenTo(join(dir, 'pr253-vs-kmod'), pr253After.get(last.key)!), expected.get(`34/${last.key}`)!));
+    const own = writtenTo(join(dir, 'pr253-vs-kmod'), pr253After.get(last.key)!);
+    infoIdentity(`${id} (${last.key})`, "PR 253's own depmod -a", differingOutputs(own, expected.get(`34/${last.key}`)!));
   }
   if (!opts.keep) rmSync(dir, { recursive: true, force: true });
 }
@@ -997,7 +1006,12 @@ function noopScenario(comp: Compression): void {
       const t = cloneTree(k, join(dir, `tx${km.format}-${rt.tag}`));
       untimed(txArgv(rt, ['update', '-b', t.root, t.kver]), km.env);
       const tid = txId(km, rt);
-      tools.push({ id: tid, argv: txArgv(rt, ['update', '-b', t.root, t.kver]), env: km.env, check: () => recordDiff(tid, differingOutputs(t.moddir, reference(k, comp, km.oracle))) });
+      tools.push({
+        id: tid,
+        argv: txArgv(rt, ['update', '-b', t.root, t.kver]),
+        env: km.env,
+        check: () => recordDiff(tid, differingOutputs(t.moddir, reference(k, comp, km.oracle))),
+      });
     }
   }
   const m = measure(id, 22, tools);
@@ -1119,7 +1133,10 @@ if (curve.length) {
 }
 if (traces.length) {
   md.push('## Issue 22: where a 10-module update goes (one more, untimed run with DEPMOD_TX_TRACE=1)', '');
-  for (const t of traces) md.push(`- ${t.scenario}, ${kmodName(t.format)}, ${rtName(t.runtime)}: ${fmtMs(t.wallMs)} ms wall; ${t.lines.length ? t.lines.map((l) => l.replace(/^depmod-tx trace: [^:]+: /, '')).join('; ') : 'no trace lines'}`);
+  for (const t of traces) {
+    const phases = t.lines.map((l) => l.replace(/^depmod-tx trace: [^:]+: /, '')).join('; ');
+    md.push(`- ${t.scenario}, ${kmodName(t.format)}, ${rtName(t.runtime)}: ${fmtMs(t.wallMs)} ms wall; ${phases || 'no trace lines'}`);
+  }
   md.push('');
 }
 const r25 = rows.filter((r) => r.issue === 25);
@@ -1127,7 +1144,10 @@ if (r25.length) {
   md.push('## Issue 25: cold builds', '');
   md.push(
     ...markdownTable(
-      ['scenario', 'kmod', 'depmod-tx on', 'node -e 0', 'kmod depmod -a', 'master depmod -a', 'depmod-tx', 'peak RSS tx / kmod', 'vs kmod -a', 'peak RSS goal', 'background build', 'background RSS goal', 'identical'],
+      [
+        'scenario', 'kmod', 'depmod-tx on', 'node -e 0', 'kmod depmod -a', 'master depmod -a', 'depmod-tx', 'peak RSS tx / kmod', 'vs kmod -a',
+        'peak RSS goal', 'background build', 'background RSS goal', 'identical',
+      ],
       r25.map((r) => [
         r.label,
         kmodName(r.format),
@@ -1155,7 +1175,8 @@ const allTargets = [...rows.flatMap((r) => r.targets), ...fits.map((f) => f.fixe
 const failed = allTargets.filter((t) => t.pass === false && t.column !== 'identical');
 const differ = rows.filter((r) => r.targets.some((t) => t.column === 'identical' && t.pass === false));
 md.push(
-  `${allTargets.filter((t) => t.pass === true).length} checks pass, ${failed.length} goals FAIL, ${allTargets.filter((t) => t.pass === undefined).length} not checkable; ${differ.length} rows with output differing from kmod.`,
+  `${allTargets.filter((t) => t.pass === true).length} checks pass, ${failed.length} goals FAIL, ` +
+    `${allTargets.filter((t) => t.pass === undefined).length} not checkable; ${differ.length} rows with output differing from kmod.`,
   '',
 );
 
