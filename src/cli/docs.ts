@@ -7,7 +7,8 @@ import { COMMANDS, GLOBAL_OPTIONS, type CommandSpec, type OptionSpec, type Posit
 
 /** The files depmod-tx reads and writes (man page FILES, README "Files"). */
 export const FILES: ReadonlyArray<{ path: string; what: string }> = [
-  { path: '/var/cache/depmod-tx/KVER.cache', what: 'parsed module records and the KABI findings of the database last written (versioned, SHA-256 checked, rebuilt on any doubt)' },
+  { path: '/var/cache/depmod-tx/KVER.cache', what: "the kernel's module facts, the database state and the layout of every modules.* file as a full merge left them (versioned, header checksum, body CRC-32 where the runtime has zlib.crc32, size and generation; any doubt: rebuilt from the tree)" },
+  { path: '/var/cache/depmod-tx/KVER.delta', what: 'what the updates changed since KVER.cache was written; folded into a new KVER.cache when it has grown (ignored when it belongs to another KVER.cache)' },
   { path: '/var/cache/depmod-tx/KVER.lock', what: 'per-kernel lock (flock)' },
   { path: '/var/cache/depmod-tx/kmod-version.json', what: 'the installed kmod\'s version, remembered by its depmod binary\'s identity (whose format is written)' },
   { path: '/var/cache/depmod-tx/KVER.cache.building', what: "pid of the process building a new kernel's cache (a `depmod` call's background build, or a commit after it answered); the calls after it wait for it" },
