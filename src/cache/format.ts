@@ -624,7 +624,8 @@ export function applyDelta(base: OpenedBase, bytes: Uint8Array, file: string): {
     const t = body.get(`tail.${name}`, code);
     const from = length(b);
     if (t.length !== length(c) - from) throw new FormatError(file, `delta tail ${name} has ${t.length} elements, expected ${length(c) - from}`);
-    const col = new Type(length(c)) as Column;
+    // Room to grow: the update that loaded this adds a few modules, which must not copy every column again.
+    const col = new Type(length(c) + (length(c) >>> 3) + 64) as Column;
     (col as Uint8Array).set(columnOf(set, name).subarray(0, from) as Uint8Array);
     (col as Uint8Array).set(t as Uint8Array, from);
     grown[name] = col;
