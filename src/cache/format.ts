@@ -26,10 +26,9 @@ export { headerSum } from './container.ts';
 
 const enc = new TextEncoder();
 
-export const BASE_MAGIC = 'DMTXBASE';
-export const DELTA_MAGIC = 'DMTXDLTA';
-// 5: base + delta files with the database state and output layouts (4: one file, module set only).
-export const CACHE_VERSION = 5;
+import { BASE_MAGIC, CACHE_VERSION, DELTA_MAGIC } from './meta.ts';
+
+export { BASE_MAGIC, CACHE_VERSION, DELTA_MAGIC };
 
 export interface DirEntry {
   name: string;

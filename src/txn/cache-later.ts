@@ -9,7 +9,7 @@
 // for it (src/cli/depmod.ts), and kmod's depmod is not called in its place (hooks/depmod).
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cacheFile, stateDirs } from '../cache/store.ts';
+import { cacheFile, stateDirs } from '../cache/meta.ts';
 import { pidAlive } from '../io/atomic.ts';
 import { moduleTreeGone } from '../io/tree.ts';
 import { findModuleDir } from './commit.ts';

@@ -22,7 +22,7 @@
 // Not a kmod format.
 import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { stateDirs } from '../cache/store.ts';
+import { stateDirs } from '../cache/meta.ts';
 import { DepmodTxError, FormatError, InputError } from '../errors.ts';
 import { crashPoint, pidAlive } from '../io/atomic.ts';
 import { appendEvents, DEFAULT_JOURNAL_LOCK_MS } from './journal.ts';

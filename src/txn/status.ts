@@ -5,7 +5,7 @@
 // so two commits finishing together merge their kernels instead of overwriting each other.
 import { mkdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { stateDirs } from '../cache/store.ts';
+import { stateDirs } from '../cache/meta.ts';
 import { crashPoint, fsyncDir, sweepStaleTemps, writeDurable } from '../io/atomic.ts';
 import { kernelRemoved } from '../io/tree.ts';
 import { withLock } from '../io/lock.ts';
