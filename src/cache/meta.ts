@@ -3,7 +3,8 @@
 // and writer (store.ts) so that the no-op path loads nothing of the module set or the database state.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { decodeHeader, decodePrefix, PREFIX_BYTES } from './container.ts';
+import { FormatError } from '../errors.ts';
+import { decodeHeader, decodePrefix, PREFIX_BYTES, type ContainerPrefix } from './container.ts';
 import type { CacheMeta } from './format.ts';
 
 export const BASE_MAGIC = 'DMTXBASE';
@@ -44,7 +45,9 @@ function readHead(file: string, magic: string): Uint8Array {
     const size = fstatSync(fd).size;
     let buf = new Uint8Array(Math.min(size, FIRST_READ));
     let have = readAt(fd, buf, 0, buf.length);
-    const span = decodePrefix(buf.subarray(0, have), magic, file).headerSpan;
+    const prefix = decodePrefix(buf.subarray(0, have), magic, file);
+    sizeAsWritten(prefix.fileLength, size, file);
+    const span = prefix.headerSpan;
     if (span > have && span <= size) {
       const more = new Uint8Array(span);
       more.set(buf.subarray(0, have));
@@ -57,11 +60,18 @@ function readHead(file: string, magic: string): Uint8Array {
   }
 }
 
-function readPrefix(file: string): Uint8Array {
+/** A file cut short or grown since it was written is not the file its header describes. */
+function sizeAsWritten(declared: number, size: number, file: string): void {
+  if (declared !== size) throw new FormatError(file, `cache file truncated or extended: ${size} bytes on disk, ${declared} written`);
+}
+
+function readPrefix(file: string, magic: string): ContainerPrefix {
   const fd = openSync(file, 'r');
   try {
     const buf = new Uint8Array(PREFIX_BYTES);
-    return buf.subarray(0, readAt(fd, buf, 0, PREFIX_BYTES));
+    const prefix = decodePrefix(buf.subarray(0, readAt(fd, buf, 0, PREFIX_BYTES)), magic, file);
+    sizeAsWritten(prefix.fileLength, fstatSync(fd).size, file);
+    return prefix;
   } finally {
     closeSync(fd);
   }
@@ -93,7 +103,7 @@ export function openCacheMeta(file: string, expect: { kver: string; moddir: stri
   let meta: CacheMeta;
   try {
     // The base's generation from its fixed prefix; its header only when no delta of it exists.
-    const generation = decodePrefix(readPrefix(file), BASE_MAGIC, file).generation;
+    const generation = readPrefix(file, BASE_MAGIC).generation;
     let delta: Uint8Array | undefined;
     try {
       delta = readHead(deltaFile(file), DELTA_MAGIC);

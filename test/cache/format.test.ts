@@ -141,7 +141,7 @@ test('an empty cache round-trips', () => {
 
 test('a damaged header, a cut file or a torn end is a FormatError, never trusted', () => {
   const { bytes } = encodeBase(sample(3));
-  const span = 32 + new DataView(bytes.buffer).getUint32(12, true) + 4;
+  const span = 40 + new DataView(bytes.buffer).getUint32(12, true) + 4;
   for (let i = 0; i < span; i += 3) {
     const bad = bytes.slice();
     bad[i] = bad[i]! ^ 0x40;
