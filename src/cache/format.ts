@@ -617,14 +617,16 @@ export function applyDelta(base: OpenedBase, bytes: Uint8Array, file: string): {
   const set = base.contents.set;
   const c = h.counts;
   const grown: Record<string, Column> = {};
+  // Room to grow, counted in rows (a slot is four fingerprint words): the update that loaded this
+  // adds a few modules, which must not copy every column again.
+  const room = Object.fromEntries(Object.entries(c).map(([k, v]) => [k, v + (v >>> 3) + 64])) as unknown as Counts;
   for (const [name, Type, length, tail] of COLUMNS) {
     if (!tail) continue;
     const code = Type === Uint8Array ? 'u8' : Type === Uint16Array ? 'u16' : Type === Uint32Array ? 'u32' : Type === Int32Array ? 'i32' : Type === Float64Array ? 'f64' : 'u64';
     const t = body.get(`tail.${name}`, code);
     const from = length(b);
     if (t.length !== length(c) - from) throw new FormatError(file, `delta tail ${name} has ${t.length} elements, expected ${length(c) - from}`);
-    // Room to grow: the update that loaded this adds a few modules, which must not copy every column again.
-    const col = new Type(length(c) + (length(c) >>> 3) + 64) as Column;
+    const col = new Type(length(room)) as Column;
     (col as Uint8Array).set(columnOf(set, name).subarray(0, from) as Uint8Array);
     (col as Uint8Array).set(t as Uint8Array, from);
     grown[name] = col;

@@ -16,6 +16,7 @@ import type { EmitDatabase } from './emit.ts';
 import { depmodError, type DepmodMessage } from './diagnostic.ts';
 import type { ModuleSet } from './module-set.ts';
 import { kmodModname } from './search.ts';
+import { lowerBound } from './lower-bound.ts';
 
 /** One KABI finding of a module, compactly: which import, what kind, and its provider. */
 export interface SlotFinding {
@@ -48,15 +49,21 @@ export function listOf(l: SlotLists, slot: number): Uint32Array {
   return slot + 1 < l.start.length ? l.list.subarray(l.start[slot]!, l.start[slot + 1]!) : EMPTY;
 }
 
-function packLists(n: number, get: (slot: number) => ArrayLike<number>): SlotLists {
+/** Where each slot's entries start in a packed column, and (at [n]) how many there are in all. */
+function startsOf(n: number, count: (slot: number) => number): Uint32Array {
   const start = new Uint32Array(n + 1);
   let total = 0;
   for (let s = 0; s < n; s++) {
     start[s] = total;
-    total += get(s).length;
+    total += count(s);
   }
   start[n] = total;
-  const list = new Uint32Array(total);
+  return start;
+}
+
+function packLists(n: number, get: (slot: number) => ArrayLike<number>): SlotLists {
+  const start = startsOf(n, (s) => get(s).length);
+  const list = new Uint32Array(start[n]!);
   for (let s = 0; s < n; s++) list.set(get(s), start[s]!);
   return { start, list, over: new Map() };
 }
@@ -80,13 +87,8 @@ export interface FindingLists {
 }
 
 function packFindings(n: number, get: (slot: number) => readonly SlotFinding[]): FindingLists {
-  const start = new Uint32Array(n + 1);
-  let total = 0;
-  for (let s = 0; s < n; s++) {
-    start[s] = total;
-    total += get(s).length;
-  }
-  start[n] = total;
+  const start = startsOf(n, (s) => get(s).length);
+  const total = start[n]!;
   const k = new Uint32Array(total);
   const kind = new Uint8Array(total);
   const crc = new Float64Array(total);
@@ -287,14 +289,11 @@ function graphOf(order: Uint32Array, idxOf: Int32Array, deps: SlotLists): Graph 
   const baseSlots = start.length - 1;
   const inOver = new Uint8Array(idxOf.length);
   for (const s of over.keys()) if (s < inOver.length) inOver[s] = 1;
-  const depStart = new Uint32Array(n + 1);
-  let total = 0;
-  for (let i = 0; i < n; i++) {
+  const depStart = startsOf(n, (i) => {
     const s = order[i]!;
-    depStart[i] = total;
-    total += inOver[s] === 1 ? over.get(s)!.length : s < baseSlots ? start[s + 1]! - start[s]! : 0;
-  }
-  depStart[n] = total;
+    return inOver[s] === 1 ? over.get(s)!.length : s < baseSlots ? start[s + 1]! - start[s]! : 0;
+  });
+  const total = depStart[n]!;
   const depList = new Uint32Array(total);
   const users = new Int32Array(n);
   for (let i = 0; i < n; i++) {
@@ -315,8 +314,7 @@ function graphOf(order: Uint32Array, idxOf: Int32Array, deps: SlotLists): Graph 
       }
     }
   }
-  const userStart = new Uint32Array(n + 1);
-  for (let i = 0; i < n; i++) userStart[i + 1] = userStart[i]! + users[i]!;
+  const userStart = startsOf(n, (i) => users[i]!);
   const fill = userStart.slice(0, n);
   const userList = new Uint32Array(total);
   for (let i = 0; i < n; i++) for (let j = depStart[i]!; j < depStart[i + 1]!; j++) userList[fill[depList[j]!]!++] = i;
@@ -444,16 +442,7 @@ export function updateState(set: ModuleSet, prev: DbState, added: readonly numbe
   const order = new Uint32Array(prev.order.length - dropped.length + added.length);
   {
     const po = prev.order;
-    const at = addedSorted.map((a) => {
-      let lo = 0;
-      let hi = po.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (compareSlots(set, po[mid]!, a) < 0) lo = mid + 1;
-        else hi = mid;
-      }
-      return lo;
-    });
+    const at = addedSorted.map((a) => lowerBound(po, (s) => compareSlots(set, s, a) < 0));
     const droppedIdx = dropped.map((s) => prev.idxOf[s]!).filter((i) => i >= 0).sort((x, y) => x - y);
     // Runs of the old order between the insertion points and the dropped positions, copied whole.
     let n = 0;
@@ -674,8 +663,7 @@ export function databaseOf(set: ModuleSet, state: DbState): EmitDatabase {
     owner[id] = o >= 0 ? state.idxOf[o]! : o;
     if (o !== OWNER_NONE) inTable[id] = 1;
   }
-  const allStart = new Uint32Array(n + 1);
-  for (let i = 0; i < n; i++) allStart[i + 1] = allStart[i]! + listOf(state.lines, state.order[i]!).length;
+  const allStart = startsOf(n, (i) => listOf(state.lines, state.order[i]!).length);
   const allList = new Uint32Array(allStart[n]!);
   for (let i = 0; i < n; i++) {
     const line = listOf(state.lines, state.order[i]!);

@@ -133,6 +133,25 @@ test('a delta on top of its base gives what was saved: modules added and dropped
   assert.throws(() => applyDelta(decodeBase(encodeBase(c).bytes, 'y.cache'), delta, 'x.delta'), /delta of another base/);
 });
 
+test('modules added to a set loaded from a delta keep their fingerprints (the room left for them holds four words a slot)', () => {
+  const c = sample(20);
+  const { bytes, generation } = encodeBase(c);
+  const base = decodeBase(bytes.slice(), 'x.cache');
+  const counts = base.header.meta.counts;
+  const fpOf = (i: number) => ({ size: BigInt(5000 + i), mtimeNs: 17n + BigInt(i), ctimeNs: 18n + BigInt(i), ino: 19n + BigInt(i) });
+  const set = base.contents.set;
+  const first = [set.add('updates/a0.ko', fpOf(0), record(100), 1)];
+  const up = updateState(set, base.contents.state, first, [], OPTS);
+  const delta = encodeDelta({ base: { generation, counts }, contents: { ...base.contents, state: up.state }, dropped: [], dirEntries: {} });
+  // The next update loads base + delta and adds more modules than the room a slot column has beyond
+  // the fingerprints' share: every one of them must read back as added.
+  const applied = applyDelta(decodeBase(bytes.slice(), 'x.cache'), delta, 'x.delta').contents.set;
+  const more: Array<[number, ReturnType<typeof fpOf>]> = [];
+  for (let i = 1; i <= 80; i++) more.push([applied.add(`updates/a${i}.ko`, fpOf(i), record(100 + i), 1), fpOf(i)]);
+  for (const [slot, fp] of more) assert.deepEqual(applied.fingerprint(slot), fp, applied.path(slot));
+  assert.deepEqual(applied.fingerprint(20), fpOf(0));
+});
+
 test('an empty cache round-trips', () => {
   const c = sample(0);
   const back = decodeBase(encodeBase(c).bytes, 'x.cache').contents;
