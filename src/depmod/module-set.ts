@@ -318,7 +318,9 @@ export class ModuleSet implements ModuleSetColumns {
     this.bucket = grow(this.bucket, n);
     this.sortIdx = grow(this.sortIdx, n);
     this.zstdUnsized = grow(this.zstdUnsized, n);
-    this.fp = grow(this.fp, 4 * n);
+    // Four per slot of alive's new length: grow() may give alive more than n, and a set decoded
+    // from a small cache starts with columns of exactly its count, so "alive has room" must mean fp has too.
+    this.fp = grow(this.fp, 4 * this.alive.length);
     this.aliasStart = grow(this.aliasStart, n);
     this.aliasCount = grow(this.aliasCount, n);
     this.softStart = grow(this.softStart, n);

@@ -86,6 +86,18 @@ test('a decoded set keeps working: modules added and dropped after loading, and 
   assert.equal(back.set.compact().slots, 20);
 });
 
+test('a set decoded from a cache of two modules takes four more: their fingerprints are kept and it saves', () => {
+  // grow() gives alive 16 slots at once but fp only 16 entries (4 slots): fingerprints of slots 4+
+  // were dropped silently and encodeCache threw "Invalid typed array length" (a kernel whose tree
+  // was reduced to a KMP's two modules, then given four more).
+  const back = decodeCache(encodeCache(sample(2)), 'x.cache');
+  const c = sample(2);
+  for (const set of [c.set, back.set]) for (let i = 0; i < 4; i++) set.add(`updates/n${i}.ko`, { size: BigInt(i + 1), mtimeNs: 5n, ctimeNs: 6n, ino: BigInt(70 + i) }, record(10 + i), 1);
+  assert.deepEqual(observable(back.set), observable(c.set));
+  assert.deepEqual(back.set.fingerprint(5), { size: 4n, mtimeNs: 5n, ctimeNs: 6n, ino: 73n });
+  assert.deepEqual(observable(decodeCache(encodeCache({ ...c, set: back.set }), 'y.cache').set), observable(c.set));
+});
+
 test('an empty cache round-trips', () => {
   const c = sample(0);
   const back = decodeCache(encodeCache(c), 'x.cache');
