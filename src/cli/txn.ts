@@ -2,7 +2,7 @@
 // src/txn (journal, locks, collectors) and src/merge (one merge per kernel).
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EXIT, exitCodeForKind } from './exit-codes.ts';
+import { EXIT, exitCodeFor, exitCodeForKind } from './exit-codes.ts';
 import type { ReportIo } from './merge-report.ts';
 import type { KernelResult } from '../txn/commit.ts';
 import type { Lock } from '../txn/lock.ts';
@@ -39,7 +39,17 @@ export async function runRecord(a: TxnArgs & { op: 'add' | 'remove'; package?: s
   return r.refused.length > 0 ? EXIT.usage : EXIT.ok;
 }
 
-async function finishKernels(root: string, results: KernelResult[], io: ReportIo, json: boolean): Promise<Array<{ kver: string; action: string; detail: string }>> {
+/**
+ * Rebuilds the initrd of every kernel whose database a commit changed, once. `tools` (weak-modules'
+ * --dracut and --check-initramfs-prog): another dracut, or a program run with KVER instead.
+ */
+export async function finishKernels(
+  root: string,
+  results: KernelResult[],
+  io: ReportIo,
+  json: boolean,
+  tools: { dracut?: string | undefined; checkProgram?: string | undefined } = {},
+): Promise<Array<{ kver: string; action: string; detail: string }>> {
   // A change a deferred depmod call asked for is depmod's own: depmod does not rebuild initrds.
   const changed = results.filter((r) => r.status === 'merged' && r.changed && r.deferred !== true);
   if (changed.length === 0) return [];
@@ -47,9 +57,16 @@ async function finishKernels(root: string, results: KernelResult[], io: ReportIo
   const { execa } = await import('execa');
   const policy = readInitrdPolicy(root, (w) => io.stderr(`depmod-tx: WARNING: ${w}\n`));
   const which = (cmd: string): string | undefined =>
-    ['/usr/sbin', '/sbin', '/usr/bin', '/bin', ...(process.env.PATH ?? '').split(':')].map((d) => join(d, cmd)).find((p) => existsSync(p));
+    cmd === 'dracut' && tools.dracut !== undefined
+      ? tools.dracut
+      : ['/usr/sbin', '/sbin', '/usr/bin', '/bin', ...(process.env.PATH ?? '').split(':')].map((d) => join(d, cmd)).find((p) => existsSync(p));
   const actions = [];
   for (const r of changed) {
+    if (tools.checkProgram !== undefined) {
+      const p = await execa(tools.checkProgram, [r.kver], { reject: false, stdio: ['ignore', 'inherit', 'pipe'] });
+      actions.push({ kver: r.kver, action: p.exitCode === 0 ? 'checked' : 'failed', detail: `${tools.checkProgram} ${r.kver} exited ${p.exitCode ?? 1}` });
+      continue;
+    }
     const a = await refreshInitrd(r.kver, policy, {
       root,
       which,
@@ -70,7 +87,16 @@ export async function runCommit(a: TxnArgs & { scan: boolean; kernels?: string[]
   const { validateKver } = await import('../txn/paths.ts');
   for (const k of a.kernels ?? []) validateKver(k);
   const merge = updateMerge({ onFinding: (kver, m) => io.stderr(`depmod-tx: ${findingLine(kver, m)}\n`) });
-  const summary = await commit({ root: a.root, merge, ...(a.kernels && a.kernels.length ? { kernels: a.kernels } : {}), ...(a.lockTimeoutMs !== undefined ? { lockTimeoutMs: a.lockTimeoutMs } : {}) });
+  // weak-updates (where on): the links every kernel should have, made before the merges, so that
+  // each kernel is merged once with them (src/cli/weak-updates.ts).
+  const weak = a.kernels && a.kernels.length ? undefined : await weakUpdatesBeforeCommit(a.root, a.lockTimeoutMs ?? 300_000, io, a.json);
+  const summary = await commit({
+    root: a.root,
+    merge,
+    ...(a.kernels && a.kernels.length ? { kernels: a.kernels } : {}),
+    ...(a.lockTimeoutMs !== undefined ? { lockTimeoutMs: a.lockTimeoutMs } : {}),
+    ...(weak?.merge !== undefined ? { extra: weak.merge } : {}),
+  });
   // Kernels whose trees changed without a record (a plain dpkg -i); commit() and the scan each
   // record their own results in status.json.
   if (a.scan) {
@@ -92,7 +118,17 @@ export async function runCommit(a: TxnArgs & { scan: boolean; kernels?: string[]
     if (summary.kernels.length === 0 && a.verbose) io.stderr('depmod-tx: nothing pending\n');
     for (const k of summary.kernels) io.stdout(`${formatKernelResult(k)}\n`);
   }
-  return failureExit(summary.kernels) ?? EXIT.ok;
+  return failureExit(summary.kernels) ?? (weak?.error !== undefined ? exitCodeFor(weak.error) : EXIT.ok);
+}
+
+/** The weak-updates step of a commit: only where weak-updates is on and something is pending. */
+async function weakUpdatesBeforeCommit(root: string, lockTimeoutMs: number, io: ReportIo, json: boolean): Promise<{ merge: Map<string, string[]> | undefined; error?: Error } | undefined> {
+  const { readSettings } = await import('../txn/settings.ts');
+  if (readSettings(root).weakUpdates === 'off') return undefined;
+  const { readJournal, DEFAULT_JOURNAL_LOCK_MS } = await import('../txn/journal.ts');
+  if ((await readJournal(root, DEFAULT_JOURNAL_LOCK_MS)).events.length === 0) return undefined;
+  const { weakStepForCommit } = await import('./weak-updates.ts');
+  return weakStepForCommit(root, lockTimeoutMs, io, json);
 }
 
 /**

@@ -76,6 +76,8 @@ export interface KernelResult {
    * change is that call's, which depmod would have made without rebuilding the initrd.
    */
   deferred?: boolean;
+  /** weak-updates links made or removed in this kernel before its merge. */
+  weakLinks?: number;
 }
 
 export interface CommitOptions {
@@ -86,6 +88,12 @@ export interface CommitOptions {
   journalLockTimeoutMs?: number;
   /** Only these kernels (default: every kernel with pending events). */
   kernels?: readonly string[];
+  /**
+   * Kernels to merge even without pending events, with the paths that changed in them (absolute,
+   * system namespace): weak-updates links made or removed (src/txn/weak-updates.ts). Merged once,
+   * together with whatever events they have.
+   */
+  extra?: ReadonlyMap<string, readonly string[]>;
   /** Candidate module directories, first existing wins (kmod 30 on Debian 12 uses /lib/modules). */
   moduleDirs?: readonly string[];
   now?: () => Date;
@@ -138,7 +146,8 @@ export function formatKernelResult(r: KernelResult): string {
     case 'merged': {
       const what = r.changed ? `changed ${r.files?.length ?? 0} file(s)${r.files && r.files.length > 0 ? ` (${r.files.join(', ')})` : ''}` : 'unchanged';
       const kabi = r.kabi ? kabiSummary(r.kabi.against ?? 'symvers', r.kabi.unknown, r.kabi.mismatched) : kabiSummary('none', 0, 0);
-      return `${r.kver}: ${what}, ${r.events} event(s), ${Math.round(r.ms ?? 0)} ms merge (${wall} total), ${kabi}`;
+      const weak = r.weakLinks ? `, ${r.weakLinks} weak-updates link(s) changed` : '';
+      return `${r.kver}: ${what}, ${r.events} event(s)${weak}, ${Math.round(r.ms ?? 0)} ms merge (${wall} total), ${kabi}`;
     }
     case 'removed':
       return `${r.kver}: kernel removed (no modules left), no database written; dropped ${r.events} event(s) and the cache`;
@@ -163,6 +172,7 @@ export async function commit(opts: CommitOptions): Promise<CommitSummary> {
     const only = new Set(opts.kernels);
     kvers = kvers.filter((k) => only.has(k));
   }
+  for (const k of opts.extra?.keys() ?? []) if (!kvers.includes(k)) kvers.push(k);
   const results = await Promise.all(kvers.map((kver) => commitKernel(opts, kver, jl, addWarnings)));
   if (results.length > 0) await writeLastResults(root, results, (opts.now ?? (() => new Date()))(), jl);
   return { kernels: results, warnings: [...warnings.values()] };
@@ -178,7 +188,8 @@ async function commitKernel(opts: CommitOptions, kver: string, jl: number, addWa
     const snap = await readJournal(root, jl);
     addWarnings(snap.warnings);
     events = snap.events.filter((e) => e.module.kver === kver);
-    if (events.length === 0) return { kver, status: 'nothing', events: 0, wallMs: performance.now() - t0 };
+    const extra = opts.extra?.get(kver);
+    if (events.length === 0 && extra === undefined) return { kver, status: 'nothing', events: 0, wallMs: performance.now() - t0 };
     const moddir = findModuleDir(root, kver, opts.moduleDirs);
     if (moddir === undefined || moduleTreeGone(join(root, moddir))) {
       dropCache(cacheFile(root, kver));
@@ -202,13 +213,17 @@ async function commitKernel(opts: CommitOptions, kver: string, jl: number, addWa
     // Nothing usable: no merge ran, so nothing is known about KABI (not "ok").
     const deferred = isDeferred(root, kver);
     const started = Date.now();
-    const res: MergeResult = usable.length > 0 ? await opts.merge({ root, kver, moddir, paths: uniquePaths(usable) }) : { changed: false, files: [], ms: 0, kabi: undefined };
+    const res: MergeResult =
+      usable.length > 0 || extra !== undefined
+        ? await opts.merge({ root, kver, moddir, paths: [...new Set([...uniquePaths(usable), ...(extra ?? [])])] })
+        : { changed: false, files: [], ms: 0, kabi: undefined };
     if (usable.length > 0) clearDeferred(root, kver, started);
     crashPoint(`commit:after-merge:${kver}`);
     await removeEvents(root, events, jl);
     crashPoint(`commit:after-remove:${kver}`);
     return {
       kver, status: 'merged', events: usable.length, moddir, changed: res.changed, files: res.files, ms: res.ms, wallMs: performance.now() - t0, kabi: res.kabi,
+      ...(extra !== undefined && extra.length > 0 ? { weakLinks: extra.length } : {}),
       error: refused.length > 0 ? `${refused.length} refused path(s) dropped` : undefined, ...(deferred && usable.length > 0 ? { deferred } : {}),
     };
   } catch (err) {
