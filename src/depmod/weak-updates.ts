@@ -180,42 +180,111 @@ interface Owner {
 }
 
 /**
- * A kernel's tree as depmod sees it, with links laid over it. Built once per kernel; each trial
- * recomputes only the symbols whose providers the links change and the modules that import them.
+ * A kernel's tree as depmod sees it, with links laid over it. Built once per kernel (symbols
+ * interned, every import of every module in flat arrays, each symbol's provider and importers);
+ * each trial recomputes only the symbols whose providers the links change and the modules that
+ * import them.
  */
 class TrialTree {
   readonly kernel: WeakKernel;
   readonly base: WeakModule[];
+  private readonly symId = new Map<string, number>();
+  private readonly symName: string[] = [];
   private readonly rank: Float64Array;
   private readonly byName = new Map<string, number>();
-  private readonly exporters = new Map<string, number[]>();
-  private readonly importers = new Map<string, number[]>();
-  private readonly baseOwner = new Map<string, { owner: Owner; rank: number }>();
-  private readonly baseProblems: WeakProblem[][];
-  private readonly sortedKeys: Array<{ sortIdx: number; bucket: number; name: string }>;
+  // Imports of module i: impSym/impCrc/impWeak[impStart[i] .. impStart[i + 1]].
+  private readonly impStart: Uint32Array;
+  private readonly impSym: Int32Array;
+  private readonly impCrc: Float64Array;
+  private readonly impWeak: Uint8Array;
+  // Per symbol: the base tree's provider (module index, -1 kernel or none), its CRC, whether the kernel has it.
+  private readonly ownerMod: Int32Array;
+  private readonly ownerCrc: Float64Array;
+  private readonly ownerSet: Uint8Array;
+  // Per symbol: the modules that export it and those that import it (CSR: start, list).
+  private readonly expByStart: Uint32Array;
+  private readonly expBy: Int32Array;
+  private readonly impByStart: Uint32Array;
+  private readonly impBy: Int32Array;
+  private readonly baseProblemCounts: Int32Array;
+  readonly baseProblemCount: number;
+  private readonly sortedKeys: ArrayKey[];
   private readonly linkWins: (base: WeakModule, link: WeakModule) => boolean;
 
   constructor(kernel: WeakKernel, rules: WeakRules) {
     this.kernel = kernel;
     // weak-modules2 leaves livepatch/ out of its copy of the tree (bsc#1250655).
     this.base = rules === 'suse' ? kernel.modules.filter((m) => !m.path.startsWith(`${kernel.moddir}/livepatch/`)) : [...kernel.modules];
+    const n = this.base.length;
     const keyed = this.base.map((m, i) => ({ i, key: arrayKey(m) }));
     keyed.sort((a, b) => compareKeys(a.key, b.key));
     this.sortedKeys = keyed.map((k) => k.key);
-    this.rank = new Float64Array(this.base.length);
+    this.rank = new Float64Array(n);
     keyed.forEach((k, r) => (this.rank[k.i] = r));
+    let imports = 0;
+    let exports = 0;
+    for (const m of this.base) {
+      imports += m.imports.length;
+      exports += m.exports.size;
+    }
+    this.impStart = new Uint32Array(n + 1);
+    this.impSym = new Int32Array(imports);
+    this.impCrc = new Float64Array(imports);
+    this.impWeak = new Uint8Array(imports);
+    const impMod = new Int32Array(imports);
+    const expMod = new Int32Array(exports);
+    const expSym = new Int32Array(exports);
+    const expCrc = new Float64Array(exports);
+    let k = 0;
+    let e = 0;
     this.base.forEach((m, i) => {
       this.byName.set(m.name, i);
-      for (const sym of m.exports.keys()) push(this.exporters, sym, i);
-      for (const imp of m.imports) push(this.importers, symbolLookupName(imp.name, ''), i);
+      this.impStart[i] = k;
+      for (const imp of m.imports) {
+        impMod[k] = i;
+        this.impSym[k] = this.intern(symbolLookupName(imp.name, ''));
+        this.impCrc[k] = imp.crc;
+        this.impWeak[k++] = imp.weak ? 1 : 0;
+      }
+      for (const [name, crc] of m.exports) {
+        expMod[e] = i;
+        expSym[e] = this.intern(name);
+        expCrc[e++] = crc;
+      }
     });
-    for (const [sym, list] of this.exporters) {
-      let best = list[0]!;
-      for (const i of list) if (this.rank[i]! > this.rank[best]!) best = i;
-      const m = this.base[best]!;
-      this.baseOwner.set(sym, { owner: { crc: m.exports.get(sym)!, kernel: false, provider: m.name }, rank: this.rank[best]! });
+    this.impStart[n] = k;
+    const symbols = this.symName.length;
+    // depmod's table: the kernel's symbols, each replaced by a module export, the last exporter in array order winning.
+    this.ownerMod = new Int32Array(symbols).fill(-1);
+    this.ownerCrc = new Float64Array(symbols);
+    this.ownerSet = new Uint8Array(symbols);
+    for (let id = 0; id < symbols; id++) {
+      const crc = kernel.symbols?.get(this.symName[id]!);
+      if (crc !== undefined) {
+        this.ownerCrc[id] = crc;
+        this.ownerSet[id] = 1;
+      }
     }
-    this.baseProblems = this.base.map((m) => this.problemsOf(m, (sym) => this.baseOwnerOf(sym)));
+    for (let x = 0; x < exports; x++) {
+      const id = expSym[x]!;
+      const cur = this.ownerMod[id]!;
+      if (cur < 0 || this.rank[expMod[x]!]! > this.rank[cur]!) {
+        this.ownerMod[id] = expMod[x]!;
+        this.ownerCrc[id] = expCrc[x]!;
+        this.ownerSet[id] = 1;
+      }
+    }
+    [this.expByStart, this.expBy] = csr(symbols, exports, (x) => expSym[x]!, (x) => expMod[x]!);
+    [this.impByStart, this.impBy] = csr(symbols, imports, (x) => this.impSym[x]!, (x) => impMod[x]!);
+    this.baseProblemCounts = new Int32Array(n);
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      let c = 0;
+      for (let x = this.impStart[i]!; x < this.impStart[i + 1]!; x++) if (this.verdict(x, this.ownerSet[this.impSym[x]!] === 1, this.ownerCrc[this.impSym[x]!]!, this.ownerMod[this.impSym[x]!]! < 0) !== undefined) c++;
+      this.baseProblemCounts[i] = c;
+      total += c;
+    }
+    this.baseProblemCount = total;
     // SUSE's tree follows the system's search lines; RHEL checks links in a configuration where
     // weak-updates outranks every directory ("search external extra built-in weak-updates",
     // weak-updates as the external directory), so a link always wins there.
@@ -233,29 +302,25 @@ class TrialTree {
           };
   }
 
-  /** How many problems the tree has without any link. */
-  get baseProblemCount(): number {
-    let n = 0;
-    for (const p of this.baseProblems) n += p.length;
-    return n;
-  }
-
-  private baseOwnerOf(sym: string): Owner | undefined {
-    const o = this.baseOwner.get(sym);
-    if (o !== undefined) return o.owner;
-    const k = this.kernel.symbols?.get(sym);
-    return k === undefined ? undefined : { crc: k, kernel: true, provider: 'vmlinux' };
-  }
-
-  private problemsOf(m: WeakModule, ownerOf: (sym: string) => Owner | undefined): WeakProblem[] {
-    const out: WeakProblem[] = [];
-    for (const imp of m.imports) {
-      const o = ownerOf(symbolLookupName(imp.name, ''));
-      const v = importVerdict(this.kernel.basis, imp, o?.crc, o?.kernel === true);
-      if (v === 'unknown') out.push({ kind: v, module: m.path, symbol: imp.name, expectedCrc: imp.crc });
-      else if (v === 'crc-mismatch') out.push({ kind: v, module: m.path, symbol: imp.name, expectedCrc: imp.crc, foundCrc: o!.crc, provider: o!.provider });
+  private intern(name: string): number {
+    let id = this.symId.get(name);
+    if (id === undefined) {
+      id = this.symName.length;
+      this.symId.set(name, id);
+      this.symName.push(name);
     }
-    return out;
+    return id;
+  }
+
+  private verdict(x: number, has: boolean, crc: number, kernel: boolean): KabiKind | undefined {
+    if (this.impWeak[x] === 1) return undefined;
+    return importVerdict(this.kernel.basis, { crc: this.impCrc[x]!, weak: false }, has ? crc : undefined, kernel);
+  }
+
+  private problem(module: string, symbol: string, expected: number, kind: KabiKind, o: Owner | undefined): WeakProblem {
+    return kind === 'unknown'
+      ? { kind, module, symbol, expectedCrc: expected }
+      : { kind, module, symbol, expectedCrc: expected, foundCrc: o!.crc, provider: o!.provider };
   }
 
   /** The rank an extra module would have in the module array (between the base modules' ranks). */
@@ -287,48 +352,86 @@ class TrialTree {
         shadowed.add(b);
       }
     }
-    const changed = new Set<string>();
-    for (const b of shadowed) for (const sym of this.base[b]!.exports.keys()) changed.add(sym);
+    // Symbols whose provider may change: those of shadowed modules and of the links.
+    const changed = new Map<string, Owner | undefined>();
     const linkExporters = new Map<string, Array<{ m: WeakModule; rank: number }>>();
+    for (const b of shadowed) for (const sym of this.base[b]!.exports.keys()) changed.set(sym, undefined);
     for (const w of winners) {
       const rank = this.rankOf(w);
       for (const sym of w.exports.keys()) {
-        changed.add(sym);
-        const list = linkExporters.get(sym) ?? [];
-        list.push({ m: w, rank });
-        linkExporters.set(sym, list);
+        changed.set(sym, undefined);
+        const list = linkExporters.get(sym);
+        if (list === undefined) linkExporters.set(sym, [{ m: w, rank }]);
+        else list.push({ m: w, rank });
       }
     }
-    const memo = new Map<string, Owner | undefined>();
-    const ownerOf = (sym: string): Owner | undefined => {
-      if (!changed.has(sym)) return this.baseOwnerOf(sym);
-      if (memo.has(sym)) return memo.get(sym);
+    for (const sym of changed.keys()) {
       let best: { owner: Owner; rank: number } | undefined;
-      for (const i of this.exporters.get(sym) ?? []) {
-        if (shadowed.has(i)) continue;
-        if (best === undefined || this.rank[i]! > best.rank) best = { owner: { crc: this.base[i]!.exports.get(sym)!, kernel: false, provider: this.base[i]!.name }, rank: this.rank[i]! };
+      const id = this.symId.get(sym);
+      if (id !== undefined) {
+        for (let x = this.expByStart[id]!; x < this.expByStart[id + 1]!; x++) {
+          const i = this.expBy[x]!;
+          if (shadowed.has(i)) continue;
+          if (best === undefined || this.rank[i]! > best.rank) best = { owner: { crc: this.base[i]!.exports.get(sym)!, kernel: false, provider: this.base[i]!.name }, rank: this.rank[i]! };
+        }
       }
       for (const e of linkExporters.get(sym) ?? []) {
         if (best === undefined || e.rank > best.rank) best = { owner: { crc: e.m.exports.get(sym)!, kernel: false, provider: e.m.name }, rank: e.rank };
       }
       const k = this.kernel.symbols?.get(sym);
-      const o = best?.owner ?? (k === undefined ? undefined : { crc: k, kernel: true, provider: 'vmlinux' });
-      memo.set(sym, o);
-      return o;
+      changed.set(sym, best?.owner ?? (k === undefined ? undefined : { crc: k, kernel: true, provider: 'vmlinux' }));
+    }
+    const ownerOf = (sym: string): Owner | undefined => {
+      if (changed.has(sym)) return changed.get(sym);
+      const id = this.symId.get(sym);
+      if (id !== undefined) {
+        if (this.ownerSet[id] !== 1) return undefined;
+        const mod = this.ownerMod[id]!;
+        return { crc: this.ownerCrc[id]!, kernel: mod < 0, provider: mod < 0 ? 'vmlinux' : this.base[mod]!.name };
+      }
+      const k = this.kernel.symbols?.get(sym);
+      return k === undefined ? undefined : { crc: k, kernel: true, provider: 'vmlinux' };
     };
     const problems: WeakProblem[] = [];
-    for (const w of winners) problems.push(...this.problemsOf(w, ownerOf));
+    for (const w of winners) {
+      for (const imp of w.imports) {
+        if (imp.weak) continue;
+        const o = ownerOf(symbolLookupName(imp.name, ''));
+        const v = importVerdict(this.kernel.basis, imp, o?.crc, o?.kernel === true);
+        if (v !== undefined) problems.push(this.problem(w.path, imp.name, imp.crc, v, o));
+      }
+    }
     if (scope === 'all') {
       const recheck = new Set<number>();
-      for (const sym of changed) for (const i of this.importers.get(sym) ?? []) if (!shadowed.has(i)) recheck.add(i);
-      this.base.forEach((m, i) => {
-        if (shadowed.has(i)) return;
-        if (recheck.has(i)) problems.push(...this.problemsOf(m, ownerOf));
-        else problems.push(...this.baseProblems[i]!);
-      });
+      for (const sym of changed.keys()) {
+        const id = this.symId.get(sym);
+        if (id === undefined) continue;
+        for (let x = this.impByStart[id]!; x < this.impByStart[id + 1]!; x++) if (!shadowed.has(this.impBy[x]!)) recheck.add(this.impBy[x]!);
+      }
+      for (let i = 0; i < this.base.length; i++) {
+        if (shadowed.has(i) || (this.baseProblemCounts[i] === 0 && !recheck.has(i))) continue;
+        const m = this.base[i]!;
+        for (let x = this.impStart[i]!; x < this.impStart[i + 1]!; x++) {
+          const sym = this.symName[this.impSym[x]!]!;
+          const o = ownerOf(sym);
+          const v = this.verdict(x, o !== undefined, o?.crc ?? 0, o?.kernel === true);
+          if (v !== undefined) problems.push(this.problem(m.path, m.imports[x - this.impStart[i]!]!.name, this.impCrc[x]!, v, o));
+        }
+      }
     }
     return { winners, problems };
   }
+}
+
+/** Compressed rows: for each key, the values of the entries with that key. */
+function csr(keys: number, entries: number, keyOf: (x: number) => number, valueOf: (x: number) => number): [Uint32Array, Int32Array] {
+  const start = new Uint32Array(keys + 1);
+  for (let x = 0; x < entries; x++) start[keyOf(x) + 1]!++;
+  for (let k = 0; k < keys; k++) start[k + 1]! += start[k]!;
+  const fill = start.slice(0, keys);
+  const list = new Int32Array(entries);
+  for (let x = 0; x < entries; x++) list[fill[keyOf(x)]!++] = valueOf(x);
+  return [start, list];
 }
 
 interface ArrayKey {

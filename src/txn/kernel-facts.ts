@@ -48,13 +48,17 @@ export interface KernelFactsOptions {
   buildCache?: (kver: string) => Promise<void>;
 }
 
-function moduleOf(set: ModuleSet, slot: number, path: string, sortIdx: number): WeakModule {
+/** Symbol names of a set's pool, each decoded once. */
+function poolNames(set: ModuleSet): (id: number) => string {
+  const names: Array<string | undefined> = new Array(set.pool.count);
+  return (id) => (names[id] ??= set.pool.name(id));
+}
+
+function moduleOf(set: ModuleSet, name: (id: number) => string, slot: number, path: string, sortIdx: number): WeakModule {
   const exports = new Map<string, number>();
-  for (let e = set.expStart[slot]!, end = e + set.expCount[slot]!; e < end; e++) exports.set(set.pool.name(set.expSym[e]!), set.expCrc[e]!);
+  for (let e = set.expStart[slot]!, end = e + set.expCount[slot]!; e < end; e++) exports.set(name(set.expSym[e]!), set.expCrc[e]!);
   const imports = [];
-  for (let i = set.impStart[slot]!, end = i + set.impCount[slot]!; i < end; i++) {
-    imports.push({ name: set.pool.name(set.impSym[i]!), crc: set.impCrc[i]!, weak: set.impWeak[i] === 1 });
-  }
+  for (let i = set.impStart[slot]!, end = i + set.impCount[slot]!; i < end; i++) imports.push({ name: name(set.impSym[i]!), crc: set.impCrc[i]!, weak: set.impWeak[i] === 1 });
   return { path, name: set.name(slot), exports, imports, sortIdx };
 }
 
@@ -69,9 +73,9 @@ export async function parseModuleFacts(paths: readonly string[]): Promise<Map<st
   return new Map(paths.map((p, i) => [p, moduleOfRecord(records[i]!, p)]));
 }
 
-function kernelSymbolsOf(set: ModuleSet): Map<string, number> {
+function kernelSymbolsOf(set: ModuleSet, name: (id: number) => string): Map<string, number> {
   const out = new Map<string, number>();
-  for (let id = 0; id < set.pool.count; id++) if (set.kernelHas[id] === 1) out.set(set.pool.name(id), set.kernelCrc[id]!);
+  for (let id = 0; id < set.pool.count; id++) if (set.kernelHas[id] === 1) out.set(name(id), set.kernelCrc[id]!);
   return out;
 }
 
@@ -114,6 +118,7 @@ export async function readKernelFacts(opts: KernelFactsOptions): Promise<KernelF
   const body = opened?.body();
   const set = body?.ok ? body.value.set : undefined;
   const header = opened?.header;
+  const names = set === undefined ? undefined : poolNames(set);
   const slotByKey = new Map<string, number>();
   if (set !== undefined) for (const s of set.liveSlots()) slotByKey.set(set.path(s), s);
 
@@ -144,7 +149,7 @@ export async function readKernelFacts(opts: KernelFactsOptions): Promise<KernelF
         }
       }
       if (vouched) {
-        modules.push(moduleOf(set, slot, m.abspath, sortIdx));
+        modules.push(moduleOf(set, names!, slot, m.abspath, sortIdx));
         continue;
       }
     }
@@ -162,7 +167,7 @@ export async function readKernelFacts(opts: KernelFactsOptions): Promise<KernelF
   let basis: KabiBasis = 'modules';
   if (set !== undefined && header?.kabiKey === kabiIn.key) {
     if (set.kernelSource !== undefined) {
-      symbols = kernelSymbolsOf(set);
+      symbols = kernelSymbolsOf(set, names!);
       basis = set.kernelSource;
     }
   } else if (kabiIn.file !== undefined) {

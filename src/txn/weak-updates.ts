@@ -236,12 +236,27 @@ function namedKernels(a: WeakAction): string[] {
   }
 }
 
+/** DEPMOD_TX_TRACE=1: how long each phase of the decision took (stderr), as merges report theirs. */
+function tracer(): (phase: string) => void {
+  if (process.env.DEPMOD_TX_TRACE !== '1') return () => {};
+  let last = performance.now();
+  let cpu = process.cpuUsage();
+  return (phase) => {
+    const now = performance.now();
+    const used = process.cpuUsage(cpu);
+    process.stderr.write(`depmod-tx trace: weak-updates: ${phase} ${(now - last).toFixed(1)} ms (cpu ${((used.user + used.system) / 1000).toFixed(1)} ms)\n`);
+    last = now;
+    cpu = process.cpuUsage();
+  };
+}
+
 export async function runWeakUpdates(opts: WeakRunOptions): Promise<WeakReport> {
   const { root, rules, action } = opts;
-  const warn = opts.warn ?? (() => {});
+  const trace = tracer();
   let lock: Lock | undefined;
   if (!opts.dryRun) lock = await acquireLock(join(stateDirs(root).lib, 'weak-updates.lock'), opts.lockTimeoutMs);
   try {
+    trace('lock');
     const state = readWeakState(root);
     registerAction(state, action);
     const kvers = installedKernels(root);
@@ -282,6 +297,7 @@ export async function runWeakUpdates(opts: WeakRunOptions): Promise<WeakReport> 
         else if (p.files.length > 0) kmpFiles.set(nvr, p.files);
       }
     }
+    trace('state, kernels, candidates');
     const kmpSpecs = [...kmpFiles].map(([nvr, files]) => {
       const all = files.map(classifyQuietly).filter((m) => m !== undefined);
       const present = files.map(sourceFile).filter((f) => f !== undefined);
@@ -312,6 +328,7 @@ export async function runWeakUpdates(opts: WeakRunOptions): Promise<WeakReport> 
       const f = await readKernelFacts({ root, kver: k, exclude, behaviour: opts.behaviour, ...(opts.buildCache ? { buildCache: opts.buildCache } : {}) });
       parsed += f.parsed;
       facts.set(k, f);
+      trace(`facts of ${k} (${f.modules.length} modules, ${f.parsed} parsed)`);
     }
     const known = new Map<string, WeakModule>();
     for (const f of facts.values()) for (const m of f.modules) known.set(m.path, m);
@@ -335,7 +352,9 @@ export async function runWeakUpdates(opts: WeakRunOptions): Promise<WeakReport> 
         ? { kver: k, moddir: tree.moddir, modules: f.modules, symbols: f.symbols, basis: f.basis, config: f.config, foreign: f.foreign, notTarget: notTarget.get(k) }
         : { kver: k, moddir: tree.moddir, modules: [], symbols: undefined, basis: 'modules', config: { searches: [], overrides: [], externals: [], excludes: [] }, foreign: [], notTarget: notTarget.get(k) };
     });
+    trace('candidate facts');
     const plans = planWeakUpdates({ rules, kernels, kmps, extraSources });
+    trace('decision');
 
     const reports: KernelReport[] = plans.map((p) => kernelReport(p, current.get(p.kver)!, notTarget.get(p.kver)));
     const merge = new Map<string, string[]>();
@@ -346,6 +365,7 @@ export async function runWeakUpdates(opts: WeakRunOptions): Promise<WeakReport> 
       if (!gone.has(r.kver)) merge.set(r.kver, [...(merge.get(r.kver) ?? []), ...[...r.link, ...r.unlink].map((l) => `${sys}/${l.link}`)]);
     }
     if (!opts.dryRun) applyChanges(root, state, reports, trees, gone);
+    trace('links');
     return { rules, dryRun: opts.dryRun, kernels: reports, merge, parsed };
   } finally {
     await lock?.release();
