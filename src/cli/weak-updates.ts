@@ -108,6 +108,10 @@ export async function runWeak(a: WeakCliArgs, io: ReportIo): Promise<WeakOutcome
   const paths = a.stdinPaths ?? (needsStdin ? await readStdinLines() : []);
   const action = actionOf(a, paths);
   if ('kver' in action) validateKver(action.kver);
+  // weak-modules returns at once when --add-modules / --remove-modules read no module.
+  if ((action.kind === 'add-modules' || action.kind === 'remove-modules') && action.files.length === 0) {
+    return { report: { rules, dryRun: a.dryRun, kernels: [], merge: new Map(), parsed: 0 }, merged: [], initrd: [] };
+  }
   const report = await runWeakUpdates({
     root: a.root,
     rules,
