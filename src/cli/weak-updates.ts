@@ -3,7 +3,7 @@
 // every kernel should have are decided from the module caches (src/txn/weak-updates.ts), made, and
 // each kernel whose links changed (or that the action names) is merged once and its initrd rebuilt
 // once. The commit of a transaction calls weakStepForCommit before merging.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -49,7 +49,6 @@ async function readStdinLines(): Promise<string[]> {
 /** The rules when none were asked for: the setting, the tool being replaced, the depmod.d search line. */
 async function defaultRules(root: string, behaviour: KmodBehaviour): Promise<WeakRules> {
   const { configuredWeakRules } = await import('../txn/weak-updates.ts');
-  const { existsSync } = await import('node:fs');
   const c = configuredWeakRules(root, behaviour);
   if (c.rules !== undefined) return c.rules;
   if (existsSync(join(root, 'usr/lib/module-init-tools/weak-modules2'))) return 'suse';
@@ -59,7 +58,11 @@ async function defaultRules(root: string, behaviour: KmodBehaviour): Promise<Wea
 
 function rpmFiles(root: string, nvr: string): string[] {
   try {
-    const out = execFileSync('rpm', [...(root === '/' ? [] : ['--root', root]), '-ql', '--nodigest', '--nosignature', nvr], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const db = ['usr/lib/sysimage/rpm', 'var/lib/rpm'].find((d) => existsSync(join(root, d)));
+    const out = execFileSync('rpm', [...(root === '/' ? [] : ['--root', root]), ...(db ? ['--dbpath', `/${db}`] : []), '-ql', '--nodigest', '--nosignature', nvr], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     return out.split('\n').filter((l) => l.startsWith('/'));
   } catch (err) {
     throw new UsageError(`--add-kmp ${nvr}: no module list on stdin and rpm -ql failed: ${((err as { stderr?: string }).stderr ?? (err as Error).message).trim()}`);

@@ -179,10 +179,12 @@ export function targetProblem(rules: WeakRules, root: string, tree: ModuleTree):
 
 /** `rpm -qa` of the installed KMPs (*-kmp-*): their module files and whether they provide kmp_in_kernel. */
 export function rpmKmps(root: string): Map<string, { files: string[]; inKernel: boolean }> | undefined {
-  if (!['var/lib/rpm', 'usr/lib/sysimage/rpm'].some((d) => existsSync(join(root, d)))) return undefined;
+  // The system's database where it is, whatever rpm's configured default (Debian's rpm says ~/.rpmdb).
+  const db = ['usr/lib/sysimage/rpm', 'var/lib/rpm'].find((d) => existsSync(join(root, d)));
+  if (db === undefined) return undefined;
   let out: string;
   try {
-    out = execFileSync('rpm', [...(root === '/' ? [] : ['--root', root]), '-qa', '--nodigest', '--nosignature', '--qf', '==%{NAME}-%{VERSION}-%{RELEASE}\\n[P %{PROVIDENAME}\\n][F %{FILENAMES}\\n]', '*-kmp-*'], {
+    out = execFileSync('rpm', [...(root === '/' ? [] : ['--root', root]), '--dbpath', `/${db}`, '-qa', '--nodigest', '--nosignature', '--qf', '==%{NAME}-%{VERSION}-%{RELEASE}\\n[P %{PROVIDENAME}\\n][F %{FILENAMES}\\n]', '*-kmp-*'], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
       maxBuffer: 1 << 26,
