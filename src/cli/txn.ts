@@ -136,7 +136,7 @@ async function weakUpdatesBeforeCommit(root: string, lockTimeoutMs: number, io: 
  * permission) → 74; a malformed module or config in its tree → 65 / 78; a missing input → 66;
  * anything else (a lock held past --lock-timeout) → 75.
  */
-function failureExit(kernels: readonly KernelResult[]): number | undefined {
+export function failureExit(kernels: readonly KernelResult[]): number | undefined {
   const failed = kernels.filter((k) => k.status === 'failed');
   if (failed.length === 0) return undefined;
   for (const kind of ['io', 'format', 'config', 'noinput'] as const) if (failed.some((k) => k.errorKind === kind)) return exitCodeForKind(kind);
@@ -149,12 +149,17 @@ export async function runReplay(a: TxnArgs & { files: string[]; since?: string; 
   const { updateMerge } = await import('../txn/merge-adapter.ts');
   const { parseSince } = await import('../txn/logs/time.ts');
   const since = a.since === undefined ? undefined : parseSince(a.since);
+  let weak: Awaited<ReturnType<typeof weakUpdatesBeforeCommit>>;
   const r = await replay({
     root: a.root,
     files: a.files,
     ...(since ? { since } : {}),
     merge: updateMerge({ onFinding: (kver, m) => io.stderr(`depmod-tx: ${findingLine(kver, m)}\n`) }),
     ...(a.lockTimeoutMs !== undefined ? { lockTimeoutMs: a.lockTimeoutMs } : {}),
+    beforeCommit: async () => {
+      weak = await weakUpdatesBeforeCommit(a.root, a.lockTimeoutMs ?? 300_000, io, a.json);
+      return weak?.merge;
+    },
   });
   for (const e of r.refused) io.stderr(`depmod-tx: refused: ${e.message}\n`);
   for (const w of [...r.warnings, ...r.commit.warnings]) io.stderr(`depmod-tx: WARNING: ${w.message}\n`);
@@ -167,7 +172,7 @@ export async function runReplay(a: TxnArgs & { files: string[]; since?: string; 
     io.stdout(`replayed ${r.recorded} event(s) (${r.ignored} non-module path(s) ignored, ${r.refused.length} refused)${r.scanned ? '; kernels with changed trees merged too' : ''}\n`);
     for (const k of r.commit.kernels) io.stdout(`${formatKernelResult(k)}\n`);
   }
-  return failureExit(r.commit.kernels) ?? (r.refused.length > 0 ? EXIT.usage : EXIT.ok);
+  return failureExit(r.commit.kernels) ?? (r.refused.length > 0 ? EXIT.usage : weak?.error !== undefined ? exitCodeFor(weak.error) : EXIT.ok);
 }
 
 export async function runStatus(a: TxnArgs, io: ReportIo): Promise<number> {

@@ -185,7 +185,8 @@ export async function runWeakUpdatesCommand(a: WeakCliArgs, io: ReportIo): Promi
   const o = await runWeak(a, io);
   if (a.json) io.stdout(`${JSON.stringify(weakJson(o), null, 2)}\n`);
   else printWeak(o, a.verbose, io);
-  return o.merged.some((k) => k.status === 'failed') ? EXIT.state : EXIT.ok;
+  const { failureExit } = await import('./txn.ts');
+  return failureExit(o.merged) ?? EXIT.ok;
 }
 
 /** The flags of `depmod-tx weak-updates` as the command table hands them over. */

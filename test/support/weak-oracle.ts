@@ -98,6 +98,7 @@ export function suseOracle(root: string, conf: string, kernels: readonly OracleK
       .filter((p) => p.kver !== k.kver && flavourOf(p.kver) === flavourOf(k.kver))
       .filter((p) => p.rels.every((r) => existsSync(join(moddirOf(root, p.kver), r))))
       .sort((a, b) => b.nvr.localeCompare(a.nvr, 'en', { numeric: true }));
+    if (mine.length === 0) continue;
     const tmp = mkdtempSync(join(tmpdir(), 'dtx-weak-oracle-'));
     try {
       // As weak-modules2 copies it: no modules.* at all (its find prunes them).
@@ -178,10 +179,33 @@ function rhelGroups(lines: string[][]): string[][] {
 export function rhelOracle(root: string, kernels: readonly OracleKernel[], foreign: ReadonlySet<string> = new Set(), o: DepmodOracle = kmod30()): OracleLinks {
   const out: OracleLinks = new Map();
   const withExtra = kernels.filter((k) => filesBelow(join(moddirOf(root, k.kver), 'extra')).length > 0).map((k) => k.kver);
+  // make_groups runs `depmod -n` of each source kernel: the same for every target.
+  const groupsOf = new Map<string, string[][]>();
+  const groups = (src: string): string[][] => {
+    let g = groupsOf.get(src);
+    if (g !== undefined) return g;
+    const stage = mkdtempSync(join(tmpdir(), 'dtx-weak-oracle-src-'));
+    try {
+      linkedCopy(root, src, stage, { inputs: true });
+      const r = runOracle(o, ['-n', '-b', stage, src]);
+      const depLines: string[][] = [];
+      for (const line of r.stdout.split('\n')) {
+        if (line.startsWith('#')) break;
+        if (!line.includes('extra/')) continue;
+        depLines.push(line.replace(':', '').split(' ').filter((w) => w !== '').map((p) => (p.startsWith('/') ? p : join(moddirOf(root, src), p))));
+      }
+      g = rhelGroups(depLines);
+    } finally {
+      rmSync(stage, { recursive: true, force: true });
+    }
+    groupsOf.set(src, g);
+    return g;
+  };
   for (const k of kernels) {
     const links = new Map<string, string>();
     out.set(k.kver, links);
     if (!existsSync(join(root, 'boot', `symvers-${k.kver}.gz`)) || !existsSync(join(root, 'boot', `System.map-${k.kver}`))) continue;
+    if (!withExtra.some((x) => x !== k.kver)) continue;
     const tmp = mkdtempSync(join(tmpdir(), 'dtx-weak-oracle-'));
     try {
       // weak-modules runs depmod on the kernel's real tree: modules.order and the builtin lists included.
@@ -227,18 +251,9 @@ export function rhelOracle(root: string, kernels: readonly OracleKernel[], forei
         for (const m of compatible) installed.add(fileName(m.path));
       };
       for (const src of rhelKernelOrder(withExtra.filter((x) => x !== k.kver))) {
-        const stage = join(tmp, `src-${src}`);
-        linkedCopy(root, src, stage, { inputs: true });
-        const r = runOracle(o, ['-n', '-b', stage, src]);
-        const depLines: string[][] = [];
-        for (const line of r.stdout.split('\n')) {
-          if (line.startsWith('#')) break;
-          if (!line.includes('extra/')) continue;
-          depLines.push(line.replace(':', '').split(' ').filter((w) => w !== '').map((p) => (p.startsWith('/') ? p : join(moddirOf(root, src), p))));
-        }
-        const groups = rhelGroups(depLines);
-        update(groups.filter((g) => g.length === 1).flat().map((path) => ({ path, kver: src })), true);
-        for (const g of groups) if (g.length > 1) update(g.map((path) => ({ path, kver: src })), false);
+        const gs = groups(src);
+        update(gs.filter((g) => g.length === 1).flat().map((path) => ({ path, kver: src })), true);
+        for (const g of gs) if (g.length > 1) update(g.map((path) => ({ path, kver: src })), false);
       }
       for (const [l, t] of current()) links.set(`weak-updates/${l.slice(sandbox.length + 1)}`, t);
     } finally {
@@ -272,4 +287,27 @@ export function linkLines(l: OracleLinks): string[] {
 
 export function readText(p: string): string {
   return readFileSync(p, 'utf8');
+}
+
+const SHIPPED = new Set(['modules.order', 'modules.builtin', 'modules.builtin.modinfo']);
+
+/**
+ * kmod's `depmod -a` of one kernel of ROOT, on a symlinked copy of that kernel's directory only (its
+ * weak-updates links keep their absolute targets): name → bytes of the files depmod wrote.
+ */
+export function depmodOfKernel(root: string, kver: string, conf: string, o: DepmodOracle = kmod30()): Map<string, Uint8Array> {
+  const tmp = mkdtempSync(join(tmpdir(), 'dtx-weak-db-'));
+  try {
+    const src = moddirOf(root, kver);
+    const dst = moddirOf(tmp, kver);
+    mkdirSync(dst, { recursive: true });
+    for (const e of readdirSync(src)) if (!e.startsWith('modules.') || SHIPPED.has(e)) execFileSync('cp', ['-as', join(src, e), join(dst, e)]);
+    const r = runOracle(o, ['-b', tmp, '-C', conf, '-a', kver]);
+    if (r.status !== 0) throw new Error(`depmod -a ${kver} failed: ${r.stderr}`);
+    const out = new Map<string, Uint8Array>();
+    for (const f of readdirSync(dst)) if (f.startsWith('modules.') && !SHIPPED.has(f)) out.set(f, readFileSync(join(dst, f)));
+    return out;
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }
