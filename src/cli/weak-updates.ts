@@ -12,6 +12,7 @@ import { ConfigError, DepmodTxError, UsageError } from '../errors.ts';
 import type { KmodBehaviour } from '../depmod/kmod-version.ts';
 import type { WeakAction, WeakReport } from '../txn/weak-updates.ts';
 import { formatKernelResult, type KernelResult } from '../txn/commit.ts';
+import { getoptDepmod, type DepmodOptionSpec } from './depmod-args.ts';
 import { EXIT, exitCodeFor } from './exit-codes.ts';
 import type { ReportIo } from './merge-report.ts';
 
@@ -233,35 +234,21 @@ weak-modules [options] {--add-kernel|--remove-kernel} {kernel-release}
 (depmod-tx: the links are decided from depmod-tx's module caches, not by trial depmod runs)
 `;
 
-/** getopt_long's view of the tools' options: --opt, --opt=value, --opt value, and `--` ending them. */
-function parseLong(args: readonly string[], flags: ReadonlySet<string>, valued: ReadonlySet<string>, shorts: Record<string, string>): { opts: Map<string, string[]>; operands: string[] } {
+/**
+ * The tools' command lines through getopt_long (their `getopt -o ... --long ...`): long-only options
+ * carry their long name as their "letter". Options given → values (one per time given), operands.
+ */
+function parseToolArgs(args: readonly string[], table: readonly DepmodOptionSpec[]): { opts: Map<string, string[]>; given: string[]; operands: string[] } {
+  const r = getoptDepmod(args, table);
+  if (r.error !== undefined) throw new UsageError(r.error);
   const opts = new Map<string, string[]>();
-  const operands: string[] = [];
-  const add = (k: string, v: string): void => void opts.set(k, [...(opts.get(k) ?? []), v]);
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '--') {
-      operands.push(...args.slice(i + 1));
-      break;
-    }
-    if (a.startsWith('--')) {
-      const eq = a.indexOf('=');
-      const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
-      if (valued.has(name)) {
-        const v = eq >= 0 ? a.slice(eq + 1) : args[++i];
-        if (v === undefined) throw new UsageError(`option '--${name}' requires an argument`);
-        add(name, v);
-      } else if (flags.has(name) && eq < 0) add(name, '');
-      else throw new UsageError(`unrecognized option '${a}'`);
-    } else if (a.startsWith('-') && a.length > 1) {
-      for (const c of a.slice(1)) {
-        const long = shorts[c];
-        if (long === undefined) throw new UsageError(`invalid option -- '${c}'`);
-        add(long, '');
-      }
-    } else operands.push(a);
+  const given: string[] = [];
+  for (const o of r.options) {
+    const name = table.find((t) => t.letter === o.letter)!.long;
+    opts.set(name, [...(opts.get(name) ?? []), o.value ?? '']);
+    given.push(name);
   }
-  return { opts, operands };
+  return { opts, given, operands: r.operands };
 }
 
 /**
@@ -275,16 +262,21 @@ export async function runWeakFrontEnd(tool: 'weak-modules2' | 'weak-modules', ar
     const actions = suse
       ? ['add-kernel', 'remove-kernel', 'add-kmp', 'remove-kmp', 'add-kernel-modules', 'remove-kernel-modules']
       : ['add-modules', 'remove-modules', 'add-kernel', 'remove-kernel'];
-    const flags = new Set([...actions, 'verbose', 'dry-run', 'help', ...(suse ? ['debug', 'usage'] : ['no-initramfs', 'delete-modules'])]);
-    const valued = new Set(suse ? ['logfile'] : ['basedir', 'dracut', 'check-initramfs-prog']);
-    const { opts, operands } = parseLong(args, flags, valued, suse ? { v: 'verbose', h: 'help' } : { h: 'help' });
+    const long = (name: string, takesValue = false): DepmodOptionSpec => ({ letter: name, long: name, takesValue });
+    const table = [
+      ...(suse ? [{ letter: 'v', long: 'verbose', takesValue: false }] : [long('verbose')]),
+      { letter: 'h', long: 'help', takesValue: false },
+      ...actions.map((n) => long(n)),
+      long('dry-run'),
+      ...(suse ? [long('debug'), long('usage'), long('logfile', true)] : [long('no-initramfs'), long('delete-modules'), long('basedir', true), long('dracut', true), long('check-initramfs-prog', true)]),
+    ];
+    const { opts, given, operands } = parseToolArgs(args, table);
     if (opts.has('help') || opts.has('usage')) {
       io.stdout(usage);
       return 0;
     }
-    // The last action given wins, as the tools' option loops let it.
-    const given = args.map((x) => x.replace(/^--/, '')).filter((x) => actions.includes(x));
-    const action = given[given.length - 1] as WeakActionName | undefined;
+    // One action; weak-modules2 keeps the last one given.
+    const action = given.filter((n) => actions.includes(n)).pop() as WeakActionName | undefined;
     if (action === undefined) throw new UsageError(suse ? 'Please specify one of the --add-* or --remove-* options' : 'give one of --add-modules, --remove-modules, --add-kernel, --remove-kernel');
     const takesKernel = action === 'add-kernel' || action === 'remove-kernel';
     if (takesKernel && operands.length > 1) throw new UsageError(`Too many arguments to --${action}`);

@@ -189,6 +189,12 @@ export function databaseDiffWithRootLinks(root: string, kver: string): string[] 
   }
 }
 
+/** After a transaction with weak-updates on: each of WEAK_KVERS merged once (from the calls' output), each database as depmod -a writes it. */
+export function assertWeakStep(root: string, callsOutput: string, what: string): void {
+  assert.deepEqual(mergeCounts(callsOutput, [...WEAK_KVERS]), Object.fromEntries(WEAK_KVERS.map((k) => [k, 1])), `${what}: merges per kernel`);
+  for (const kv of WEAK_KVERS) assert.deepEqual(databaseDiffWithRootLinks(root, kv), [], `${what}: ${kv} database equals depmod -a`);
+}
+
 /** The weak-updates/ links of a kernel under ROOT: relative path → target as written. */
 export function weakLinksOf(root: string, kver: string): Record<string, string> {
   const found = spawnSync('find', [join(root, 'lib', 'modules', kver, 'weak-updates'), '-type', 'l', '-printf', '%P\t%l\n'], { encoding: 'utf8' });
