@@ -112,6 +112,7 @@ export async function runCommit(a: TxnArgs & { scan: boolean; kernels?: string[]
     );
   }
   for (const w of summary.warnings) io.stderr(`depmod-tx: WARNING: ${w.message}\n`);
+  if (weak?.merge !== undefined) await weakMergesAfterCommit(a.root, weak.merge, summary.kernels, a.lockTimeoutMs ?? 300_000);
   const initrd = await finishKernels(a.root, summary.kernels, io, a.json);
   if (a.json) io.stdout(`${JSON.stringify({ source: a.source ?? null, kernels: summary.kernels, initrd, warnings: summary.warnings.map((w) => w.message) }, null, 2)}\n`);
   else {
@@ -121,14 +122,29 @@ export async function runCommit(a: TxnArgs & { scan: boolean; kernels?: string[]
   return failureExit(summary.kernels) ?? (weak?.error !== undefined ? exitCodeFor(weak.error) : EXIT.ok);
 }
 
+/** The kernels merged for their weak-updates links are no longer pending (src/txn/weak-updates.ts). */
+async function weakMergesAfterCommit(root: string, asked: ReadonlyMap<string, string[]>, results: readonly KernelResult[], lockTimeoutMs: number): Promise<void> {
+  const done = results.filter((k) => asked.has(k.kver) && k.status !== 'failed').map((k) => k.kver);
+  const { weakMergesDone } = await import('../txn/weak-updates.ts');
+  await weakMergesDone(root, done, lockTimeoutMs);
+}
+
 /** The weak-updates step of a commit: only where weak-updates is on and something is pending. */
 async function weakUpdatesBeforeCommit(root: string, lockTimeoutMs: number, io: ReportIo, json: boolean): Promise<{ merge: Map<string, string[]> | undefined; error?: Error } | undefined> {
   const { readSettings } = await import('../txn/settings.ts');
   if (readSettings(root).weakUpdates === 'off') return undefined;
+  // Where the answer is no (Debian: no search line names weak-updates), nothing more is loaded.
+  const [{ installedKmod }, { configuredWeakRules }] = await Promise.all([import('../merge/installed-kmod.ts'), import('../txn/weak-rules.ts')]);
+  const { rules } = configuredWeakRules(root, installedKmod(root).behaviour, (w) => io.stderr(`depmod-tx: WARNING: ${w}\n`));
+  if (rules === undefined) return undefined;
   const { readJournal, DEFAULT_JOURNAL_LOCK_MS } = await import('../txn/journal.ts');
-  if ((await readJournal(root, DEFAULT_JOURNAL_LOCK_MS)).events.length === 0) return undefined;
+  if ((await readJournal(root, DEFAULT_JOURNAL_LOCK_MS)).events.length === 0) {
+    // Nothing pending but a call killed between its links and its merges: finish that.
+    const { readWeakState } = await import('../txn/weak-updates.ts');
+    if ((readWeakState(root).pending ?? []).length === 0) return undefined;
+  }
   const { weakStepForCommit } = await import('./weak-updates.ts');
-  return weakStepForCommit(root, lockTimeoutMs, io, json);
+  return weakStepForCommit(root, rules, lockTimeoutMs, io, json);
 }
 
 /**
@@ -163,6 +179,7 @@ export async function runReplay(a: TxnArgs & { files: string[]; since?: string; 
   });
   for (const e of r.refused) io.stderr(`depmod-tx: refused: ${e.message}\n`);
   for (const w of [...r.warnings, ...r.commit.warnings]) io.stderr(`depmod-tx: WARNING: ${w.message}\n`);
+  if (weak?.merge !== undefined) await weakMergesAfterCommit(a.root, weak.merge, r.commit.kernels, a.lockTimeoutMs ?? 300_000);
   const initrd = await finishKernels(a.root, r.commit.kernels, io, a.json);
   if (a.json) io.stdout(`${JSON.stringify({ recorded: r.recorded, ignored: r.ignored, logs: r.logs, scanned: r.scanned, kernels: r.commit.kernels, initrd }, null, 2)}\n`);
   else {

@@ -49,7 +49,7 @@ async function readStdinLines(): Promise<string[]> {
 
 /** The rules when none were asked for: the setting, the tool being replaced, the depmod.d search line. */
 async function defaultRules(root: string, behaviour: KmodBehaviour): Promise<WeakRules> {
-  const { configuredWeakRules } = await import('../txn/weak-updates.ts');
+  const { configuredWeakRules } = await import('../txn/weak-rules.ts');
   const c = configuredWeakRules(root, behaviour);
   if (c.rules !== undefined) return c.rules;
   if (existsSync(join(root, 'usr/lib/module-init-tools/weak-modules2'))) return 'suse';
@@ -131,6 +131,8 @@ export async function runWeak(a: WeakCliArgs, io: ReportIo): Promise<WeakOutcome
   const { updateMerge } = await import('../txn/merge-adapter.ts');
   const summary = await commit({ root: a.root, merge: updateMerge(), kernels: [...report.merge.keys()], extra: report.merge, lockTimeoutMs: a.lockTimeoutMs });
   for (const w of summary.warnings) io.stderr(`depmod-tx: WARNING: ${w.message}\n`);
+  const { weakMergesDone } = await import('../txn/weak-updates.ts');
+  await weakMergesDone(a.root, summary.kernels.filter((k) => k.status !== 'failed').map((k) => k.kver), a.lockTimeoutMs);
   const { finishKernels } = await import('./txn.ts');
   const initrd = a.initramfs ? await finishKernels(a.root, summary.kernels, io, true, { dracut: a.dracut, checkProgram: a.checkProgram }) : [];
   return { report, merged: summary.kernels, initrd };
@@ -323,18 +325,16 @@ export async function runWeakFrontEnd(tool: 'weak-modules2' | 'weak-modules', ar
 }
 
 /**
- * The commit's weak-updates step: when the system has weak-updates on, the links every kernel
- * should have, made before the merges; returns the kernels to merge because of them (with the
- * paths that changed), or undefined when weak-updates is off. A failure here is reported and the
- * commit goes on without link changes (the next commit tries again).
+ * The commit's weak-updates step (weak-updates is on, by `rules`): the links every kernel should
+ * have, made before the merges; returns the kernels to merge because of them (with the paths that
+ * changed). A failure here is reported and the commit goes on without link changes (the next commit
+ * tries again).
  */
-export async function weakStepForCommit(root: string, lockTimeoutMs: number, io: ReportIo, json: boolean): Promise<{ merge: Map<string, string[]> | undefined; error?: DepmodTxError | Error }> {
+export async function weakStepForCommit(root: string, rules: WeakRules, lockTimeoutMs: number, io: ReportIo, json: boolean): Promise<{ merge: Map<string, string[]> | undefined; error?: DepmodTxError | Error }> {
   try {
     const { installedKmod } = await import('../merge/installed-kmod.ts');
-    const { configuredWeakRules, runWeakUpdates } = await import('../txn/weak-updates.ts');
     const behaviour = installedKmod(root).behaviour;
-    const { rules } = configuredWeakRules(root, behaviour, (w) => io.stderr(`depmod-tx: WARNING: ${w}\n`));
-    if (rules === undefined) return { merge: undefined };
+    const { runWeakUpdates } = await import('../txn/weak-updates.ts');
     const report = await runWeakUpdates({ root, rules, action: { kind: 'recompute' }, dryRun: false, behaviour, lockTimeoutMs, buildCache: cacheBuilder(root, behaviour, lockTimeoutMs) });
     if (!json) {
       for (const k of report.kernels) {

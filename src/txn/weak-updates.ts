@@ -7,7 +7,8 @@
 //   {"version":1,
 //    "links":  {"KVER": {"weak-updates/REL": "TARGET", ...}},   the links depmod-tx made, per kernel
 //    "kmps":   {"N-V-R": ["/lib/modules/KVER/updates/x.ko", ...]}, KMPs named to --add-kmp (SUSE)
-//    "modules": ["/lib/modules/KVER/foo/x.ko", ...]}             --add-modules files outside extra/ (RHEL)
+//    "modules": ["/lib/modules/KVER/foo/x.ko", ...],             --add-modules files outside extra/ (RHEL)
+//    "pending": ["KVER", ...]}                                    links changed, merge not yet done
 // A recorded link whose file no longer points at the recorded target is someone else's now and is
 // left alone; a link is recorded before it is made, so a crash leaves no link depmod-tx forgot.
 // Link targets are absolute: /lib/modules/KVER/... on the system itself, ROOT/lib/modules/KVER/...
@@ -16,7 +17,6 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { stateDirs } from '../cache/store.ts';
-import { parseDepmodConfig, type DepmodConfig } from '../depmod/config.ts';
 import type { KmodBehaviour } from '../depmod/kmod-version.ts';
 import {
   diffLinks, kernelFlavor, planWeakUpdates, type WeakKernel, type WeakKernelPlan, type WeakKmp, type WeakLink, type WeakModule, type WeakRejection, type WeakRules, type WeakSource,
@@ -24,19 +24,19 @@ import {
 import { FormatError, IoError, UsageError } from '../errors.ts';
 import { crashPoint, fsyncDir, writeDurable } from '../io/atomic.ts';
 import { listDirIfPossible, locateModuleTree, moduleTreeGone, type ModuleTree } from '../io/tree.ts';
-import { configDirs, readKernelInputs } from '../merge/inputs.ts';
 import { installedKernels } from '../merge/check.ts';
 import { isModulePath } from '../module/suffixes.ts';
 import { parseModuleFacts, readKernelFacts, type KernelFacts } from './kernel-facts.ts';
 import { acquireLock, type Lock } from './lock.ts';
 import { classifyModulePath, type ModulePath } from './paths.ts';
-import { readSettings } from './settings.ts';
 
 export interface WeakState {
   version: 1;
   links: Record<string, Record<string, string>>;
   kmps: Record<string, string[]>;
   modules: string[];
+  /** Kernels whose links changed and that were not merged since (a call killed in between): merged by the next call. */
+  pending?: string[];
 }
 
 export function weakStateFile(root: string): string {
@@ -69,7 +69,8 @@ export function readWeakState(root: string): WeakState {
     typeof v === 'object' && v !== null && s.version === 1 &&
     typeof s.links === 'object' && s.links !== null && Object.values(s.links).every(isStringRecord) &&
     typeof s.kmps === 'object' && s.kmps !== null && Object.values(s.kmps).every(isStrings) &&
-    isStrings(s.modules);
+    isStrings(s.modules) &&
+    (s.pending === undefined || isStrings(s.pending));
   if (!ok) throw new FormatError(file, 'not a depmod-tx weak-updates record (version 1: links, kmps, modules)');
   return s as WeakState;
 }
@@ -91,32 +92,6 @@ function writeWeakState(root: string, state: WeakState): void {
     }
     throw new IoError(file, `cannot save the weak-updates record: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code, { cause: err });
   }
-}
-
-/**
- * Which family's rules a depmod.d search order implies: weak-updates ahead of built-in (the kernel's
- * own modules) is SUSE's order, behind it RHEL's; no weak-updates entry: none.
- */
-export function rulesFromSearch(config: DepmodConfig): WeakRules | undefined {
-  // kmod's list is newest first and a later index is a higher priority (search.ts existingModuleWins).
-  let weak = -1;
-  let builtin = -1;
-  config.searches.forEach((s, i) => {
-    if (s.kind === 'path' && s.path === 'weak-updates') weak = i;
-    else if (s.kind === 'built-in') builtin = i;
-  });
-  if (weak < 0) return undefined;
-  return weak > builtin ? 'suse' : 'rhel';
-}
-
-/** The rules in force: the setting, or (auto) what the root's depmod.d search lines show. */
-export function configuredWeakRules(root: string, behaviour: KmodBehaviour, warn: (m: string) => void = () => {}): { rules: WeakRules | undefined; why: string } {
-  const setting = readSettings(root, warn).weakUpdates;
-  if (setting === 'off') return { rules: undefined, why: 'weak-updates = off' };
-  if (setting !== 'auto') return { rules: setting, why: `weak-updates = ${setting}` };
-  const files = readKernelInputs({ root, kver: '', moddir: join(root, 'lib', 'modules') }, configDirs(root, undefined, behaviour)).configFiles;
-  const rules = rulesFromSearch(parseDepmodConfig(files, '').config);
-  return rules === undefined ? { rules, why: 'no depmod.d search line names weak-updates' } : { rules, why: `depmod.d: weak-updates ${rules === 'suse' ? 'before' : 'after'} built-in` };
 }
 
 export type WeakAction =
@@ -260,6 +235,7 @@ export async function runWeakUpdates(opts: WeakRunOptions): Promise<WeakReport> 
   try {
     trace('lock');
     const state = readWeakState(root);
+    const registryBefore = JSON.stringify([state.kmps, state.modules]);
     registerAction(state, action);
     const kvers = installedKernels(root);
     const trees = new Map<string, ModuleTree>();
@@ -360,13 +336,13 @@ export async function runWeakUpdates(opts: WeakRunOptions): Promise<WeakReport> 
 
     const reports: KernelReport[] = plans.map((p) => kernelReport(p, current.get(p.kver)!, notTarget.get(p.kver)));
     const merge = new Map<string, string[]>();
-    for (const k of namedKernels(action)) if (trees.has(k) && !gone.has(k)) merge.set(k, []);
+    for (const k of [...namedKernels(action), ...(state.pending ?? [])]) if (trees.has(k) && !gone.has(k)) merge.set(k, []);
     for (const r of reports) {
       if (r.link.length === 0 && r.unlink.length === 0) continue;
       const sys = systemModdir(trees.get(r.kver)!);
       if (!gone.has(r.kver)) merge.set(r.kver, [...(merge.get(r.kver) ?? []), ...[...r.link, ...r.unlink].map((l) => `${sys}/${l.link}`)]);
     }
-    if (!opts.dryRun) applyChanges(root, state, reports, trees, gone);
+    if (!opts.dryRun) applyChanges(root, state, reports, trees, gone, registryBefore, [...merge.keys()]);
     trace('links');
     return { rules, dryRun: opts.dryRun, kernels: reports, merge, parsed };
   } finally {
@@ -404,12 +380,24 @@ function kernelReport(p: WeakKernelPlan, current: ReadonlyMap<string, string>, n
  * and new), then the file system changes, then the record lists exactly what exists: a crash in
  * between leaves at most a recorded link that is missing, which the next run forgets.
  */
-function applyChanges(root: string, state: WeakState, reports: readonly KernelReport[], trees: ReadonlyMap<string, ModuleTree>, gone: ReadonlySet<string>): void {
-  const next: WeakState = { ...state, links: {} };
+function applyChanges(
+  root: string,
+  state: WeakState,
+  reports: readonly KernelReport[],
+  trees: ReadonlyMap<string, ModuleTree>,
+  gone: ReadonlySet<string>,
+  registryBefore: string,
+  toMerge: readonly string[],
+): void {
+  const changes = reports.some((r) => r.link.length > 0 || r.unlink.length > 0);
+  const pending = [...new Set([...(state.pending ?? []), ...toMerge])].filter((k) => trees.has(k) && !gone.has(k)).sort();
+  // Nothing to make, remove, register or merge: the record stays as it is (no write per commit).
+  if (!changes && registryBefore === JSON.stringify([state.kmps, state.modules]) && JSON.stringify(pending) === JSON.stringify(state.pending ?? [])) return;
+  const next: WeakState = { ...state, links: {}, pending };
   for (const r of reports) {
     const links = { ...(state.links[r.kver] ?? {}) };
     for (const l of r.link) links[l.link] = l.target;
-    next.links[r.kver] = links;
+    if (Object.keys(links).length > 0) next.links[r.kver] = links;
   }
   writeWeakState(root, next);
   crashPoint('weak:recorded');
@@ -428,7 +416,7 @@ function applyChanges(root: string, state: WeakState, reports: readonly KernelRe
     if (gone.has(r.kver)) pruneEmptyDirs(join(moddir, 'weak-updates'), dirname(moddir));
   }
   crashPoint('weak:linked');
-  const final: WeakState = { ...state, links: {} };
+  const final: WeakState = { ...state, links: {}, pending };
   for (const r of reports) {
     const links: Record<string, string> = {};
     const moddir = trees.get(r.kver)!.moddir;
@@ -478,5 +466,21 @@ function pruneEmptyDirs(dir: string, stop: string): void {
     } catch {
       return;
     }
+  }
+}
+
+/**
+ * The kernels a call merged after changing their links: no longer pending. Under the weak-updates
+ * lock; a kernel whose links changed again meanwhile stays pending only if that call said so.
+ */
+export async function weakMergesDone(root: string, merged: readonly string[], lockTimeoutMs: number): Promise<void> {
+  if (merged.length === 0) return;
+  const lock = await acquireLock(join(stateDirs(root).lib, 'weak-updates.lock'), lockTimeoutMs);
+  try {
+    const state = readWeakState(root);
+    const pending = (state.pending ?? []).filter((k) => !merged.includes(k));
+    if (pending.length !== (state.pending ?? []).length) writeWeakState(root, { ...state, pending });
+  } finally {
+    await lock.release();
   }
 }
