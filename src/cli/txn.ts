@@ -1,6 +1,6 @@
 // The transaction commands: record, commit, replay, status, apt-hook. They are thin: the work is in
 // src/txn (journal, locks, collectors) and src/merge (one merge per kernel).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EXIT, exitCodeFor, exitCodeForKind } from './exit-codes.ts';
 import type { ReportIo } from './merge-report.ts';
@@ -133,13 +133,22 @@ async function weakMergesAfterCommit(root: string, asked: ReadonlyMap<string, st
 async function weakUpdatesBeforeCommit(root: string, lockTimeoutMs: number, io: ReportIo, json: boolean): Promise<{ merge: Map<string, string[]> | undefined; error?: Error } | undefined> {
   const { readSettings } = await import('../txn/settings.ts');
   if (readSettings(root).weakUpdates === 'off') return undefined;
+  // A commit with nothing journaled and no weak-updates record costs a readdir and a stat, as before.
+  const { journalDir } = await import('../txn/journal.ts');
+  const { weakStateFile } = await import('../txn/weak-rules.ts');
+  let journaled = false;
+  try {
+    journaled = readdirSync(journalDir(root)).some((f) => f.endsWith('.jsonl'));
+  } catch {
+    /* no journal directory: nothing journaled */
+  }
+  if (!journaled && !existsSync(weakStateFile(root))) return undefined;
   // Where the answer is no (Debian: no search line names weak-updates), nothing more is loaded.
   const [{ installedKmod }, { configuredWeakRules }] = await Promise.all([import('../merge/installed-kmod.ts'), import('../txn/weak-rules.ts')]);
   const { rules } = configuredWeakRules(root, installedKmod(root).behaviour, (w) => io.stderr(`depmod-tx: WARNING: ${w}\n`));
   if (rules === undefined) return undefined;
-  const { readJournal, DEFAULT_JOURNAL_LOCK_MS } = await import('../txn/journal.ts');
-  if ((await readJournal(root, DEFAULT_JOURNAL_LOCK_MS)).events.length === 0) {
-    // Nothing pending but a call killed between its links and its merges: finish that.
+  if (!journaled) {
+    // Nothing journaled but a call killed between its links and its merges: finish that.
     const { readWeakState } = await import('../txn/weak-updates.ts');
     if ((readWeakState(root).pending ?? []).length === 0) return undefined;
   }

@@ -1,12 +1,18 @@
 // Whether weak-updates is on and by whose rules: the `weak-updates` setting, or (auto) the place of
-// weak-updates in the root's depmod.d search line. Its own small module: every commit asks it, and
-// the decision itself (weak-updates.ts) is loaded only where the answer is yes.
+// weak-updates in the root's depmod.d search line; and where its record is. Its own small module:
+// every commit asks, and the decision itself (weak-updates.ts) is loaded only where the answer is yes.
 import { join } from 'node:path';
 import { parseDepmodConfig, type DepmodConfig } from '../depmod/config.ts';
 import type { KmodBehaviour } from '../depmod/kmod-version.ts';
 import type { WeakRules } from '../depmod/weak-updates.ts';
 import { configDirs, readKernelInputs } from '../merge/inputs.ts';
+import { stateDirs } from '../cache/store.ts';
 import { readSettings } from './settings.ts';
+
+/** The record of depmod-tx's weak-updates links (src/txn/weak-updates.ts has its format). */
+export function weakStateFile(root: string): string {
+  return join(stateDirs(root).lib, 'weak-updates.json');
+}
 
 /**
  * Which family's rules a depmod.d search order implies: weak-updates ahead of built-in (the kernel's

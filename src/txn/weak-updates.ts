@@ -28,6 +28,7 @@ import { installedKernels } from '../merge/check.ts';
 import { isModulePath } from '../module/suffixes.ts';
 import { parseModuleFacts, readKernelFacts, type KernelFacts } from './kernel-facts.ts';
 import { acquireLock, type Lock } from './lock.ts';
+import { weakStateFile } from './weak-rules.ts';
 import { classifyModulePath, type ModulePath } from './paths.ts';
 
 export interface WeakState {
@@ -39,9 +40,7 @@ export interface WeakState {
   pending?: string[];
 }
 
-export function weakStateFile(root: string): string {
-  return join(stateDirs(root).lib, 'weak-updates.json');
-}
+export { weakStateFile };
 
 const emptyState = (): WeakState => ({ version: 1, links: {}, kmps: {}, modules: [] });
 
