@@ -57,6 +57,9 @@ test('zypper: one merge per kernel per transaction through the commit plugin; fa
     zypper(['refresh']);
     install(['depmod-tx']);
     assert.ok(existsSync(join(Z, PLUGIN)), 'the rpm installs the commit plugin');
+    const wm2 = spawnSync('chroot', [Z, '/usr/lib/depmod-tx/weak-modules2', '--help'], { encoding: 'utf8', env: cleanEnv() });
+    assert.equal(wm2.status, 0, wm2.stderr);
+    assert.match(wm2.stdout, /^Usage:\n {4}weak-modules2 --add-kmp/, 'the rpm ships weak-modules2: depmod-tx called by that name is SUSE\'s tool');
     calls.take();
 
     install(['kernel-test', 'kmp-a', 'kmp-c']);
