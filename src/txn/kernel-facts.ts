@@ -131,8 +131,8 @@ export async function readKernelFacts(opts: KernelFactsOptions): Promise<KernelF
     }
     return dirMtime.get(dir);
   };
-  const modules: WeakModule[] = [];
-  const toParse: Array<{ at: number; abs: string }> = [];
+  const modules: Array<WeakModule | undefined> = [];
+  const toParse: Array<{ at: number; abs: string; sortIdx: number }> = [];
   for (const m of plan.modules) {
     const key = m.relpath ?? m.abspath;
     const sortIdx = sortIdxOf(order, key);
@@ -153,12 +153,12 @@ export async function readKernelFacts(opts: KernelFactsOptions): Promise<KernelF
         continue;
       }
     }
-    toParse.push({ at: modules.length, abs: m.abspath });
-    modules.push(undefined as unknown as WeakModule);
+    toParse.push({ at: modules.length, abs: m.abspath, sortIdx });
+    modules.push(undefined);
   }
   if (toParse.length > 0) {
     const records = await parseModules(toParse.map((p) => ({ abs: p.abs, display: p.abs })));
-    toParse.forEach((p, i) => (modules[p.at] = moduleOfRecord(records[i]!, p.abs, sortIdxOf(order, p.abs.slice(tree.moddir.length + 1)))));
+    toParse.forEach((p, i) => (modules[p.at] = moduleOfRecord(records[i]!, p.abs, p.sortIdx)));
   }
 
   // The kernel's symbols as the cache has them while their file is the one it used; else read again.
@@ -177,7 +177,7 @@ export async function readKernelFacts(opts: KernelFactsOptions): Promise<KernelF
   }
 
   const foreign = ['updates', 'extra', 'weak-updates'].flatMap((d) => filesBelow(join(tree.moddir, d), tree.moddir, exclude));
-  return { tree, modules, symbols, basis, config: plan.config, foreign, parsed: toParse.length };
+  return { tree, modules: modules as WeakModule[], symbols, basis, config: plan.config, foreign, parsed: toParse.length };
 }
 
 function usableCache(root: string, tree: ModuleTree): OpenedCache | undefined {
