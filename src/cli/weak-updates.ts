@@ -47,13 +47,19 @@ async function readStdinLines(): Promise<string[]> {
   return text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
 }
 
-/** The rules when none were asked for: the setting, the tool being replaced, the depmod.d search line. */
+/**
+ * The rules when none were asked for: the setting when it names a family, else the tool being
+ * replaced (suse-module-tools' weak-modules2, kmod's weak-modules), else the depmod.d search line.
+ */
 async function defaultRules(root: string, behaviour: KmodBehaviour): Promise<WeakRules> {
-  const { configuredWeakRules } = await import('../txn/weak-rules.ts');
-  const c = configuredWeakRules(root, behaviour);
-  if (c.rules !== undefined) return c.rules;
+  const { searchLineRules } = await import('../txn/weak-rules.ts');
+  const { readSettings } = await import('../txn/settings.ts');
+  const setting = readSettings(root).weakUpdates;
+  if (setting === 'suse' || setting === 'rhel') return setting;
   if (existsSync(join(root, 'usr/lib/module-init-tools/weak-modules2'))) return 'suse';
   if (['sbin/weak-modules', 'usr/sbin/weak-modules'].some((p) => existsSync(join(root, p)))) return 'rhel';
+  const c = searchLineRules(root, behaviour);
+  if (c.rules !== undefined) return c.rules;
   throw new ConfigError(join(root, 'etc/depmod.d'), `cannot tell SUSE's rules from RHEL's (${c.why}; no weak-modules2 or weak-modules installed): give --rules suse or --rules rhel`);
 }
 

@@ -35,6 +35,11 @@ export function configuredWeakRules(root: string, behaviour: KmodBehaviour, warn
   const setting = readSettings(root, warn).weakUpdates;
   if (setting === 'off') return { rules: undefined, why: 'weak-updates = off' };
   if (setting !== 'auto') return { rules: setting, why: `weak-updates = ${setting}` };
+  return searchLineRules(root, behaviour);
+}
+
+/** The family the root's depmod.d search line implies (rulesFromSearch), whatever the setting. */
+export function searchLineRules(root: string, behaviour: KmodBehaviour): { rules: WeakRules | undefined; why: string } {
   const files = readKernelInputs({ root, kver: '', moddir: join(root, 'lib', 'modules') }, configDirs(root, undefined, behaviour)).configFiles;
   const rules = rulesFromSearch(parseDepmodConfig(files, '').config);
   return rules === undefined ? { rules, why: 'no depmod.d search line names weak-updates' } : { rules, why: `depmod.d: weak-updates ${rules === 'suse' ? 'before' : 'after'} built-in` };

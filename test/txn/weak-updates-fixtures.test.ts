@@ -237,3 +237,35 @@ test('a weak-updates call killed after recording its links, or after making them
     }
   }
 });
+
+test("without --rules: the setting, else the installed tool, else the depmod.d search line's place for weak-updates; none of them: exit 78", { skip }, () => {
+  const cases: Array<[conf: string, settings: string | undefined, tool: string | undefined, want: string | number]> = [
+    ['search updates extra weak-updates kgraft built-in\n', undefined, undefined, 'suse'],
+    ['search updates extra built-in weak-updates\n', undefined, undefined, 'rhel'],
+    ['search updates extra built-in weak-updates\n', 'weak-updates = suse\n', undefined, 'suse'],
+    ['search updates\n', undefined, 'usr/sbin/weak-modules', 'rhel'],
+    ['search updates\n', 'weak-updates = off\n', 'usr/lib/module-init-tools/weak-modules2', 'suse'],
+    ['search updates\n', undefined, undefined, 78],
+  ];
+  for (const [conf, settings, tool, want] of cases) {
+    const r = makeRoot(conf, settings);
+    try {
+      mkdirSync(join(r.root, 'lib/modules'), { recursive: true });
+      if (tool !== undefined) {
+        mkdirSync(join(r.root, tool, '..'), { recursive: true });
+        writeFileSync(join(r.root, tool), '#!/bin/sh\n');
+      }
+      const run = runCli(['weak-updates', '--root', r.root, '--add-kernel', '1.0-1-x', '--dry-run', '--json']);
+      const what = `${conf.trim()} / ${settings?.trim() ?? '-'} / ${tool ?? '-'}`;
+      if (typeof want === 'number') {
+        assert.equal(run.code, want, what);
+        assert.match(run.stderr, /give --rules suse or --rules rhel/, what);
+      } else {
+        assert.equal(run.code, 0, `${what}: ${run.stderr}`);
+        assert.equal((JSON.parse(run.stdout) as { rules: string }).rules, want, what);
+      }
+    } finally {
+      rmSync(join(r.root, '..'), { recursive: true, force: true });
+    }
+  }
+});
