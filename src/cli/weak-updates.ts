@@ -16,8 +16,8 @@ import { getoptDepmod, type DepmodOptionSpec } from './depmod-args.ts';
 import { EXIT, exitCodeFor } from './exit-codes.ts';
 import type { ReportIo } from './merge-report.ts';
 
-export const WEAK_ACTIONS = ['add-modules', 'remove-modules', 'add-kernel', 'remove-kernel', 'add-kernel-modules', 'remove-kernel-modules', 'add-kmp', 'remove-kmp'] as const;
-export type WeakActionName = (typeof WEAK_ACTIONS)[number];
+const WEAK_ACTIONS = ['add-modules', 'remove-modules', 'add-kernel', 'remove-kernel', 'add-kernel-modules', 'remove-kernel-modules', 'add-kmp', 'remove-kmp'] as const;
+type WeakActionName = (typeof WEAK_ACTIONS)[number];
 
 export interface WeakCliArgs {
   root: string;
@@ -32,8 +32,6 @@ export interface WeakCliArgs {
   lockTimeoutMs: number;
   dracut?: string | undefined;
   checkProgram?: string | undefined;
-  /** The module paths of --add-modules, --remove-modules, --remove-kmp (and --add-kmp when given), as read from stdin. */
-  stdinPaths?: string[] | undefined;
 }
 
 async function readStdinLines(): Promise<string[]> {
@@ -108,14 +106,14 @@ export interface WeakOutcome {
 }
 
 /** Decide, link, merge each changed kernel once, rebuild its initrd once. */
-export async function runWeak(a: WeakCliArgs, io: ReportIo): Promise<WeakOutcome> {
+async function runWeak(a: WeakCliArgs, io: ReportIo): Promise<WeakOutcome> {
   const { installedKmod } = await import('../merge/installed-kmod.ts');
   const { runWeakUpdates } = await import('../txn/weak-updates.ts');
   const { validateKver } = await import('../txn/paths.ts');
   const behaviour = installedKmod(a.root).behaviour;
   const rules = a.rules ?? (await defaultRules(a.root, behaviour));
   const needsStdin = ['add-modules', 'remove-modules', 'remove-kmp', 'add-kmp', 'add-kernel-modules', 'remove-kernel-modules'].includes(a.action);
-  const paths = a.stdinPaths ?? (needsStdin ? await readStdinLines() : []);
+  const paths = needsStdin ? await readStdinLines() : [];
   const action = actionOf(a, paths);
   if ('kver' in action) validateKver(action.kver);
   // weak-modules returns at once when --add-modules / --remove-modules read no module.
@@ -129,8 +127,8 @@ export async function runWeak(a: WeakCliArgs, io: ReportIo): Promise<WeakOutcome
     dryRun: a.dryRun,
     behaviour,
     lockTimeoutMs: a.lockTimeoutMs,
-    buildCache: cacheBuilder(a.root, behaviour, a.lockTimeoutMs),
-    warn: (m) => io.stderr(`depmod-tx: WARNING: ${m}\n`),
+    // A dry run writes nothing, not even a cache: a kernel without one is parsed instead.
+    ...(a.dryRun ? {} : { buildCache: cacheBuilder(a.root, behaviour, a.lockTimeoutMs) }),
   });
   if (a.dryRun || report.merge.size === 0) return { report, merged: [], initrd: [] };
   const { commit } = await import('../txn/commit.ts');
@@ -145,7 +143,7 @@ export async function runWeak(a: WeakCliArgs, io: ReportIo): Promise<WeakOutcome
 }
 
 /** A kernel without a module cache gets one (a full merge under its lock) before its facts are read. */
-export function cacheBuilder(root: string, behaviour: KmodBehaviour, lockTimeoutMs: number): (kver: string) => Promise<void> {
+function cacheBuilder(root: string, behaviour: KmodBehaviour, lockTimeoutMs: number): (kver: string) => Promise<void> {
   return async (kver) => {
     const { withLock, kernelLockFile } = await import('../txn/lock.ts');
     const { merge } = await import('../merge/merge.ts');
@@ -157,7 +155,7 @@ function hex(n: number | undefined): string | null {
   return n === undefined ? null : `0x${n.toString(16).padStart(8, '0')}`;
 }
 
-export function weakJson(o: WeakOutcome): Record<string, unknown> {
+function weakJson(o: WeakOutcome): Record<string, unknown> {
   return {
     rules: o.report.rules,
     dryRun: o.report.dryRun,
@@ -175,7 +173,7 @@ export function weakJson(o: WeakOutcome): Record<string, unknown> {
 }
 
 /** Human report: changes always, refusals with -v. */
-export function printWeak(o: WeakOutcome, verbose: number, io: ReportIo): void {
+function printWeak(o: WeakOutcome, verbose: number, io: ReportIo): void {
   for (const k of o.report.kernels) {
     const would = o.report.dryRun ? 'would ' : '';
     if (k.link.length > 0 || k.unlink.length > 0) io.stdout(`${k.kver}: ${would}link ${k.link.length}, ${would}unlink ${k.unlink.length}, keep ${k.keep}\n`);

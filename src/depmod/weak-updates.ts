@@ -591,7 +591,7 @@ export function rhelGroups(lines: ReadonlyArray<readonly string[]>, isExtra: (pa
  * A kernel's modules.dep lines for its extra/ modules, from its facts: each module with every
  * module it needs (transitively; depmod's provider of each symbol), in module array order.
  */
-export function dependencyLines(kernel: WeakKernel): string[][] {
+function dependencyLines(kernel: WeakKernel): string[][] {
   const mods = [...kernel.modules].sort((a, b) => compareKeys(arrayKey(a), arrayKey(b)));
   const owner = new Map<string, number>();
   mods.forEach((m, i) => {

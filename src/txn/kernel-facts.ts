@@ -63,7 +63,7 @@ function moduleOf(set: ModuleSet, name: (id: number) => string, slot: number, pa
 }
 
 /** A parsed module's facts. */
-export function moduleOfRecord(r: ModuleRecord, path: string, sortIdx = 1): WeakModule {
+function moduleOfRecord(r: ModuleRecord, path: string, sortIdx = 1): WeakModule {
   return { path, name: r.name, exports: new Map(r.exports.map((e) => [e.name, e.crc])), imports: r.imports.map((i) => ({ name: i.name, crc: i.crc, weak: i.weak })), sortIdx };
 }
 

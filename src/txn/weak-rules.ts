@@ -18,7 +18,7 @@ export function weakStateFile(root: string): string {
  * Which family's rules a depmod.d search order implies: weak-updates ahead of built-in (the kernel's
  * own modules) is SUSE's order, behind it RHEL's; no weak-updates entry: none.
  */
-export function rulesFromSearch(config: DepmodConfig): WeakRules | undefined {
+function rulesFromSearch(config: DepmodConfig): WeakRules | undefined {
   // kmod's list is newest first and a later index is a higher priority (search.ts existingModuleWins).
   let weak = -1;
   let builtin = -1;

@@ -40,7 +40,7 @@ export interface WeakState {
   pending?: string[];
 }
 
-export { weakStateFile };
+
 
 const emptyState = (): WeakState => ({ version: 1, links: {}, kmps: {}, modules: [] });
 
@@ -108,9 +108,6 @@ export interface WeakRunOptions {
   lockTimeoutMs: number;
   /** Builds a kernel's module cache when it has none (a merge under the kernel's lock). */
   buildCache?: (kver: string) => Promise<void>;
-  /** SUSE: the installed KMPs from rpm, or undefined when rpm is not there. Injected for tests. */
-  rpmKmps?: (root: string) => Map<string, { files: string[]; inKernel: boolean }> | undefined;
-  warn?: (message: string) => void;
 }
 
 export interface KernelReport {
@@ -143,7 +140,7 @@ function exists(p: string): boolean {
 }
 
 /** SUSE's targets need a System.map; RHEL's symvers.gz and a System.map (where the tools look). */
-export function targetProblem(rules: WeakRules, root: string, tree: ModuleTree): string | undefined {
+function targetProblem(rules: WeakRules, root: string, tree: ModuleTree): string | undefined {
   const map = [join(root, 'boot', `System.map-${tree.kver}`), join(tree.moddir, 'System.map')].some(exists);
   if (rules === 'suse') return map ? undefined : 'no System.map (weak-modules2 links only into installed kernels)';
   const symvers = [join(root, 'boot', `symvers-${tree.kver}.gz`), join(tree.moddir, 'symvers.gz')].some(exists);
@@ -152,7 +149,7 @@ export function targetProblem(rules: WeakRules, root: string, tree: ModuleTree):
 }
 
 /** `rpm -qa` of the installed KMPs (*-kmp-*): their module files and whether they provide kmp_in_kernel. */
-export function rpmKmps(root: string): Map<string, { files: string[]; inKernel: boolean }> | undefined {
+function rpmKmps(root: string): Map<string, { files: string[]; inKernel: boolean }> | undefined {
   // The system's database where it is, whatever rpm's configured default (Debian's rpm says ~/.rpmdb).
   const db = ['usr/lib/sysimage/rpm', 'var/lib/rpm'].find((d) => existsSync(join(root, d)));
   if (db === undefined) return undefined;
@@ -268,7 +265,7 @@ export async function runWeakUpdates(opts: WeakRunOptions): Promise<WeakReport> 
     };
     const kmpFiles = new Map<string, string[]>(Object.entries(state.kmps));
     if (rules === 'suse') {
-      const fromRpm = (opts.rpmKmps ?? rpmKmps)(root);
+      const fromRpm = rpmKmps(root);
       for (const [nvr, p] of fromRpm ?? []) {
         if (p.inKernel) kmpFiles.delete(nvr);
         else if (p.files.length > 0) kmpFiles.set(nvr, p.files);
