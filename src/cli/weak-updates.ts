@@ -16,7 +16,9 @@ import { getoptDepmod, type DepmodOptionSpec } from './depmod-args.ts';
 import { EXIT, exitCodeFor } from './exit-codes.ts';
 import type { ReportIo } from './merge-report.ts';
 
-const WEAK_ACTIONS = ['add-modules', 'remove-modules', 'add-kernel', 'remove-kernel', 'add-kernel-modules', 'remove-kernel-modules', 'add-kmp', 'remove-kmp'] as const;
+const WEAK_ACTIONS = [
+  'add-modules', 'remove-modules', 'add-kernel', 'remove-kernel', 'add-kernel-modules', 'remove-kernel-modules', 'add-kmp', 'remove-kmp',
+] as const;
 type WeakActionName = (typeof WEAK_ACTIONS)[number];
 
 export interface WeakCliArgs {
@@ -58,7 +60,8 @@ async function defaultRules(root: string, behaviour: KmodBehaviour): Promise<Wea
   if (['sbin/weak-modules', 'usr/sbin/weak-modules'].some((p) => existsSync(join(root, p)))) return 'rhel';
   const c = searchLineRules(root, behaviour);
   if (c.rules !== undefined) return c.rules;
-  throw new ConfigError(join(root, 'etc/depmod.d'), `cannot tell SUSE's rules from RHEL's (${c.why}; no weak-modules2 or weak-modules installed): give --rules suse or --rules rhel`);
+  const why = `${c.why}; no weak-modules2 or weak-modules installed`;
+  throw new ConfigError(join(root, 'etc/depmod.d'), `cannot tell SUSE's rules from RHEL's (${why}): give --rules suse or --rules rhel`);
 }
 
 function rpmFiles(root: string, nvr: string): string[] {
@@ -199,7 +202,8 @@ export async function runWeakUpdatesCommand(a: WeakCliArgs, io: ReportIo): Promi
 /** The flags of `depmod-tx weak-updates` as the command table hands them over. */
 export function weakArgsFromTable(t: Record<string, unknown>): WeakCliArgs {
   const chosen = WEAK_ACTIONS.filter((n) => t[n] === true);
-  if (chosen.length !== 1) throw new UsageError(`weak-updates: give exactly one of ${WEAK_ACTIONS.map((n) => `--${n}`).join(', ')}${chosen.length > 1 ? ` (got ${chosen.map((n) => `--${n}`).join(', ')})` : ''}`);
+  const flags = (names: readonly string[]): string => names.map((n) => `--${n}`).join(', ');
+  if (chosen.length !== 1) throw new UsageError(`weak-updates: give exactly one of ${flags(WEAK_ACTIONS)}${chosen.length > 1 ? ` (got ${flags(chosen)})` : ''}`);
   return {
     root: t.root as string,
     rules: t.rules as WeakRules | undefined,
@@ -274,7 +278,9 @@ export async function runWeakFrontEnd(tool: 'weak-modules2' | 'weak-modules', ar
       { letter: 'h', long: 'help', takesValue: false },
       ...actions.map((n) => long(n)),
       long('dry-run'),
-      ...(suse ? [long('debug'), long('usage'), long('logfile', true)] : [long('no-initramfs'), long('delete-modules'), long('basedir', true), long('dracut', true), long('check-initramfs-prog', true)]),
+      ...(suse
+        ? [long('debug'), long('usage'), long('logfile', true)]
+        : [long('no-initramfs'), long('delete-modules'), long('basedir', true), long('dracut', true), long('check-initramfs-prog', true)]),
     ];
     const { opts, given, operands } = parseToolArgs(args, table);
     if (opts.has('help') || opts.has('usage')) {
@@ -283,7 +289,9 @@ export async function runWeakFrontEnd(tool: 'weak-modules2' | 'weak-modules', ar
     }
     // One action; weak-modules2 keeps the last one given.
     const action = given.filter((n) => actions.includes(n)).pop() as WeakActionName | undefined;
-    if (action === undefined) throw new UsageError(suse ? 'Please specify one of the --add-* or --remove-* options' : 'give one of --add-modules, --remove-modules, --add-kernel, --remove-kernel');
+    if (action === undefined) {
+      throw new UsageError(suse ? 'Please specify one of the --add-* or --remove-* options' : 'give one of --add-modules, --remove-modules, --add-kernel, --remove-kernel');
+    }
     const takesKernel = action === 'add-kernel' || action === 'remove-kernel';
     if (takesKernel && operands.length > 1) throw new UsageError(`Too many arguments to --${action}`);
     if (!takesKernel && suse && operands.length !== 1) throw new UsageError(`Option --${action} requires exactly one argument`);
@@ -334,15 +342,23 @@ export async function runWeakFrontEnd(tool: 'weak-modules2' | 'weak-modules', ar
  * changed). A failure here is reported and the commit goes on without link changes (the next commit
  * tries again).
  */
-export async function weakStepForCommit(root: string, rules: WeakRules, lockTimeoutMs: number, io: ReportIo, json: boolean): Promise<{ merge: Map<string, string[]> | undefined; error?: DepmodTxError | Error }> {
+export async function weakStepForCommit(
+  root: string,
+  rules: WeakRules,
+  lockTimeoutMs: number,
+  io: ReportIo,
+  json: boolean,
+): Promise<{ merge: Map<string, string[]> | undefined; error?: DepmodTxError | Error }> {
   try {
     const { installedKmod } = await import('../merge/installed-kmod.ts');
     const behaviour = installedKmod(root).behaviour;
     const { runWeakUpdates } = await import('../txn/weak-updates.ts');
-    const report = await runWeakUpdates({ root, rules, action: { kind: 'recompute' }, dryRun: false, behaviour, lockTimeoutMs, buildCache: cacheBuilder(root, behaviour, lockTimeoutMs) });
+    const buildCache = cacheBuilder(root, behaviour, lockTimeoutMs);
+    const report = await runWeakUpdates({ root, rules, action: { kind: 'recompute' }, dryRun: false, behaviour, lockTimeoutMs, buildCache });
     if (!json) {
       for (const k of report.kernels) {
-        if (k.link.length > 0 || k.unlink.length > 0) io.stdout(`weak-updates: ${k.kver}: linked ${k.link.length}, unlinked ${k.unlink.length}, kept ${k.keep} (${rules} rules)\n`);
+        if (k.link.length === 0 && k.unlink.length === 0) continue;
+        io.stdout(`weak-updates: ${k.kver}: linked ${k.link.length}, unlinked ${k.unlink.length}, kept ${k.keep} (${rules} rules)\n`);
       }
     }
     return { merge: report.merge };

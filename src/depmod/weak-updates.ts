@@ -280,7 +280,10 @@ class TrialTree {
     let total = 0;
     for (let i = 0; i < n; i++) {
       let c = 0;
-      for (let x = this.impStart[i]!; x < this.impStart[i + 1]!; x++) if (this.verdict(x, this.ownerSet[this.impSym[x]!] === 1, this.ownerCrc[this.impSym[x]!]!, this.ownerMod[this.impSym[x]!]! < 0) !== undefined) c++;
+      for (let x = this.impStart[i]!; x < this.impStart[i + 1]!; x++) {
+        const id = this.impSym[x]!;
+        if (this.verdict(x, this.ownerSet[id] === 1, this.ownerCrc[id]!, this.ownerMod[id]! < 0) !== undefined) c++;
+      }
       this.baseProblemCounts[i] = c;
       total += c;
     }
@@ -372,7 +375,8 @@ class TrialTree {
         for (let x = this.expByStart[id]!; x < this.expByStart[id + 1]!; x++) {
           const i = this.expBy[x]!;
           if (shadowed.has(i)) continue;
-          if (best === undefined || this.rank[i]! > best.rank) best = { owner: { crc: this.base[i]!.exports.get(sym)!, kernel: false, provider: this.base[i]!.name }, rank: this.rank[i]! };
+          if (best !== undefined && this.rank[i]! <= best.rank) continue;
+          best = { owner: { crc: this.base[i]!.exports.get(sym)!, kernel: false, provider: this.base[i]!.name }, rank: this.rank[i]! };
         }
       }
       for (const e of linkExporters.get(sym) ?? []) {
@@ -468,14 +472,22 @@ interface Overlay {
   unit: string;
 }
 
-function rejection(unit: string, from: string, sources: readonly WeakSource[], reason: WeakRefusal, detail: string, problems: WeakProblem[] = []): WeakRejection {
+function rejection(
+  unit: string,
+  from: string,
+  sources: readonly WeakSource[],
+  reason: WeakRefusal,
+  detail: string,
+  problems: WeakProblem[] = [],
+): WeakRejection {
   return { unit, from, modules: sources.map((s) => s.module.path), reason, detail, problems: problems.slice(0, MAX_PROBLEMS) };
 }
 
 function describeProblems(problems: readonly WeakProblem[]): string {
   const first = problems[0];
   if (first === undefined) return '';
-  const what = first.kind === 'unknown' ? `${first.module} needs unknown symbol ${first.symbol}` : `${first.module} disagrees about version of symbol ${first.symbol}`;
+  const what =
+    first.kind === 'unknown' ? `${first.module} needs unknown symbol ${first.symbol}` : `${first.module} disagrees about version of symbol ${first.symbol}`;
   return problems.length > 1 ? `${what} (and ${problems.length - 1} more)` : what;
 }
 
@@ -521,7 +533,8 @@ function planSuse(kernel: WeakKernel, input: WeakInput): WeakKernelPlan {
       const taken = new Set([...foreignNames, ...others.map((o) => fileName(o.link))]);
       const clash = mine.find((o) => taken.has(fileName(o.link)));
       if (clash !== undefined) {
-        last.set(kmp.nvr, rejection(kmp.nvr, kmp.kver, kmp.files, 'file-name', `${fileName(clash.link)} exists in updates/, extra/ or weak-updates/ of ${kernel.kver}`));
+        const where = `${fileName(clash.link)} exists in updates/, extra/ or weak-updates/ of ${kernel.kver}`;
+        last.set(kmp.nvr, rejection(kmp.nvr, kmp.kver, kmp.files, 'file-name', where));
         skipped = true;
         continue;
       }
@@ -533,7 +546,8 @@ function planSuse(kernel: WeakKernel, input: WeakInput): WeakKernelPlan {
       }
       const { problems } = tree.evaluate([...others, ...mine].map((o) => o.module), 'all');
       if (problems.length > 0) {
-        const inconsistent = tree.baseProblemCount > 0 ? ` (${kernel.kver} has ${tree.baseProblemCount} problem(s) without any link: weak-modules2 calls it inconsistent)` : '';
+        const inconsistent =
+          tree.baseProblemCount > 0 ? ` (${kernel.kver} has ${tree.baseProblemCount} problem(s) without any link: weak-modules2 calls it inconsistent)` : '';
         last.set(kmp.nvr, rejection(kmp.nvr, kmp.kver, kmp.files, 'kabi', `${describeProblems(problems)}${inconsistent}`, problems));
         skipped = true;
         continue;
@@ -546,7 +560,9 @@ function planSuse(kernel: WeakKernel, input: WeakInput): WeakKernelPlan {
     }
     if (!(added && skipped)) break;
   }
-  for (const { overlays } of accepted.values()) for (const o of overlays) plan.links.push({ link: o.link, target: o.source.module.path, from: o.source.kver, unit: o.unit });
+  for (const { overlays } of accepted.values()) {
+    for (const o of overlays) plan.links.push({ link: o.link, target: o.source.module.path, from: o.source.kver, unit: o.unit });
+  }
   for (const kmp of remaining) {
     const r = last.get(kmp.nvr);
     if (r !== undefined && ![...accepted.values()].some((a) => a.kmp.nvr === kmp.nvr)) plan.rejected.push(r);
@@ -680,7 +696,8 @@ function planRhel(kernel: WeakKernel, input: WeakInput): WeakKernelPlan {
   for (const k of sources) {
     const lines = dependencyLines(k);
     const extraRel = (p: string): boolean => p.startsWith(`${k.moddir}/extra/`);
-    const bySource = new Map(k.modules.filter((m) => extraRel(m.path)).map((m) => [m.path, { kver: k.kver, rel: m.path.slice(k.moddir.length + 1), module: m }]));
+    const bySource = new Map<string, WeakSource>();
+    for (const m of k.modules) if (extraRel(m.path)) bySource.set(m.path, { kver: k.kver, rel: m.path.slice(k.moddir.length + 1), module: m });
     const groups = rhelGroups(lines, extraRel).map((g) => g.map((p) => bySource.get(p)!));
     update(`${k.kver} independent modules`, groups.filter((g) => g.length === 1).flat(), true);
     for (const g of groups) if (g.length > 1) update(g[0]!.module.path, g, false);

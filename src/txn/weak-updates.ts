@@ -18,9 +18,8 @@ import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSyn
 import { dirname, join } from 'node:path';
 import { stateDirs } from '../cache/store.ts';
 import type { KmodBehaviour } from '../depmod/kmod-version.ts';
-import {
-  diffLinks, kernelFlavor, planWeakUpdates, type WeakKernel, type WeakKernelPlan, type WeakKmp, type WeakLink, type WeakModule, type WeakRejection, type WeakRules, type WeakSource,
-} from '../depmod/weak-updates.ts';
+import { diffLinks, kernelFlavor, planWeakUpdates } from '../depmod/weak-updates.ts';
+import type { WeakKernel, WeakKernelPlan, WeakKmp, WeakLink, WeakModule, WeakRejection, WeakRules, WeakSource } from '../depmod/weak-updates.ts';
 import { FormatError, IoError, UsageError } from '../errors.ts';
 import { crashPoint, fsyncDir, writeDurable } from '../io/atomic.ts';
 import { listDirIfPossible, locateModuleTree, moduleTreeGone, type ModuleTree } from '../io/tree.ts';
@@ -44,7 +43,8 @@ export interface WeakState {
 
 const emptyState = (): WeakState => ({ version: 1, links: {}, kmps: {}, modules: [] });
 
-const isStringRecord = (v: unknown): v is Record<string, string> => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string');
+const isStringRecord = (v: unknown): v is Record<string, string> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string');
 const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
 
 /** The record of depmod-tx's links; missing is empty, anything malformed an error naming the file. */
@@ -155,7 +155,8 @@ function rpmKmps(root: string): Map<string, { files: string[]; inKernel: boolean
   if (db === undefined) return undefined;
   let out: string;
   try {
-    out = execFileSync('rpm', [...(root === '/' ? [] : ['--root', root]), '--dbpath', `/${db}`, '-qa', '--nodigest', '--nosignature', '--qf', '==%{NAME}-%{VERSION}-%{RELEASE}\\n[P %{PROVIDENAME}\\n][F %{FILENAMES}\\n]', '*-kmp-*'], {
+    const format = '==%{NAME}-%{VERSION}-%{RELEASE}\\n[P %{PROVIDENAME}\\n][F %{FILENAMES}\\n]';
+    out = execFileSync('rpm', [...(root === '/' ? [] : ['--root', root]), '--dbpath', `/${db}`, '-qa', '--nodigest', '--nosignature', '--qf', format, '*-kmp-*'], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
       maxBuffer: 1 << 26,
@@ -252,7 +253,9 @@ export async function runWeakUpdates(opts: WeakRunOptions): Promise<WeakReport> 
     const removing = action.kind === 'remove-kernel' ? action.kver : undefined;
     const gone = new Set(kvers.filter((k) => k === removing || moduleTreeGone(trees.get(k)!.moddir)));
     const notTarget = new Map<string, string | undefined>();
-    for (const k of kvers) notTarget.set(k, k === removing ? 'being removed' : gone.has(k) ? 'kernel removed (no modules left)' : targetProblem(rules, root, trees.get(k)!));
+    for (const k of kvers) {
+      notTarget.set(k, k === removing ? 'being removed' : gone.has(k) ? 'kernel removed (no modules left)' : targetProblem(rules, root, trees.get(k)!));
+    }
 
     // Candidates: SUSE's KMPs (recorded and rpm's), RHEL's kernels with extra/ modules.
     const sourceFile = (p: string): { kver: string; rel: string; abs: string } | undefined => {
@@ -287,19 +290,22 @@ export async function runWeakUpdates(opts: WeakRunOptions): Promise<WeakReport> 
     // Facts only where a decision needs them: targets with a candidate from another kernel, and RHEL's sources.
     const needFacts = new Set<string>();
     if (rules === 'suse') {
-      for (const k of kvers) if (notTarget.get(k) === undefined && kmpSpecs.some((s) => s.kver !== k && kernelFlavor(s.kver) === kernelFlavor(k))) needFacts.add(k);
+      const fromOther = (k: string): boolean => kmpSpecs.some((s) => s.kver !== k && kernelFlavor(s.kver) === kernelFlavor(k));
+      for (const k of kvers) if (notTarget.get(k) === undefined && fromOther(k)) needFacts.add(k);
     } else {
       const sources = kvers.filter(hasExtra);
       for (const k of sources) needFacts.add(k);
       const extraOutside = state.modules.map(sourceFile).filter((f) => f !== undefined);
-      for (const k of kvers) if (notTarget.get(k) === undefined && (sources.some((s) => s !== k) || extraOutside.some((f) => f.kver !== k))) needFacts.add(k);
+      const fromOther = (k: string): boolean => sources.some((s) => s !== k) || extraOutside.some((f) => f.kver !== k);
+      for (const k of kvers) if (notTarget.get(k) === undefined && fromOther(k)) needFacts.add(k);
     }
     const facts = new Map<string, KernelFacts>();
     let parsed = 0;
     for (const k of kvers) {
       if (!needFacts.has(k)) continue;
       const exclude = new Set([...current.get(k)!.keys()].map((l) => join(trees.get(k)!.moddir, l)));
-      const f = await readKernelFacts({ root, kver: k, exclude, behaviour: opts.behaviour, ...(opts.buildCache ? { buildCache: opts.buildCache } : {}) });
+      const build = opts.buildCache ? { buildCache: opts.buildCache } : {};
+      const f = await readKernelFacts({ root, kver: k, exclude, behaviour: opts.behaviour, ...build });
       parsed += f.parsed;
       facts.set(k, f);
       trace(`facts of ${k} (${f.modules.length} modules, ${f.parsed} parsed)`);
@@ -322,9 +328,8 @@ export async function runWeakUpdates(opts: WeakRunOptions): Promise<WeakReport> 
       const f = facts.get(k);
       const tree = trees.get(k)!;
       // A kernel without facts has no candidate from another kernel: it keeps no link.
-      return f !== undefined
-        ? { kver: k, moddir: tree.moddir, modules: f.modules, symbols: f.symbols, basis: f.basis, config: f.config, foreign: f.foreign, notTarget: notTarget.get(k) }
-        : { kver: k, moddir: tree.moddir, modules: [], symbols: undefined, basis: 'modules', config: { searches: [], overrides: [], externals: [], excludes: [] }, foreign: [], notTarget: notTarget.get(k) };
+      const none = { modules: [], symbols: undefined, basis: 'modules' as const, config: { searches: [], overrides: [], externals: [], excludes: [] }, foreign: [] };
+      return { kver: k, moddir: tree.moddir, ...(f ?? none), notTarget: notTarget.get(k) };
     });
     trace('candidate facts');
     const plans = planWeakUpdates({ rules, kernels, kmps, extraSources });
@@ -368,7 +373,8 @@ function kernelReport(p: WeakKernelPlan, current: ReadonlyMap<string, string>, n
     const replaced = p.links.find((l) => l.target === target);
     return replaced !== undefined ? `now linked as ${replaced.link}` : 'no longer a candidate';
   };
-  return { kver: p.kver, notTarget: p.notTarget, link: d.add, unlink: d.remove.map((r) => ({ ...r, why: why(r.target) })), keep: d.keep, rejected: p.rejected };
+  const unlink = d.remove.map((r) => ({ ...r, why: why(r.target) }));
+  return { kver: p.kver, notTarget: p.notTarget, link: d.add, unlink, keep: d.keep, rejected: p.rejected };
 }
 
 /**
@@ -388,7 +394,8 @@ function applyChanges(
   const changes = reports.some((r) => r.link.length > 0 || r.unlink.length > 0);
   const pending = [...new Set([...(state.pending ?? []), ...toMerge])].filter((k) => trees.has(k) && !gone.has(k)).sort();
   // Nothing to make, remove, register or merge: the record stays as it is (no write per commit).
-  if (!changes && registryBefore === JSON.stringify([state.kmps, state.modules]) && JSON.stringify(pending) === JSON.stringify(state.pending ?? [])) return;
+  const registryChanged = registryBefore !== JSON.stringify([state.kmps, state.modules]);
+  if (!changes && !registryChanged && JSON.stringify(pending) === JSON.stringify(state.pending ?? [])) return;
   const next: WeakState = { ...state, links: {}, pending };
   for (const r of reports) {
     const links = { ...(state.links[r.kver] ?? {}) };
