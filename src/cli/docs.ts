@@ -16,10 +16,12 @@ export const FILES: ReadonlyArray<{ path: string; what: string }> = [
   { path: '/var/lib/depmod-tx/journal/*.jsonl', what: 'recorded events, removed once their kernel is merged' },
   { path: '/var/lib/depmod-tx/status.json', what: 'last result per kernel (`depmod-tx status`)' },
   { path: '/var/lib/depmod-tx/deferred/KVER', what: 'a kernel whose `depmod` call was deferred to the end of the dpkg run (`depmod-calls = defer`)' },
+  { path: '/var/lib/depmod-tx/weak-updates.json', what: 'the weak-updates links depmod-tx made (a link it did not make is left alone), the KMPs named to `--add-kmp` and the modules named to `--add-modules` outside extra/' },
+  { path: '/var/lib/depmod-tx/weak-updates.lock', what: 'lock held while weak-updates links are decided and made (flock)' },
   { path: '/var/log/depmod-tx.log', what: 'the `depmod` calls handed to kmod\'s depmod, and why' },
   {
     path: '/etc/depmod-tx.conf',
-    what: '`initrd = regenerate | flag | off`: what to do when a kernel\'s database changed; `depmod-calls = defer | immediate`: whether `depmod` called by a package script inside dpkg leaves the kernel to the commit at the end (the default) or merges at once',
+    what: '`initrd = regenerate | flag | off`: what to do when a kernel\'s database changed; `depmod-calls = defer | immediate`: whether `depmod` called by a package script inside dpkg leaves the kernel to the commit at the end (the default) or merges at once; `weak-updates = auto | suse | rhel | off`: whether a commit keeps other kernels\' compatible modules linked into weak-updates/, by whose rules (auto: on where a depmod.d `search` line names weak-updates)',
   },
 ];
 
@@ -27,6 +29,8 @@ export const FILES: ReadonlyArray<{ path: string; what: string }> = [
 export const ENVIRONMENT: ReadonlyArray<{ name: string; what: string }> = [
   { name: 'DEPMOD_TX_TRACE', what: '`1`: print how long each phase of a merge took, on stderr' },
   { name: 'DEPMOD_TX_DEBUG', what: 'set: print the stack of an internal error (exit 70)' },
+  { name: 'DEPMOD_TX_CALLED_AS', what: 'set by the installed wrapper: the name it was called by (`weak-modules2`, `weak-modules` make it that tool)' },
+  { name: 'DEPMOD_TX_ROOT', what: '`weak-modules2` (which has no option for it): the root to work on' },
   { name: 'DEPMOD_TX_LOG', what: 'where `depmod` logs the calls it hands to kmod\'s depmod (default /var/log/depmod-tx.log)' },
   { name: 'COLUMNS', what: 'width of --help when the output is not a terminal (default 80)' },
 ];

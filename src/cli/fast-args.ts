@@ -68,7 +68,9 @@ export function fastParse(argv: readonly string[], commands: readonly CommandSpe
   const command = commands.find((c) => c.name === argv[0]);
   if (command === undefined || command.ownArguments) return undefined;
   const rest = argv.slice(1);
-  if (rest.some((a) => a === '--help' || a === '-h' || a === '--version' || a.startsWith('--no-'))) return undefined;
+  // --no-FLAG negates FLAG in yargs; an option whose own name is no-FLAG (--no-initramfs) is read here.
+  const negation = (a: string): boolean => a.startsWith('--no-') && !command.options.some((o) => `--${o.name}` === a);
+  if (rest.some((a) => a === '--help' || a === '-h' || a === '--version' || negation(a))) return undefined;
   const options: ParseOptions = {};
   for (const o of command.options) {
     options[o.name] = {

@@ -262,6 +262,33 @@ export const COMMANDS: readonly CommandSpec[] = [
     },
   },
   {
+    name: 'weak-updates',
+    positionals: [{ name: 'operand', value: 'KVER|NVR', required: false, describe: 'the kernel (--add-kernel, --remove-kernel: default the running one; --add-kernel-modules, --remove-kernel-modules) or the KMP package name-version-release (--add-kmp, --remove-kmp)' }],
+    summary:
+      "Link other kernels' KABI-compatible modules into each kernel's weak-updates/ by SUSE's or RHEL's rules, decided from the module caches; merge each changed kernel once. Also when called as weak-modules2 or weak-modules",
+    options: [
+      root,
+      { name: 'rules', type: 'string', value: 'FAMILY', choices: ['suse', 'rhel'], describe: "whose rules: SUSE's weak-modules2 or RHEL's weak-modules (default: /etc/depmod-tx.conf weak-updates, else the installed tool, else the depmod.d search line)" },
+      { name: 'add-modules', type: 'boolean', default: false, describe: 'RHEL: module files (paths on stdin) were installed: link them where they fit' },
+      { name: 'remove-modules', type: 'boolean', default: false, describe: 'RHEL: module files (paths on stdin) were removed: drop their links' },
+      { name: 'add-kernel', type: 'boolean', default: false, describe: 'a kernel was installed: link the modules that fit it' },
+      { name: 'remove-kernel', type: 'boolean', default: false, describe: "a kernel is being removed: drop depmod-tx's links in it" },
+      { name: 'add-kernel-modules', type: 'boolean', default: false, describe: "SUSE: a kernel subpackage added modules (paths on stdin, not needed): recompute that kernel's links" },
+      { name: 'remove-kernel-modules', type: 'boolean', default: false, describe: 'SUSE: a kernel subpackage removed modules: recompute, dropping links that stopped working' },
+      { name: 'add-kmp', type: 'boolean', default: false, describe: "SUSE: a KMP was installed (its files on stdin, else from rpm -ql NVR): link it into the kernels of its flavour it fits" },
+      { name: 'remove-kmp', type: 'boolean', default: false, describe: 'SUSE: a KMP was removed (its files on stdin): drop its links, link an older version where one fits' },
+      { name: 'dry-run', type: 'boolean', default: false, describe: 'decide and report, change nothing (no link, no merge, no initrd)' },
+      json('per kernel the links made and removed, and every module not linked with the reason (unknown or mismatched symbols, the group that failed)'),
+      { name: 'no-initramfs', type: 'boolean', default: false, describe: "do not rebuild the initrd of kernels whose database changed" },
+      verbose('also list the kernels and modules that were not linked, and why'),
+      lockTimeout,
+    ],
+    run: async (a, io) => {
+      const { runWeakUpdatesCommand, weakArgsFromTable } = await import('./weak-updates.ts');
+      return runWeakUpdatesCommand(weakArgsFromTable(a), io);
+    },
+  },
+  {
     name: 'apt-hook',
     positionals: [],
     summary: "apt DPkg::Pre-Install-Pkgs hook (protocol version 3 on stdin) in Node.js: record the transaction's module paths (the shipped hook does it in shell)",

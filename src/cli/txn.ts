@@ -1,6 +1,6 @@
 // The transaction commands: record, commit, replay, status, apt-hook. They are thin: the work is in
 // src/txn (journal, locks, collectors) and src/merge (one merge per kernel).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EXIT, exitCodeFor, exitCodeForKind } from './exit-codes.ts';
 import type { ReportIo } from './merge-report.ts';
@@ -39,7 +39,17 @@ export async function runRecord(a: TxnArgs & { op: 'add' | 'remove'; package?: s
   return r.refused.length > 0 ? EXIT.usage : EXIT.ok;
 }
 
-async function finishKernels(root: string, results: KernelResult[], io: ReportIo, json: boolean): Promise<Array<{ kver: string; action: string; detail: string }>> {
+/**
+ * Rebuilds the initrd of every kernel whose database a commit changed, once. `tools` (weak-modules'
+ * --dracut and --check-initramfs-prog): another dracut, or a program run with KVER instead.
+ */
+export async function finishKernels(
+  root: string,
+  results: KernelResult[],
+  io: ReportIo,
+  json: boolean,
+  tools: { dracut?: string | undefined; checkProgram?: string | undefined } = {},
+): Promise<Array<{ kver: string; action: string; detail: string }>> {
   // A change a deferred depmod call asked for is depmod's own: depmod does not rebuild initrds.
   const changed = results.filter((r) => r.status === 'merged' && r.changed && r.deferred !== true);
   if (changed.length === 0) return [];
@@ -47,9 +57,16 @@ async function finishKernels(root: string, results: KernelResult[], io: ReportIo
   const { execa } = await import('execa');
   const policy = readInitrdPolicy(root, (w) => io.stderr(`depmod-tx: WARNING: ${w}\n`));
   const which = (cmd: string): string | undefined =>
-    ['/usr/sbin', '/sbin', '/usr/bin', '/bin', ...(process.env.PATH ?? '').split(':')].map((d) => join(d, cmd)).find((p) => existsSync(p));
+    cmd === 'dracut' && tools.dracut !== undefined
+      ? tools.dracut
+      : ['/usr/sbin', '/sbin', '/usr/bin', '/bin', ...(process.env.PATH ?? '').split(':')].map((d) => join(d, cmd)).find((p) => existsSync(p));
   const actions = [];
   for (const r of changed) {
+    if (tools.checkProgram !== undefined) {
+      const p = await execa(tools.checkProgram, [r.kver], { reject: false, stdio: ['ignore', 'inherit', 'pipe'] });
+      actions.push({ kver: r.kver, action: p.exitCode === 0 ? 'checked' : 'failed', detail: `${tools.checkProgram} ${r.kver} exited ${p.exitCode ?? 1}` });
+      continue;
+    }
     const a = await refreshInitrd(r.kver, policy, {
       root,
       which,
@@ -92,8 +109,13 @@ export async function runCommit(
     for (const k of later) markBuilding(a.root, k);
   }
   const only = a.kernels?.length ? a.kernels : undefined;
+  // weak-updates (where on): the links every kernel should have, made before the merges, so that
+  // each kernel is merged once with them (src/cli/weak-updates.ts).
+  const weak = only !== undefined ? undefined : await weakUpdatesBeforeCommit(a.root, a.lockTimeoutMs ?? 300_000, io, a.json);
   const now = later.length > 0 ? (only ?? pending!).filter((k) => !later.includes(k)) : only;
-  const code = (await commitKernels(a, merge, { kernels: now, skip: later }, io)) ?? (spooled.errors.length > 0 ? exitCodeFor(spooled.errors[0]) : EXIT.ok);
+  const code =
+    (await commitKernels(a, merge, { kernels: now, skip: later, weak: weak?.merge }, io)) ??
+    (weak?.error !== undefined ? exitCodeFor(weak.error) : spooled.errors.length > 0 ? exitCodeFor(spooled.errors[0]) : EXIT.ok);
   if (a.readyFd !== undefined) {
     const { closeSync, writeSync } = await import('node:fs');
     try {
@@ -112,7 +134,7 @@ export async function runCommit(
       /* not permitted: full speed then */
     }
     try {
-      await commitKernels({ ...a, scan: true, kernels: later }, merge, { kernels: later, skip: [] }, io);
+      await commitKernels({ ...a, scan: true, kernels: later }, merge, { kernels: later, skip: [], weak: undefined }, io);
     } finally {
       for (const k of later) clearBuilding(a.root, k);
     }
@@ -121,18 +143,25 @@ export async function runCommit(
 }
 
 /**
- * One merge per kernel with journal events (only `which.kernels` when given), then, with `a.scan`,
- * of every kernel whose tree changed without a record (only `a.kernels` when given; never those in
- * `which.skip`); the summary printed. The exit code of a failed kernel, or undefined.
+ * One merge per kernel with journal events (only `which.kernels` when given) or weak-updates links
+ * changed (`which.weak`), then, with `a.scan`, of every kernel whose tree changed without a record
+ * (only `a.kernels` when given; never those in `which.skip`); the summary printed. The exit code of
+ * a failed kernel, or undefined.
  */
 async function commitKernels(
   a: TxnArgs & { scan: boolean; kernels?: string[] | undefined; source?: string | undefined; lockTimeoutMs?: number },
   merge: KernelMerge,
-  which: { kernels: string[] | undefined; skip: readonly string[] },
+  which: { kernels: string[] | undefined; skip: readonly string[]; weak: Map<string, string[]> | undefined },
   io: ReportIo,
 ): Promise<number | undefined> {
   const { commit, formatKernelResult } = await import('../txn/commit.ts');
-  const summary = await commit({ root: a.root, merge, ...(which.kernels !== undefined ? { kernels: which.kernels } : {}), ...(a.lockTimeoutMs !== undefined ? { lockTimeoutMs: a.lockTimeoutMs } : {}) });
+  const summary = await commit({
+    root: a.root,
+    merge,
+    ...(which.kernels !== undefined ? { kernels: which.kernels } : {}),
+    ...(a.lockTimeoutMs !== undefined ? { lockTimeoutMs: a.lockTimeoutMs } : {}),
+    ...(which.weak !== undefined ? { extra: which.weak } : {}),
+  });
   // Kernels whose trees changed without a record (a plain dpkg -i); commit() and the scan each
   // record their own results in status.json.
   if (a.scan) {
@@ -148,6 +177,7 @@ async function commitKernels(
     );
   }
   for (const w of summary.warnings) io.stderr(`depmod-tx: WARNING: ${w.message}\n`);
+  if (which.weak !== undefined) await weakMergesAfterCommit(a.root, which.weak, summary.kernels, a.lockTimeoutMs ?? 300_000);
   const initrd = await finishKernels(a.root, summary.kernels, io, a.json);
   if (a.json) io.stdout(`${JSON.stringify({ source: a.source ?? null, kernels: summary.kernels, initrd, warnings: summary.warnings.map((w) => w.message) }, null, 2)}\n`);
   else {
@@ -157,12 +187,46 @@ async function commitKernels(
   return failureExit(summary.kernels);
 }
 
+/** The kernels merged for their weak-updates links are no longer pending (src/txn/weak-updates.ts). */
+async function weakMergesAfterCommit(root: string, asked: ReadonlyMap<string, string[]>, results: readonly KernelResult[], lockTimeoutMs: number): Promise<void> {
+  const done = results.filter((k) => asked.has(k.kver) && k.status !== 'failed').map((k) => k.kver);
+  const { weakMergesDone } = await import('../txn/weak-updates.ts');
+  await weakMergesDone(root, done, lockTimeoutMs);
+}
+
+/** The weak-updates step of a commit: only where weak-updates is on and something is pending. */
+async function weakUpdatesBeforeCommit(root: string, lockTimeoutMs: number, io: ReportIo, json: boolean): Promise<{ merge: Map<string, string[]> | undefined; error?: Error } | undefined> {
+  const { readSettings } = await import('../txn/settings.ts');
+  if (readSettings(root).weakUpdates === 'off') return undefined;
+  // A commit with nothing journaled and no weak-updates record costs a readdir and a stat, as before.
+  const { journalDir } = await import('../txn/journal.ts');
+  const { weakStateFile } = await import('../txn/weak-rules.ts');
+  let journaled = false;
+  try {
+    journaled = readdirSync(journalDir(root)).some((f) => f.endsWith('.jsonl'));
+  } catch {
+    /* no journal directory: nothing journaled */
+  }
+  if (!journaled && !existsSync(weakStateFile(root))) return undefined;
+  // Where the answer is no (Debian: no search line names weak-updates), nothing more is loaded.
+  const [{ installedKmod }, { configuredWeakRules }] = await Promise.all([import('../merge/installed-kmod.ts'), import('../txn/weak-rules.ts')]);
+  const { rules } = configuredWeakRules(root, installedKmod(root).behaviour, (w) => io.stderr(`depmod-tx: WARNING: ${w}\n`));
+  if (rules === undefined) return undefined;
+  if (!journaled) {
+    // Nothing journaled but a call killed between its links and its merges: finish that.
+    const { readWeakState } = await import('../txn/weak-updates.ts');
+    if ((readWeakState(root).pending ?? []).length === 0) return undefined;
+  }
+  const { weakStepForCommit } = await import('./weak-updates.ts');
+  return weakStepForCommit(root, rules, lockTimeoutMs, io, json);
+}
+
 /**
  * The exit code of the worst failed kernel: its database could not be written (disk full, read-only,
  * permission) → 74; a malformed module or config in its tree → 65 / 78; a missing input → 66;
  * anything else (a lock held past --lock-timeout) → 75.
  */
-function failureExit(kernels: readonly KernelResult[]): number | undefined {
+export function failureExit(kernels: readonly KernelResult[]): number | undefined {
   const failed = kernels.filter((k) => k.status === 'failed');
   if (failed.length === 0) return undefined;
   for (const kind of ['io', 'format', 'config', 'noinput'] as const) if (failed.some((k) => k.errorKind === kind)) return exitCodeForKind(kind);
@@ -175,15 +239,21 @@ export async function runReplay(a: TxnArgs & { files: string[]; since?: string; 
   const { updateMerge } = await import('../txn/merge-adapter.ts');
   const { parseSince } = await import('../txn/logs/time.ts');
   const since = a.since === undefined ? undefined : parseSince(a.since);
+  let weak: Awaited<ReturnType<typeof weakUpdatesBeforeCommit>>;
   const r = await replay({
     root: a.root,
     files: a.files,
     ...(since ? { since } : {}),
     merge: updateMerge({ onFinding: (kver, m) => io.stderr(`depmod-tx: ${findingLine(kver, m)}\n`) }),
     ...(a.lockTimeoutMs !== undefined ? { lockTimeoutMs: a.lockTimeoutMs } : {}),
+    beforeCommit: async () => {
+      weak = await weakUpdatesBeforeCommit(a.root, a.lockTimeoutMs ?? 300_000, io, a.json);
+      return weak?.merge;
+    },
   });
   for (const e of r.refused) io.stderr(`depmod-tx: refused: ${e.message}\n`);
   for (const w of [...r.warnings, ...r.commit.warnings]) io.stderr(`depmod-tx: WARNING: ${w.message}\n`);
+  if (weak?.merge !== undefined) await weakMergesAfterCommit(a.root, weak.merge, r.commit.kernels, a.lockTimeoutMs ?? 300_000);
   const initrd = await finishKernels(a.root, r.commit.kernels, io, a.json);
   if (a.json) io.stdout(`${JSON.stringify({ recorded: r.recorded, ignored: r.ignored, logs: r.logs, scanned: r.scanned, kernels: r.commit.kernels, initrd }, null, 2)}\n`);
   else {
@@ -193,7 +263,7 @@ export async function runReplay(a: TxnArgs & { files: string[]; since?: string; 
     io.stdout(`replayed ${r.recorded} event(s) (${r.ignored} non-module path(s) ignored, ${r.refused.length} refused)${r.scanned ? '; kernels with changed trees merged too' : ''}\n`);
     for (const k of r.commit.kernels) io.stdout(`${formatKernelResult(k)}\n`);
   }
-  return failureExit(r.commit.kernels) ?? (r.refused.length > 0 ? EXIT.usage : EXIT.ok);
+  return failureExit(r.commit.kernels) ?? (r.refused.length > 0 ? EXIT.usage : weak?.error !== undefined ? exitCodeFor(weak.error) : EXIT.ok);
 }
 
 export async function runStatus(a: TxnArgs, io: ReportIo): Promise<number> {

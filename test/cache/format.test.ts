@@ -152,6 +152,18 @@ test('modules added to a set loaded from a delta keep their fingerprints (the ro
   assert.deepEqual(applied.fingerprint(20), fpOf(0));
 });
 
+test('a set decoded from a cache of two modules takes four more: their fingerprints are kept and it saves', () => {
+  // grow() gives alive 16 slots at once but fp only 16 entries (4 slots): fingerprints of slots 4+
+  // were dropped silently and encoding threw "Invalid typed array length" (a kernel whose tree
+  // was reduced to a KMP's two modules, then given four more).
+  const back = decodeBase(encodeBase(sample(2)).bytes, 'x.cache').contents;
+  const c = sample(2);
+  for (const set of [c.set, back.set]) for (let i = 0; i < 4; i++) set.add(`updates/n${i}.ko`, { size: BigInt(i + 1), mtimeNs: 5n, ctimeNs: 6n, ino: BigInt(70 + i) }, record(10 + i), 1);
+  assert.deepEqual(observable(back.set), observable(c.set));
+  assert.deepEqual(back.set.fingerprint(5), { size: 4n, mtimeNs: 5n, ctimeNs: 6n, ino: 73n });
+  assert.deepEqual(observable(decodeBase(encodeBase({ ...c, set: back.set, state: buildState(back.set, OPTS) }).bytes, 'y.cache').contents.set), observable(c.set));
+});
+
 test('an empty cache round-trips', () => {
   const c = sample(0);
   const back = decodeBase(encodeBase(c).bytes, 'x.cache').contents;

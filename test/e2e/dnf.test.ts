@@ -14,13 +14,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  BROKEN_HOOKS, buildPackage, callLog, chrootRuntime, cleanEnv, clientKmps, databaseDiff, e2eSkip, filesUnder, HOOK_RUNTIME, kernelModules, KVER, KVER2, mergeCounts, nextSecond, nodeStarts, replayCatchesUp,
-  rpmPackage, rpmRepo,
+  assertWeakStep, BROKEN_HOOKS, buildPackage, callLog, chrootRuntime, cleanEnv, clientKmps, databaseDiff, e2eSkip, filesUnder, HOOK_RUNTIME, kernelModules, KVER, KVER2, mergeCounts,
+  nextSecond, nodeStarts, replayCatchesUp, rpmPackage, rpmRepo, WEAK_KVERS, weakKernelFiles, weakLinksOf,
 } from './support.ts';
 
 const skip = e2eSkip('dnf', ['dnf', 'rpm', 'rpmbuild', 'createrepo_c', 'depmod', 'flock', 'xz', 'chroot', 'ldd'], 'dnf createrepo-c rpm', 'rpm runs the scriptlets of dnf --installroot in a chroot');
 
-test('dnf: one merge per kernel per transaction (install, upgrade + second kernel, removal); replay of dnf history info', { skip, timeout: 240_000 }, async () => {
+test('dnf: one merge per kernel per transaction (install, upgrade + second kernel, removal); replay of dnf history info; weak-updates: a KMP for A linked into B and C', { skip, timeout: 360_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'dtx-e2e-dnf-'));
   try {
     const D = join(dir, 'root');
@@ -66,6 +66,9 @@ test('dnf: one merge per kernel per transaction (install, upgrade + second kerne
     dnf(['remove', 'plain']);
     assert.deepEqual(nodes.take(), [], 'no module file: no Node.js start');
     assert.deepEqual(state(), before, 'no module file: no file left behind');
+    const wm = spawnSync('chroot', [D, '/usr/lib/depmod-tx/weak-modules', '--help'], { encoding: 'utf8', env: cleanEnv() });
+    assert.equal(wm.status, 0, wm.stderr);
+    assert.match(wm.stdout, /^Usage: weak-modules \[options\]/, "the rpm ships weak-modules: depmod-tx called by that name is RHEL's tool");
     dnf(['install', 'kernel-test', 'kmp-a-1.0', 'kmp-c']);
     step('kernel + two KMPs in one dnf transaction', { [KVER]: 1 });
     assert.match(readFileSync(join(D, `lib/modules/${KVER}/modules.dep`), 'utf8'), /^updates\/kmpb\.ko\.xz: updates\/kmpa\.ko /m);
@@ -90,6 +93,26 @@ test('dnf: one merge per kernel per transaction (install, upgrade + second kerne
     writeFileSync(saved, ['last-2', 'last-1', 'last'].map((id) => dnf(['history', 'info', id])).join(''));
     replayCatchesUp(D, saved, since, /dnf-history, 2 package change\(s\) since .*: 1 installed \(kmp-a\), 1 gone \(kmp-c\)/);
     assert.doesNotMatch(readFileSync(join(D, `lib/modules/${KVER}/modules.alias`), 'utf8'), /tkmpc/, 'the removed KMP is gone from the database');
+
+    // weak-updates, RHEL's rules (on by dist.conf's search line): a KMP for kernel A with A, B, C
+    // installed is linked into B and C, and each of the three is merged once by the transaction.
+    writeFileSync(join(D, 'etc/depmod.d/dist.conf'), 'search updates extra built-in weak-updates\n');
+    const [wa, wb, wc] = WEAK_KVERS;
+    rpmRepo(join(dir, 'repo3'), [
+      ...WEAK_KVERS.map((kv, i) => rpmPackage(dir, `kernel-w${i}`, '1.0', [{ kver: kv, mods: kernelModules(), order: true }], [], weakKernelFiles(kv))),
+      rpmPackage(dir, 'kmod-wdrv', '1.0', [{ kver: wa, mods: [['extra/wdrv/kmpc.ko', k.c[0]![1]]] }]),
+    ]);
+    repos.push(`--repofrompath=repo3,file://${join(dir, 'repo3')}`, '--setopt=repo3.gpgcheck=0');
+    const weakStep = (what: string): void => assertWeakStep(D, calls.take(), what);
+    dnf(['install', 'kernel-w0', 'kernel-w1', 'kernel-w2']);
+    weakStep('three kernels');
+    dnf(['install', 'kmod-wdrv']);
+    weakStep('KMP for the first of three kernels');
+    assert.deepEqual(weakLinksOf(D, wa), {});
+    for (const kv of [wb, wc]) assert.deepEqual(weakLinksOf(D, kv), { 'wdrv/kmpc.ko': `/lib/modules/${wa}/extra/wdrv/kmpc.ko` }, `${kv}: linked`);
+    dnf(['remove', 'kmod-wdrv']);
+    weakStep('KMP removed');
+    for (const kv of WEAK_KVERS) assert.deepEqual(weakLinksOf(D, kv), {}, `${kv}: no link left behind`);
   } finally {
     if (!process.env.DTX_E2E_KEEP) rmSync(dir, { recursive: true, force: true });
   }

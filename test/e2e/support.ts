@@ -10,7 +10,8 @@ import { dirname, join } from 'node:path';
 import { aptDownload } from '../support/debian-archive.ts';
 import { buildModuleElf, type FixtureModule } from '../support/fixture-elf.ts';
 import { compressForPath } from '../support/fixture-tree.ts';
-import { repoRoot } from '../support/kernels.ts';
+import { oracleDepmod, repoRoot } from '../support/kernels.ts';
+import { gzipSync } from 'node:zlib';
 import { diffFileSets, oracleFiles, outputFiles } from '../merge/oracle-dir.ts';
 
 export const KVER = '9.9.9-test';
@@ -142,6 +143,64 @@ export function stageModules(stage: string, kver: string, mods: Array<[string, F
   return out;
 }
 
+/**
+ * The e2e kernels with weak-updates: three kernels of one flavour ("wtest") whose packages ship
+ * /boot/System.map-KVER and /boot/symvers-KVER.gz (what weak-modules2 and weak-modules look for).
+ */
+export const WEAK_KVERS = ['8.0.1-wtest', '8.0.2-wtest', '8.0.3-wtest'] as const;
+
+export function weakKernelFiles(kver: string): Record<string, string | Uint8Array> {
+  return {
+    [`/boot/System.map-${kver}`]: 'ffffffff81000000 T printk\n',
+    [`/boot/symvers-${kver}.gz`]: gzipSync('0x00000001\tprintk\tvmlinux\tEXPORT_SYMBOL\t\n'),
+  };
+}
+
+/**
+ * databaseDiff for a root whose weak-updates/ links were made inside it (by hooks running chrooted):
+ * their absolute targets name paths inside the root, so the oracle's copy points them there.
+ */
+export function databaseDiffWithRootLinks(root: string, kver: string): string[] {
+  const conf = join(root, 'etc', 'depmod.d');
+  const ours = outputFiles(join(root, 'lib', 'modules', kver));
+  if (ours.size === 0) return ['no modules.* database at all'];
+  const clone = mkdtempSync(join(tmpdir(), 'dtx-e2e-weak-'));
+  try {
+    const r = join(clone, 'r');
+    execFileSync('cp', ['-as', realpathSync(root), r]);
+    for (const k of readdirSync(join(root, 'lib', 'modules'))) {
+      const found = spawnSync('find', [join(root, 'lib', 'modules', k, 'weak-updates'), '-type', 'l', '-printf', '%P\t%l\n'], { encoding: 'utf8' });
+      for (const line of (found.stdout ?? '').split('\n')) {
+        const [rel, target] = line.split('\t');
+        if (!rel || !target?.startsWith('/')) continue;
+        const at = join(r, 'lib', 'modules', k, 'weak-updates', rel);
+        rmSync(at);
+        symlinkSync(join(root, target), at);
+      }
+    }
+    const moddir = join(r, 'lib', 'modules', kver);
+    for (const f of readdirSync(moddir)) if (f.startsWith('modules.') && !['modules.order', 'modules.builtin', 'modules.builtin.modinfo'].includes(f)) rmSync(join(moddir, f));
+    oracleDepmod(r, kver, ['-C', conf]);
+    const theirs = new Map<string, Uint8Array>();
+    for (const f of readdirSync(moddir)) if (f.startsWith('modules.') && !['modules.order', 'modules.builtin', 'modules.builtin.modinfo'].includes(f)) theirs.set(f, readFileSync(join(moddir, f)));
+    return diffFileSets(ours, theirs);
+  } finally {
+    rmSync(clone, { recursive: true, force: true });
+  }
+}
+
+/** After a transaction with weak-updates on: each of WEAK_KVERS merged once (from the calls' output), each database as depmod -a writes it. */
+export function assertWeakStep(root: string, callsOutput: string, what: string): void {
+  assert.deepEqual(mergeCounts(callsOutput, [...WEAK_KVERS]), Object.fromEntries(WEAK_KVERS.map((k) => [k, 1])), `${what}: merges per kernel`);
+  for (const kv of WEAK_KVERS) assert.deepEqual(databaseDiffWithRootLinks(root, kv), [], `${what}: ${kv} database equals depmod -a`);
+}
+
+/** The weak-updates/ links of a kernel under ROOT: relative path → target as written. */
+export function weakLinksOf(root: string, kver: string): Record<string, string> {
+  const found = spawnSync('find', [join(root, 'lib', 'modules', kver, 'weak-updates'), '-type', 'l', '-printf', '%P\t%l\n'], { encoding: 'utf8' });
+  return Object.fromEntries((found.stdout ?? '').split('\n').filter((l) => l !== '').map((l) => l.split('\t') as [string, string]));
+}
+
 /** Differences between depmod-tx's database in ROOT and `depmod -b ROOT -C ROOT/etc/depmod.d -a KVER` (empty when identical). */
 export function databaseDiff(root: string, kver: string): string[] {
   const conf = join(root, 'etc', 'depmod.d');
@@ -267,13 +326,21 @@ export function clientKmps(): { a1: Array<[string, FixtureModule]>; a2: Array<[s
   return { a1: [a1!, b!], a2: [a2!, d!], c: [c!] };
 }
 
-/** An rpm (rpmbuild, noarch) holding the given module sets; `provides` stands in for what the host put into the root. */
-export function rpmPackage(dir: string, name: string, version: string, files: ModuleSet[], provides: string[] = []): string {
+/**
+ * An rpm (rpmbuild, noarch) holding the given module sets; `provides` stands in for what the host put
+ * into the root; `other` adds files by absolute path (a kernel's /boot/System.map-KVER, symvers).
+ */
+export function rpmPackage(dir: string, name: string, version: string, files: ModuleSet[], provides: string[] = [], other: Record<string, string | Uint8Array> = {}): string {
   const top = join(dir, `rpmbuild-${name}-${version}`);
   const stage = join(top, 'stage');
   mkdirSync(stage, { recursive: true });
   const listed: string[] = [];
   for (const f of files) listed.push(...stageModules(stage, f.kver, f.mods, { order: f.order ?? false }));
+  for (const [path, content] of Object.entries(other)) {
+    mkdirSync(dirname(join(stage, path)), { recursive: true });
+    writeFileSync(join(stage, path), content);
+    listed.push(path);
+  }
   const spec = join(top, `${name}.spec`);
   writeFileSync(
     spec,

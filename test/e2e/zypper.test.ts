@@ -13,19 +13,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  BROKEN_HOOKS, buildPackage, callLog, chrootRuntime, cleanEnv, clientKmps, databaseDiff, e2eSkip, filesUnder, HOOK_RUNTIME, kernelModules, KVER, KVER2, mergeCounts, nextSecond, nodeStarts, replayCatchesUp,
-  rpmPackage, rpmRepo,
+  assertWeakStep, BROKEN_HOOKS, buildPackage, callLog, chrootRuntime, cleanEnv, clientKmps, databaseDiff, e2eSkip, filesUnder, HOOK_RUNTIME, kernelModules, KVER, KVER2, mergeCounts,
+  nextSecond, nodeStarts, replayCatchesUp, rpmPackage, rpmRepo, WEAK_KVERS, weakKernelFiles, weakLinksOf,
 } from './support.ts';
 
 const skip = e2eSkip('zypper', ['zypper', 'rpm', 'rpmbuild', 'rpmdb2solv', 'repo2solv', 'createrepo_c', 'depmod', 'flock', 'xz', 'chroot', 'ldd', 'bash'], 'zypper createrepo-c rpm', 'zypper runs chrooted (commit plugins run only for root "/")');
 
 const PLUGIN = 'usr/lib/zypp/plugins/commit/depmod-tx';
 
-test('zypper: one merge per kernel per transaction through the commit plugin; fallbacks without it; replay of the zypp history', { skip, timeout: 240_000 }, async () => {
+test('zypper: one merge per kernel per transaction through the commit plugin; fallbacks without it; replay of the zypp history; weak-updates: a KMP for A linked into B and C', { skip, timeout: 360_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'dtx-e2e-zypper-'));
   try {
     const Z = join(dir, 'root');
@@ -64,6 +64,9 @@ test('zypper: one merge per kernel per transaction through the commit plugin; fa
     zypper(['refresh']);
     install(['depmod-tx']);
     assert.ok(existsSync(join(Z, PLUGIN)), 'the rpm installs the commit plugin');
+    const wm2 = spawnSync('chroot', [Z, '/usr/lib/depmod-tx/weak-modules2', '--help'], { encoding: 'utf8', env: cleanEnv() });
+    assert.equal(wm2.status, 0, wm2.stderr);
+    assert.match(wm2.stdout, /^Usage:\n {4}weak-modules2 --add-kmp/, 'the rpm ships weak-modules2: depmod-tx called by that name is SUSE\'s tool');
     calls.take();
     assert.deepEqual(nodes.take(), [], 'installing depmod-tx starts no Node.js');
     // A package without module files, installed and removed: the plugin runs, no Node.js, nothing left.
@@ -112,6 +115,28 @@ test('zypper: one merge per kernel per transaction through the commit plugin; fa
 
     const st = spawnSync(join(Z, 'usr/bin/depmod-tx'), ['status', '--root', Z, '--json'], { encoding: 'utf8', env: cleanEnv() });
     assert.deepEqual(JSON.parse(st.stdout).pending, [], 'nothing left in the journal');
+
+    // weak-updates, SUSE's rules (on by the search line of suse-module-tools' depmod-00-system.conf): a
+    // KMP (found as rpm's *-kmp-* package) for kernel A with A, B, C installed is linked into B and
+    // C, and each of the three is merged once by the transaction's commit.
+    writeFileSync(join(Z, 'etc/depmod.d/00-system.conf'), 'search updates extra weak-updates kgraft built-in\n');
+    const [wa, wb, wc] = WEAK_KVERS;
+    rpmRepo(join(Z, 'repo3'), [
+      ...WEAK_KVERS.map((kv, i) => rpmPackage(dir, `kernel-w${i}`, '1.0', [{ kver: kv, mods: kernelModules(), order: true }], [], weakKernelFiles(kv))),
+      rpmPackage(dir, 'wdrv-kmp-wtest', '1.0', [{ kver: wa, mods: [['updates/wdrv/kmpc.ko', k.c[0]![1]]] }]),
+    ]);
+    zypper(['addrepo', '-G', 'file:///repo3', 'repo3']);
+    zypper(['refresh']);
+    const weakStep = (what: string): void => assertWeakStep(Z, calls.take(), what);
+    install(['kernel-w0', 'kernel-w1', 'kernel-w2']);
+    weakStep('three kernels');
+    install(['wdrv-kmp-wtest']);
+    weakStep('KMP for the first of three kernels');
+    assert.deepEqual(weakLinksOf(Z, wa), {});
+    for (const kv of [wb, wc]) assert.deepEqual(weakLinksOf(Z, kv), { 'updates/wdrv/kmpc.ko': `/lib/modules/${wa}/updates/wdrv/kmpc.ko` }, `${kv}: linked`);
+    zypper(['remove', 'wdrv-kmp-wtest']);
+    weakStep('KMP removed');
+    for (const kv of WEAK_KVERS) assert.deepEqual(weakLinksOf(Z, kv), {}, `${kv}: no link left behind`);
   } finally {
     if (!process.env.DTX_E2E_KEEP) rmSync(dir, { recursive: true, force: true });
   }

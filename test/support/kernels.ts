@@ -54,11 +54,15 @@ function download(pkg: string, dir: string): string {
   return join(dir, got);
 }
 
-/** Downloads (once) and extracts (once) the newest Debian 6.1 kernel of a flavour and its headers. */
-export function realKernel(flavour: Flavour): RealKernel {
+/**
+ * Downloads (once) and extracts (once) a Debian 6.1 kernel of a flavour and its headers: the ABI
+ * given, else DEPMOD_TX_KVER_<FLAVOUR>'s, else the newest in apt's lists. Tests that need kernels
+ * of different ABIs (weak-updates: some symbol CRCs changed between them) pin theirs.
+ */
+export function realKernel(flavour: Flavour, abiNumber?: number): RealKernel {
   mkdirSync(kernelCache, { recursive: true });
   const pinned = process.env[`DEPMOD_TX_KVER_${flavour.replace('-', '_').toUpperCase()}`];
-  const abi = pinned ?? newestAbi(flavour);
+  const abi = abiNumber !== undefined ? String(abiNumber) : (pinned ?? newestAbi(flavour));
   const kver = `6.1.0-${abi}-${flavour}`;
   const base = join(kernelCache, kver);
   const root = join(base, 'root');
