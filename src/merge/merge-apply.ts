@@ -262,7 +262,7 @@ async function applyPatch(o: Observed, loaded: LoadedCache, plan: Plan, obs: Ret
   };
   if (opts.dryRun) return { ...result, files: patched.files, ms: performance.now() - o.t0 };
 
-  const w = writeFilesAtomically(o.outDir, patched.files, { old });
+  const w = await writeFilesAtomically(o.outDir, patched.files, { old });
   crashPoint('after-outputs');
   trace(`write (${w.written.length} changed)`);
   const mtimes = new Map(obs.mtimes);
@@ -469,7 +469,7 @@ async function applyFull(o: Observed, loaded: LoadedCache | undefined, plan: Pla
   };
   if (opts.dryRun) return { ...result, files: out.files, ms: performance.now() - t0 };
 
-  const w = writeFilesAtomically(outDir, out.files);
+  const w = await writeFilesAtomically(outDir, out.files);
   w.unchanged.push(...keep);
   crashPoint('after-outputs');
   trace(`write (${w.written.length} changed)`);
