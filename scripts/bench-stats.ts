@@ -1,6 +1,7 @@
-// The pure half of `npm run bench` (scripts/bench.ts): its options, how runs are ordered, what GNU
-// time reports, medians, the least-squares line of the update curve, the issues' targets and the
-// cells of the result tables. No I/O here, so test/scripts/bench-stats.test.ts can pin each piece.
+// The pure half of `npm run bench` (scripts/bench.ts): its options, which modules a scenario changes,
+// how runs are ordered, what GNU time reports, medians, the least-squares line of the update curve,
+// the goals of issues 22 and 25 and the cells of the result tables. No I/O here, so
+// test/scripts/bench-stats.test.ts can pin each piece.
 
 export interface BenchOptions {
   runs: number;
@@ -183,7 +184,55 @@ export function spread<T>(all: readonly T[], n: number): T[] {
   return out;
 }
 
-/** One goal of issue 13 or 14 checked on one row. */
+/** modules.dep as kmod writes it: each module (path relative to the module directory) and the modules it needs. */
+export function parseModulesDep(text: string): Map<string, string[]> {
+  const dep = new Map<string, string[]>();
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const colon = line.indexOf(':');
+    if (colon < 0) throw new Error(`modules.dep line without a colon: ${JSON.stringify(line)}`);
+    const needs = line.slice(colon + 1).trim();
+    dep.set(line.slice(0, colon), needs === '' ? [] : needs.split(/\s+/));
+  }
+  return dep;
+}
+
+/** The modules no other module needs, sorted: what a package can add or drop without breaking another module. */
+export function leafModules(dep: ReadonlyMap<string, readonly string[]>): string[] {
+  const needed = new Set<string>();
+  for (const needs of dep.values()) for (const d of needs) needed.add(d);
+  return [...dep.keys()].filter((m) => !needed.has(m)).sort();
+}
+
+/**
+ * `seed` and every module that needs one of them (modules.dep lists the whole chain), sorted: a set
+ * whose removal leaves no other module without what it needs, as a package's removal does.
+ */
+export function withUsers(dep: ReadonlyMap<string, readonly string[]>, seed: Iterable<string>): string[] {
+  const out = new Set(seed);
+  for (const [m, needs] of dep) if (needs.some((d) => out.has(d))) out.add(m);
+  return [...out].sort();
+}
+
+/** The goals of issues 22 (updates) and 25 (cold builds), as the bench checks them. */
+export const GOALS = {
+  /** 10 modules added: ≤ 0.6× PR 253's depmod -I on Node 20 and 22, ≤ 1.0× on Debian 12's nodejs 18. */
+  tenVsPr253: (nodeMajor: number): number => (nodeMajor < 20 ? 1.0 : 0.6),
+  /** Hundreds of modules (drivers/net + sound) added, and removed again. */
+  manyVsPr253: 0.5,
+  /** Nothing changed, against `node -e 0` on the same runtime. */
+  noopVsNode: 1.3,
+  /** Intercept of the update curve above `node -e 0`, ms. */
+  fixedPartMs: 50,
+  /** Peak RSS of an update, MB: ≤ 100 for up to 100 changed modules, ≤ 150 for any. */
+  updateRssMb: (changed: number): number => (changed <= 100 ? 100 : 150),
+  /** Peak RSS of a cold build (and of the background build the depmod front end starts), MB. */
+  coldRssMb: 150,
+  /** Cold build against kmod's depmod -a: ≤ 1.0× for .ko and .ko.zst, ≤ 0.6× for .ko.xz (two cores against one). */
+  coldVsKmod: (xz: boolean): number => (xz ? 0.6 : 1.0),
+} as const;
+
+/** One goal of issue 22 or 25 checked on one row. */
 export interface TargetResult {
   /** The table column it is shown in. */
   column: string;

@@ -18,7 +18,7 @@
 // Needs dpkg-deb (dpkg) and rpmbuild (Debian: apt-get install rpm); --only pacman (not built by
 // default) builds pacman/PKGBUILD with makepkg (Debian: apt-get install makepkg libarchive-tools).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -77,11 +77,15 @@ writeFileSync(
   `#!/bin/sh
 # depmod-tx ${version}: runs the bundled CLI with the system's Node.js (>= 18).
 here=$(dirname "$(readlink -f "$0")")
+# Called through a link named weak-modules2 or weak-modules, it is that tool (src/cli/bin.ts).
+export DEPMOD_TX_CALLED_AS="\${0##*/}"
 exec "\${DEPMOD_TX_NODE:-node}" "$here/../lib/depmod-tx/depmod-tx.mjs" "$@"
 `,
   { mode: 0o755 },
 );
 chmodSync(join(stage, 'usr', 'bin', 'depmod-tx'), 0o755);
+// SUSE's and RHEL's weak-updates tools, for scriptlets to call instead of theirs (docs/packagers.md).
+for (const tool of ['weak-modules2', 'weak-modules']) symlinkSync('../../bin/depmod-tx', join(libdir, tool));
 const mandir = join(stage, 'usr', 'share', 'man', 'man1');
 mkdirSync(mandir, { recursive: true });
 // gzip -9n, as Debian policy asks of man pages: no name or time in the header, so reproducible.
@@ -123,7 +127,7 @@ function sizeKiB(tree) {
 function buildDeb() {
   const tree = join(out, 'deb-root');
   rmSync(tree, { recursive: true, force: true });
-  cpSync(stage, tree, { recursive: true });
+  cpSync(stage, tree, { recursive: true, verbatimSymlinks: true });
   for (const f of readdirSync(join(repo, 'debian'))) {
     if (f === 'README.md') continue;
     if (f === '50depmod-tx') {

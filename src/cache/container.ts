@@ -8,8 +8,9 @@
 //   12  4  header length H
 //   16  8  generation: random, new for every file written
 //   24  8  base generation: the base file a delta applies to (0 for a base)
-//   32  H  header: UTF-8 JSON (the caller's meta, and the section table)
-//   32+H 4 headerSum of bytes 0 .. 32+H
+//   32  8  the file's length (a reader of the header alone checks it against the file's size)
+//   40  H  header: UTF-8 JSON (the caller's meta, and the section table)
+//   40+H 4 headerSum of bytes 0 .. 40+H
 //   then zero padding to a multiple of 8, the body (sections), and the trailer: the generation again
 //   (8 bytes), the body's CRC-32 (4) and 1 when that CRC was computed (4).
 // Files are written whole to a temporary name, fsync'ed and renamed into place, so a file is either
@@ -36,7 +37,7 @@ function typeCode(a: Section): TypeCode {
   return 'u64';
 }
 
-export const PREFIX_BYTES = 32;
+export const PREFIX_BYTES = 40;
 const HEADER_SUM = 4;
 const TRAILER = 16;
 
@@ -115,6 +116,7 @@ export function encodeContainer<M extends object>(c: ContainerInput<M>): Uint8Ar
   dv.setUint32(12, header.length, true);
   dv.setBigUint64(16, c.generation, true);
   dv.setBigUint64(24, c.baseGeneration, true);
+  dv.setBigUint64(32, BigInt(out.length), true);
   out.set(header, PREFIX_BYTES);
   dv.setUint32(headerEnd, headerSum(out.subarray(0, headerEnd)), true);
   for (const [name, data] of c.sections) out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), bodyStart + sections[name]![1]);
@@ -134,6 +136,8 @@ export interface ContainerPrefix {
   baseGeneration: bigint;
   /** Bytes through the header's checksum (what decodeHeader needs). */
   headerSpan: number;
+  /** The whole file's length as written. */
+  fileLength: number;
 }
 
 export function decodePrefix(bytes: Uint8Array, magic: string, file: string): ContainerPrefix {
@@ -145,6 +149,7 @@ export function decodePrefix(bytes: Uint8Array, magic: string, file: string): Co
     generation: dv.getBigUint64(16, true),
     baseGeneration: dv.getBigUint64(24, true),
     headerSpan: PREFIX_BYTES + dv.getUint32(12, true) + HEADER_SUM,
+    fileLength: Number(dv.getBigUint64(32, true)),
   };
 }
 

@@ -26,10 +26,9 @@ export { headerSum } from './container.ts';
 
 const enc = new TextEncoder();
 
-export const BASE_MAGIC = 'DMTXBASE';
-export const DELTA_MAGIC = 'DMTXDLTA';
-// 5: base + delta files with the database state and output layouts (4: one file, module set only).
-export const CACHE_VERSION = 5;
+import { BASE_MAGIC, CACHE_VERSION, DELTA_MAGIC } from './meta.ts';
+
+export { BASE_MAGIC, CACHE_VERSION, DELTA_MAGIC };
 
 export interface DirEntry {
   name: string;
@@ -618,13 +617,16 @@ export function applyDelta(base: OpenedBase, bytes: Uint8Array, file: string): {
   const set = base.contents.set;
   const c = h.counts;
   const grown: Record<string, Column> = {};
+  // Room to grow, counted in rows (a slot is four fingerprint words): the update that loaded this
+  // adds a few modules, which must not copy every column again.
+  const room = Object.fromEntries(Object.entries(c).map(([k, v]) => [k, v + (v >>> 3) + 64])) as unknown as Counts;
   for (const [name, Type, length, tail] of COLUMNS) {
     if (!tail) continue;
     const code = Type === Uint8Array ? 'u8' : Type === Uint16Array ? 'u16' : Type === Uint32Array ? 'u32' : Type === Int32Array ? 'i32' : Type === Float64Array ? 'f64' : 'u64';
     const t = body.get(`tail.${name}`, code);
     const from = length(b);
     if (t.length !== length(c) - from) throw new FormatError(file, `delta tail ${name} has ${t.length} elements, expected ${length(c) - from}`);
-    const col = new Type(length(c)) as Column;
+    const col = new Type(length(room)) as Column;
     (col as Uint8Array).set(columnOf(set, name).subarray(0, from) as Uint8Array);
     (col as Uint8Array).set(t as Uint8Array, from);
     grown[name] = col;

@@ -30,7 +30,7 @@ import { release, setPriority } from 'node:os';
 import { basename, join } from 'node:path';
 import { splitLevel, depmodWarning, type DepmodMessage } from '../depmod/diagnostic.ts';
 import { outputFiles } from '../depmod/emit.ts';
-import { cacheFile, stateDirs } from '../cache/store.ts';
+import { cacheFile, stateDirs } from '../cache/meta.ts';
 import { pidAlive } from '../io/atomic.ts';
 import { depfileUpToDate } from '../io/depfile-up-to-date.ts';
 import { installedKmod, type KmodChoice } from '../merge/installed-kmod.ts';

@@ -7,17 +7,21 @@ import { COMMANDS, GLOBAL_OPTIONS, type CommandSpec, type OptionSpec, type Posit
 
 /** The files depmod-tx reads and writes (man page FILES, README "Files"). */
 export const FILES: ReadonlyArray<{ path: string; what: string }> = [
-  { path: '/var/cache/depmod-tx/KVER.cache', what: 'parsed module records and the KABI findings of the database last written (versioned, SHA-256 checked, rebuilt on any doubt)' },
+  { path: '/var/cache/depmod-tx/KVER.cache', what: "the kernel's module facts, the database state and the layout of every modules.* file as a full merge left them (versioned, header checksum, body CRC-32 where the runtime has zlib.crc32, size and generation; any doubt: rebuilt from the tree)" },
+  { path: '/var/cache/depmod-tx/KVER.delta', what: 'what the updates changed since KVER.cache was written; folded into a new KVER.cache when it has grown (ignored when it belongs to another KVER.cache)' },
   { path: '/var/cache/depmod-tx/KVER.lock', what: 'per-kernel lock (flock)' },
   { path: '/var/cache/depmod-tx/kmod-version.json', what: 'the installed kmod\'s version, remembered by its depmod binary\'s identity (whose format is written)' },
-  { path: '/var/cache/depmod-tx/KVER.building', what: "pid of the background call building a new kernel's cache (`depmod`); the calls after it wait for it" },
+  { path: '/var/cache/depmod-tx/KVER.cache.building', what: "pid of the process building a new kernel's cache (a `depmod` call's background build, or a commit after it answered); the calls after it wait for it" },
+  { path: '/var/lib/depmod-tx/spool/*.spool', what: 'what the package managers\' hooks collected (in shell, no Node.js), ingested into the journal by the next commit; torn or foreign files are moved to `spool/rejected/`' },
   { path: '/var/lib/depmod-tx/journal/*.jsonl', what: 'recorded events, removed once their kernel is merged' },
   { path: '/var/lib/depmod-tx/status.json', what: 'last result per kernel (`depmod-tx status`)' },
   { path: '/var/lib/depmod-tx/deferred/KVER', what: 'a kernel whose `depmod` call was deferred to the end of the dpkg run (`depmod-calls = defer`)' },
+  { path: '/var/lib/depmod-tx/weak-updates.json', what: 'the weak-updates links depmod-tx made (a link it did not make is left alone), the KMPs named to `--add-kmp` and the modules named to `--add-modules` outside extra/' },
+  { path: '/var/lib/depmod-tx/weak-updates.lock', what: 'lock held while weak-updates links are decided and made (flock)' },
   { path: '/var/log/depmod-tx.log', what: 'the `depmod` calls handed to kmod\'s depmod, and why' },
   {
     path: '/etc/depmod-tx.conf',
-    what: '`initrd = regenerate | flag | off`: what to do when a kernel\'s database changed; `depmod-calls = immediate | defer`: whether `depmod` called by a package script inside dpkg merges at once or leaves it to the commit at the end',
+    what: '`initrd = regenerate | flag | off`: what to do when a kernel\'s database changed; `depmod-calls = defer | immediate`: whether `depmod` called by a package script inside dpkg leaves the kernel to the commit at the end (the default) or merges at once; `weak-updates = auto | suse | rhel | off`: whether a commit keeps other kernels\' compatible modules linked into weak-updates/, by whose rules (auto: on where a depmod.d `search` line names weak-updates)',
   },
 ];
 
@@ -25,6 +29,8 @@ export const FILES: ReadonlyArray<{ path: string; what: string }> = [
 export const ENVIRONMENT: ReadonlyArray<{ name: string; what: string }> = [
   { name: 'DEPMOD_TX_TRACE', what: '`1`: print how long each phase of a merge took, on stderr' },
   { name: 'DEPMOD_TX_DEBUG', what: 'set: print the stack of an internal error (exit 70)' },
+  { name: 'DEPMOD_TX_CALLED_AS', what: 'set by the installed wrapper: the name it was called by (`weak-modules2`, `weak-modules` make it that tool)' },
+  { name: 'DEPMOD_TX_ROOT', what: '`weak-modules2` (which has no option for it): the root to work on' },
   { name: 'DEPMOD_TX_LOG', what: 'where `depmod` logs the calls it hands to kmod\'s depmod (default /var/log/depmod-tx.log)' },
   { name: 'COLUMNS', what: 'width of --help when the output is not a terminal (default 80)' },
 ];

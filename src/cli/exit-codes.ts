@@ -13,7 +13,7 @@ export const EXIT = {
   /** --strict and some module files could not be read or parsed (listed without dependencies, as kmod does; the database was still written). */
   unreadable: 4,
   usage: 64, // EX_USAGE
-  format: 65, // EX_DATAERR: a module, index, symvers, journal or package file is malformed
+  format: 65, // EX_DATAERR: a module, index, symvers, journal, spool or package file is malformed
   noinput: 66, // EX_NOINPUT: a named file or module directory does not exist / cannot be read
   internal: 70, // EX_SOFTWARE: a bug in depmod-tx
   io: 74, // EX_IOERR: writing failed (ENOSPC, EROFS, EACCES); the old database is left as it was
@@ -33,7 +33,7 @@ export const EXIT_CODES: ReadonlyArray<{ code: number; meaning: string }> = [
   {
     code: EXIT.format,
     meaning:
-      "malformed input file (a module named to `inspect` or `check`, index, symvers, journal, package, a file given to replay that is no journal or path list; a module kmod's depmod aborts on); the message names the file",
+      "malformed input file (a module named to `inspect` or `check`, index, symvers, journal, spool, package, a file given to replay that is no journal or path list; a module kmod's depmod aborts on); the message names the file",
   },
   { code: EXIT.noinput, meaning: 'input file or module directory missing or unreadable' },
   { code: EXIT.internal, meaning: 'internal error (a bug: please report it)' },

@@ -186,7 +186,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'record',
     positionals: [{ name: 'paths', value: 'PATH', variadic: true, required: false, describe: 'absolute module paths as the package manager names them; none or - reads them from stdin, one per line' }],
-    summary: 'Append the module paths a transaction touched to the journal (what the package-manager hooks call)',
+    summary: 'Append the module paths a transaction touched to the journal (for scripts; the shipped hooks spool them in shell, without Node.js)',
     options: [
       { name: 'op', type: 'string', value: 'OP', choices: ['add', 'remove'], required: true, describe: 'whether the package adds or removes these files' },
       { name: 'package', type: 'string', value: 'NAME', describe: 'the package the paths belong to (shown by status)' },
@@ -206,12 +206,16 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'commit',
     positionals: [],
-    summary: 'Merge every kernel with pending journal events: one merge per kernel, kernels in parallel',
+    summary: "Ingest what the hooks spooled, then merge every kernel with pending journal events: one merge per kernel, kernels in parallel",
     options: [
       root,
       { name: 'scan', type: 'boolean', default: false, describe: 'also merge kernels whose trees changed without a journal entry (after a plain dpkg -i)' },
       { name: 'kernel', type: 'string', value: 'KVER', repeatable: true, describe: 'only this kernel (repeatable)' },
       { name: 'source', type: 'string', value: 'NAME', describe: 'who called (rpm, dpkg, ...): repeated in the --json report' },
+      {
+        name: 'ready-fd', type: 'number', value: 'FD',
+        describe: "write 'ready CODE' to FD and close it once every database is written; a new kernel's cache (its database just written by kmod's depmod) is built afterwards (the hooks wait on this)",
+      },
       json('the result per kernel'),
       verbose('say so on stderr when nothing is pending'),
       lockTimeout,
@@ -219,7 +223,10 @@ export const COMMANDS: readonly CommandSpec[] = [
     run: async (a, io) => {
       const { runCommit } = await import('./txn.ts');
       return runCommit(
-        { root: a.root as string, json: a.json as boolean, verbose: a.verbose as boolean, scan: a.scan as boolean, kernels: list(a.kernel), source: a.source as string | undefined, lockTimeoutMs: (a['lock-timeout'] as number) * 1000 },
+        {
+          root: a.root as string, json: a.json as boolean, verbose: a.verbose as boolean, scan: a.scan as boolean, kernels: list(a.kernel), source: a.source as string | undefined,
+          lockTimeoutMs: (a['lock-timeout'] as number) * 1000, readyFd: a['ready-fd'] as number | undefined,
+        },
         io,
       );
     },
@@ -255,9 +262,36 @@ export const COMMANDS: readonly CommandSpec[] = [
     },
   },
   {
+    name: 'weak-updates',
+    positionals: [{ name: 'operand', value: 'KVER|NVR', required: false, describe: 'the kernel (--add-kernel, --remove-kernel: default the running one; --add-kernel-modules, --remove-kernel-modules) or the KMP package name-version-release (--add-kmp, --remove-kmp)' }],
+    summary:
+      "Link other kernels' KABI-compatible modules into each kernel's weak-updates/ by SUSE's or RHEL's rules, decided from the module caches; merge each changed kernel once. Also when called as weak-modules2 or weak-modules",
+    options: [
+      root,
+      { name: 'rules', type: 'string', value: 'FAMILY', choices: ['suse', 'rhel'], describe: "whose rules: SUSE's weak-modules2 or RHEL's weak-modules (default: /etc/depmod-tx.conf weak-updates, else the installed tool, else the depmod.d search line)" },
+      { name: 'add-modules', type: 'boolean', default: false, describe: 'RHEL: module files (paths on stdin) were installed: link them where they fit' },
+      { name: 'remove-modules', type: 'boolean', default: false, describe: 'RHEL: module files (paths on stdin) were removed: drop their links' },
+      { name: 'add-kernel', type: 'boolean', default: false, describe: 'a kernel was installed: link the modules that fit it' },
+      { name: 'remove-kernel', type: 'boolean', default: false, describe: "a kernel is being removed: drop depmod-tx's links in it" },
+      { name: 'add-kernel-modules', type: 'boolean', default: false, describe: "SUSE: a kernel subpackage added modules (paths on stdin, not needed): recompute that kernel's links" },
+      { name: 'remove-kernel-modules', type: 'boolean', default: false, describe: 'SUSE: a kernel subpackage removed modules: recompute, dropping links that stopped working' },
+      { name: 'add-kmp', type: 'boolean', default: false, describe: "SUSE: a KMP was installed (its files on stdin, else from rpm -ql NVR): link it into the kernels of its flavour it fits" },
+      { name: 'remove-kmp', type: 'boolean', default: false, describe: 'SUSE: a KMP was removed (its files on stdin): drop its links, link an older version where one fits' },
+      { name: 'dry-run', type: 'boolean', default: false, describe: 'decide and report, change nothing (no link, no merge, no initrd)' },
+      json('per kernel the links made and removed, and every module not linked with the reason (unknown or mismatched symbols, the group that failed)'),
+      { name: 'no-initramfs', type: 'boolean', default: false, describe: "do not rebuild the initrd of kernels whose database changed" },
+      verbose('also list the kernels and modules that were not linked, and why'),
+      lockTimeout,
+    ],
+    run: async (a, io) => {
+      const { runWeakUpdatesCommand, weakArgsFromTable } = await import('./weak-updates.ts');
+      return runWeakUpdatesCommand(weakArgsFromTable(a), io);
+    },
+  },
+  {
     name: 'apt-hook',
     positionals: [],
-    summary: "apt DPkg::Pre-Install-Pkgs hook (protocol version 3 on stdin): record the transaction's module paths",
+    summary: "apt DPkg::Pre-Install-Pkgs hook (protocol version 3 on stdin) in Node.js: record the transaction's module paths (the shipped hook does it in shell)",
     options: [
       root,
       { name: 'input', type: 'string', value: 'FILE', path: true, describe: 'read the protocol text from FILE instead of stdin' },
@@ -271,7 +305,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'zypp-plugin',
     positionals: [],
-    summary: 'libzypp commit plugin (frames on stdin): one commit at the end of each zypper transaction',
+    summary: 'libzypp commit plugin (frames on stdin) in Node.js: one commit at the end of each zypper transaction (the shipped plugin is bash)',
     options: [root, { name: 'reply-fd', type: 'number', value: 'FD', default: 1, describe: 'file descriptor for the answers to libzypp' }],
     run: async (a, io) => {
       const { runZyppPlugin } = await import('./txn.ts');

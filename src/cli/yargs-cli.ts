@@ -28,6 +28,13 @@ function addOption<T>(y: Argv<T>, o: OptionSpec): Argv<T> {
   });
 }
 
+/** An option named no-FLAG given as --no-FLAG: yargs set FLAG to false; the command reads no-FLAG. */
+function negatedOptions(c: (typeof COMMANDS)[number], a: Args): Args {
+  const out: Args = { ...a };
+  for (const o of c.options) if (o.type === 'boolean' && o.name.startsWith('no-') && out[o.name.slice(3)] === false) out[o.name] = true;
+  return out;
+}
+
 /** The terminal's width; $COLUMNS when output is not a terminal (like GNU tools); else 80. */
 function helpWidth(): number {
   if (process.stdout.isTTY && process.stdout.columns > 0) return process.stdout.columns;
@@ -62,10 +69,14 @@ export async function yargsMain(argv: string[]): Promise<void> {
       c.summary,
       (cy) => {
         for (const p of c.positionals) cy = cy.positional(p.name, { type: 'string', describe: p.describe, ...(p.variadic ? { array: true } : {}), ...(p.required ? { demandOption: true } : {}) });
-        for (const o of c.options) cy = addOption(cy, o);
+        for (const o of c.options) {
+          cy = addOption(cy, o);
+          // yargs reads --no-initramfs as "initramfs: false": accept that name too (hidden), and map it back below.
+          if (o.type === 'boolean' && o.name.startsWith('no-')) cy = cy.option(o.name.slice(3), { type: 'boolean', hidden: true });
+        }
         return cy;
       },
-      (a) => run(c, a as Args),
+      (a) => run(c, negatedOptions(c, a as Args)),
     );
   }
   await y.demandCommand(1, 'name a command').parseAsync();

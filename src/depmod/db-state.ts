@@ -16,6 +16,7 @@ import type { EmitDatabase } from './emit.ts';
 import { depmodError, type DepmodMessage } from './diagnostic.ts';
 import type { ModuleSet } from './module-set.ts';
 import { kmodModname } from './search.ts';
+import { lowerBound } from './lower-bound.ts';
 
 /** One KABI finding of a module, compactly: which import, what kind, and its provider. */
 export interface SlotFinding {
@@ -48,15 +49,21 @@ export function listOf(l: SlotLists, slot: number): Uint32Array {
   return slot + 1 < l.start.length ? l.list.subarray(l.start[slot]!, l.start[slot + 1]!) : EMPTY;
 }
 
-function packLists(n: number, get: (slot: number) => ArrayLike<number>): SlotLists {
+/** Where each slot's entries start in a packed column, and (at [n]) how many there are in all. */
+function startsOf(n: number, count: (slot: number) => number): Uint32Array {
   const start = new Uint32Array(n + 1);
   let total = 0;
   for (let s = 0; s < n; s++) {
     start[s] = total;
-    total += get(s).length;
+    total += count(s);
   }
   start[n] = total;
-  const list = new Uint32Array(total);
+  return start;
+}
+
+function packLists(n: number, get: (slot: number) => ArrayLike<number>): SlotLists {
+  const start = startsOf(n, (s) => get(s).length);
+  const list = new Uint32Array(start[n]!);
   for (let s = 0; s < n; s++) list.set(get(s), start[s]!);
   return { start, list, over: new Map() };
 }
@@ -80,13 +87,8 @@ export interface FindingLists {
 }
 
 function packFindings(n: number, get: (slot: number) => readonly SlotFinding[]): FindingLists {
-  const start = new Uint32Array(n + 1);
-  let total = 0;
-  for (let s = 0; s < n; s++) {
-    start[s] = total;
-    total += get(s).length;
-  }
-  start[n] = total;
+  const start = startsOf(n, (s) => get(s).length);
+  const total = start[n]!;
   const k = new Uint32Array(total);
   const kind = new Uint8Array(total);
   const crc = new Float64Array(total);
@@ -191,8 +193,29 @@ function buildIndex(set: ModuleSet, kind: 'exp' | 'imp', unreadable: Uint8Array)
   return { slots: set.slots, start: full, list };
 }
 
-/** The live, readable slots that list symbol `id` in the index, plus those added since it was built. */
-function slotsFor(set: ModuleSet, index: SymbolIndex, id: number, kind: 'exp' | 'imp', unreadable: Uint8Array): number[] {
+/**
+ * The slots added since an index was built, by symbol: one pass over their exports or imports, so
+ * that looking up many symbols costs one map access each instead of a scan of every recent import.
+ */
+function recentIndex(set: ModuleSet, index: SymbolIndex, kind: 'exp' | 'imp', unreadable: Uint8Array): Map<number, number[]> {
+  const out = new Map<number, number[]>();
+  const st = kind === 'exp' ? set.expStart : set.impStart;
+  const ct = kind === 'exp' ? set.expCount : set.impCount;
+  const sym = kind === 'exp' ? set.expSym : set.impSym;
+  for (let s = index.slots; s < set.slots; s++) {
+    if (set.alive[s] !== 1 || unreadable[s] === 1) continue;
+    for (let e = st[s]!, end = e + ct[s]!; e < end; e++) {
+      const id = kind === 'imp' ? lookupId(set, sym[e]!) : sym[e]!;
+      const list = out.get(id);
+      if (list === undefined) out.set(id, [s]);
+      else if (list[list.length - 1] !== s) list.push(s);
+    }
+  }
+  return out;
+}
+
+/** The live, readable slots that list symbol `id` in the index, plus those added since it was built (`recent`). */
+function slotsFor(set: ModuleSet, index: SymbolIndex, recent: Map<number, number[]>, id: number, unreadable: Uint8Array): number[] {
   const out: number[] = [];
   if (id + 1 < index.start.length) {
     for (let i = index.start[id]!, e = index.start[id + 1]!; i < e; i++) {
@@ -200,18 +223,8 @@ function slotsFor(set: ModuleSet, index: SymbolIndex, id: number, kind: 'exp' | 
       if (set.alive[s] === 1 && unreadable[s] !== 1 && out[out.length - 1] !== s) out.push(s);
     }
   }
-  const st = kind === 'exp' ? set.expStart : set.impStart;
-  const ct = kind === 'exp' ? set.expCount : set.impCount;
-  const sym = kind === 'exp' ? set.expSym : set.impSym;
-  for (let s = index.slots; s < set.slots; s++) {
-    if (set.alive[s] !== 1 || unreadable[s] === 1) continue;
-    for (let e = st[s]!, end = e + ct[s]!; e < end; e++) {
-      if ((kind === 'imp' ? lookupId(set, sym[e]!) : sym[e]!) === id) {
-        out.push(s);
-        break;
-      }
-    }
-  }
+  const r = recent.get(id);
+  if (r !== undefined) out.push(...r);
   return out;
 }
 
@@ -276,14 +289,11 @@ function graphOf(order: Uint32Array, idxOf: Int32Array, deps: SlotLists): Graph 
   const baseSlots = start.length - 1;
   const inOver = new Uint8Array(idxOf.length);
   for (const s of over.keys()) if (s < inOver.length) inOver[s] = 1;
-  const depStart = new Uint32Array(n + 1);
-  let total = 0;
-  for (let i = 0; i < n; i++) {
+  const depStart = startsOf(n, (i) => {
     const s = order[i]!;
-    depStart[i] = total;
-    total += inOver[s] === 1 ? over.get(s)!.length : s < baseSlots ? start[s + 1]! - start[s]! : 0;
-  }
-  depStart[n] = total;
+    return inOver[s] === 1 ? over.get(s)!.length : s < baseSlots ? start[s + 1]! - start[s]! : 0;
+  });
+  const total = depStart[n]!;
   const depList = new Uint32Array(total);
   const users = new Int32Array(n);
   for (let i = 0; i < n; i++) {
@@ -304,8 +314,7 @@ function graphOf(order: Uint32Array, idxOf: Int32Array, deps: SlotLists): Graph 
       }
     }
   }
-  const userStart = new Uint32Array(n + 1);
-  for (let i = 0; i < n; i++) userStart[i + 1] = userStart[i]! + users[i]!;
+  const userStart = startsOf(n, (i) => users[i]!);
   const fill = userStart.slice(0, n);
   const userList = new Uint32Array(total);
   for (let i = 0; i < n; i++) for (let j = depStart[i]!; j < depStart[i + 1]!; j++) userList[fill[depList[j]!]!++] = i;
@@ -427,19 +436,32 @@ export function updateState(set: ModuleSet, prev: DbState, added: readonly numbe
   for (const s of dropped) unreadable[s] = 0;
   if (opts.unsizedZstdUnreadable) for (const s of added) unreadable[s] = set.zstdUnsized[s] === 1 ? 1 : 0;
 
-  // 1. Array order: drop, then insert the added slots at their keys.
+  // 1. Array order: drop, then insert the added slots at their keys (found by binary search: the
+  // old order is sorted by the same key, dropped slots included).
   const addedSorted = [...added].sort((a, b) => compareSlots(set, a, b));
   const order = new Uint32Array(prev.order.length - dropped.length + added.length);
   {
+    const po = prev.order;
+    const at = addedSorted.map((a) => lowerBound(po, (s) => compareSlots(set, s, a) < 0));
+    const droppedIdx = dropped.map((s) => prev.idxOf[s]!).filter((i) => i >= 0).sort((x, y) => x - y);
+    // Runs of the old order between the insertion points and the dropped positions, copied whole.
     let n = 0;
-    let j = 0;
-    for (let i = 0; i < prev.order.length; i++) {
-      const s = prev.order[i]!;
-      if (set.alive[s] !== 1) continue;
-      while (j < addedSorted.length && compareSlots(set, addedSorted[j]!, s) < 0) order[n++] = addedSorted[j++]!;
-      order[n++] = s;
-    }
-    while (j < addedSorted.length) order[n++] = addedSorted[j++]!;
+    let from = 0;
+    let d = 0;
+    const copyTo = (end: number): void => {
+      while (from < end) {
+        while (d < droppedIdx.length && droppedIdx[d]! < from) d++;
+        const stop = d < droppedIdx.length && droppedIdx[d]! < end ? droppedIdx[d]! : end;
+        order.set(po.subarray(from, stop), n);
+        n += stop - from;
+        from = stop === end ? end : stop + 1;
+      }
+    };
+    addedSorted.forEach((a, k) => {
+      copyTo(at[k]!);
+      order[n++] = a;
+    });
+    copyTo(po.length);
     if (n !== order.length) throw new Error(`updateState: ${n} modules placed, ${order.length} expected (dropped slots must be dead, added live)`);
   }
   const idxOf = new Int32Array(set.slots).fill(-1);
@@ -459,12 +481,13 @@ export function updateState(set: ModuleSet, prev: DbState, added: readonly numbe
   const touchedSyms = new Set<number>();
   for (const s of [...added, ...dropped]) for (let e = set.expStart[s]!, end = e + set.expCount[s]!; e < end; e++) touchedSyms.add(set.expSym[e]!);
   const ownersChanged: number[] = [];
+  const recentExporters = recentIndex(set, prev.exporters, 'exp', unreadable);
   for (const id of touchedSyms) {
     // The exporter last in array order wins, with the CRC of its last export of the name (hash_add replaces).
     let best = -1;
     let bestIdx = -1;
     let bestCrc = 0;
-    for (const s of slotsFor(set, prev.exporters, id, 'exp', unreadable)) {
+    for (const s of slotsFor(set, prev.exporters, recentExporters, id, unreadable)) {
       const i = idxOf[s]!;
       if (i <= bestIdx) continue;
       best = s;
@@ -480,7 +503,8 @@ export function updateState(set: ModuleSet, prev: DbState, added: readonly numbe
 
   // 3. Resolve again: the added modules, and the importers of every symbol whose provider changed.
   const again = new Set<number>(added.filter((s) => unreadable[s] !== 1));
-  for (const id of ownersChanged) for (const s of slotsFor(set, prev.importers, id, 'imp', unreadable)) again.add(s);
+  const recentImporters = ownersChanged.length > 0 ? recentIndex(set, prev.importers, 'imp', unreadable) : new Map<number, number[]>();
+  for (const id of ownersChanged) for (const s of slotsFor(set, prev.importers, recentImporters, id, unreadable)) again.add(s);
   const deps: SlotLists = { start: prev.deps.start, list: prev.deps.list, over: new Map(prev.deps.over) };
   const findings: FindingLists = { ...prev.findings, over: new Map(prev.findings.over) };
   for (const s of dropped) {
@@ -578,8 +602,12 @@ export function updateState(set: ModuleSet, prev: DbState, added: readonly numbe
 /** The KABI findings of the database in depmod's order (array order, then import order). */
 export function kabiFindings(set: ModuleSet, state: DbState, dirname: string): KabiFinding[] {
   const out: KabiFinding[] = [];
+  const { start, over } = state.findings;
+  const base = start.length - 1;
   for (let i = 0; i < state.order.length; i++) {
     const s = state.order[i]!;
+    // Most modules have none: skip them without building a list.
+    if (!(s < base && start[s + 1]! > start[s]!) && !(over.size > 0 && over.has(s))) continue;
     for (const f of findingsOf(state, s)) {
       const path = set.path(s);
       const modulePath = path.startsWith('/') ? path : `${dirname}/${path}`;
@@ -635,8 +663,7 @@ export function databaseOf(set: ModuleSet, state: DbState): EmitDatabase {
     owner[id] = o >= 0 ? state.idxOf[o]! : o;
     if (o !== OWNER_NONE) inTable[id] = 1;
   }
-  const allStart = new Uint32Array(n + 1);
-  for (let i = 0; i < n; i++) allStart[i + 1] = allStart[i]! + listOf(state.lines, state.order[i]!).length;
+  const allStart = startsOf(n, (i) => listOf(state.lines, state.order[i]!).length);
   const allList = new Uint32Array(allStart[n]!);
   for (let i = 0; i < n; i++) {
     const line = listOf(state.lines, state.order[i]!);

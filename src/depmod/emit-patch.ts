@@ -29,6 +29,7 @@ import {
 import { SYMBOLS_BUCKETS } from './kmod-hash.ts';
 import type { KmodBehaviour } from './kmod-version.ts';
 import { UNMATCHED_ALIAS, type ModuleSet } from './module-set.ts';
+import { lowerBound } from './lower-bound.ts';
 
 export interface PatchDatabaseInput {
   set: ModuleSet;
@@ -41,6 +42,8 @@ export interface PatchDatabaseInput {
   /** The files as the previous merge left them, and their layout. */
   old: ReadonlyMap<string, Uint8Array>;
   layout: DatabaseLayout;
+  /** Told when each file is done (DEPMOD_TX_TRACE: the merge's phase tracer). */
+  trace?: (phase: string) => void;
 }
 
 /** Per file: records (or index nodes) written anew, and bytes copied from the old file. */
@@ -178,14 +181,7 @@ function compareSymbols(set: ModuleSet, a: number, b: number): number {
 
 /** First index of the ascending (by compareSymbols) `ids` whose symbol is not before `id`. */
 function symbolPosition(set: ModuleSet, ids: Uint32Array, id: number): number {
-  let lo = 0;
-  let hi = ids.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (compareSymbols(set, ids[mid]!, id) < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+  return lowerBound(ids, (x) => compareSymbols(set, x, id) < 0);
 }
 
 /** modules.symbols with the lines of symbols whose owner changed added, replaced or removed. */
@@ -234,13 +230,7 @@ function aliasesWithKey(set: ModuleSet, next: DbState, off: number, len: number)
   const out: number[] = [];
   const ord = set.aliasOrder;
   // The kept order holds ids below aliasSortedThrough (dropped ones too: filtered here).
-  let lo = 0;
-  let hi = ord.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (cmp(ord[mid]!) < 0) lo = mid + 1;
-    else hi = mid;
-  }
+  const lo = lowerBound(ord, (a) => cmp(a) < 0);
   const usable = (a: number): boolean => {
     const s = set.aliasSlot[a]!;
     return set.alive[s] === 1 && next.unreadable[s] !== 1;
@@ -286,72 +276,51 @@ export function patchDatabase(input: PatchDatabaseInput): PatchDatabaseResult {
     return st;
   };
 
+  /** One text file spliced: the lines of `changed` rendered, those of dropped modules left out. */
+  const splice = (name: string, body: Uint8Array, changed: Iterable<number>, render: (sink: ByteSink, s: number) => void): Uint8Array => {
+    const r = spliceByModule(body, textLayout(input.layout, name).off, prev, next, changed, input.dropped, render, stat(name), name);
+    layout.set(name, { off: r.off });
+    return r.bytes;
+  };
+
   // modules.dep: changed and new lines rendered, the rest copied.
-  const dep = spliceByModule(
-    need(input.old, 'modules.dep', 'file'),
-    textLayout(input.layout, 'modules.dep').off,
-    prev,
-    next,
-    delta.lineChanged,
-    input.dropped,
-    (sink, s) => {
-      depLine(sink, set, s, listOf(next.lines, s));
-      sink.byte(0x0a);
-    },
-    stat('modules.dep'),
-    'modules.dep',
-  );
-  files.set('modules.dep', dep.bytes);
-  layout.set('modules.dep', { off: dep.off });
+  const depBytes = splice('modules.dep', need(input.old, 'modules.dep', 'file'), delta.lineChanged, (sink, s) => {
+    depLine(sink, set, s, listOf(next.lines, s));
+    sink.byte(0x0a);
+  });
+  const depOff = (layout.get('modules.dep') as TextLayout).off;
+  files.set('modules.dep', depBytes);
+  input.trace?.('  modules.dep');
 
   // Value lists: only added modules have new blocks (a module's facts never change in place).
   const lists: ValueList[] = [ALIAS_LINES, SOFTDEP_LINES, ...(behaviour.writesWeakdep ? [WEAKDEP_LINES] : [])];
   for (const v of lists) {
-    const r = spliceByModule(
-      need(input.old, v.file, 'file'),
-      textLayout(input.layout, v.file).off,
-      prev,
-      next,
-      input.added,
-      input.dropped,
-      (sink, s) => {
-        if (next.unreadable[s] !== 1) valueBlock(sink, set, s, v);
-      },
-      stat(v.file),
+    files.set(
       v.file,
+      splice(v.file, need(input.old, v.file, 'file'), input.added, (sink, s) => {
+        if (next.unreadable[s] !== 1) valueBlock(sink, set, s, v);
+      }),
     );
-    files.set(v.file, r.bytes);
-    layout.set(v.file, { off: r.off });
   }
 
   // modules.devname: records without the header, which the file has when it has a line.
   {
     const old = need(input.old, 'modules.devname', 'file');
-    const body = old.length > 0 ? old.subarray(DEVNAME_HEADER.length) : old;
-    const r = spliceByModule(
-      body,
-      textLayout(input.layout, 'modules.devname').off,
-      prev,
-      next,
-      input.added,
-      input.dropped,
-      (sink, s) => {
-        if (next.unreadable[s] !== 1) devnameBlock(sink, set, s, undefined);
-      },
-      stat('modules.devname'),
-      'modules.devname',
-    );
-    let bytes = r.bytes;
+    const records = splice('modules.devname', old.length > 0 ? old.subarray(DEVNAME_HEADER.length) : old, input.added, (sink, s) => {
+      if (next.unreadable[s] !== 1) devnameBlock(sink, set, s, undefined);
+    });
+    let bytes = records;
     if (bytes.length > 0) {
-      bytes = new Uint8Array(DEVNAME_HEADER.length + r.bytes.length);
+      bytes = new Uint8Array(DEVNAME_HEADER.length + records.length);
       for (let i = 0; i < DEVNAME_HEADER.length; i++) bytes[i] = DEVNAME_HEADER.charCodeAt(i);
-      bytes.set(r.bytes, DEVNAME_HEADER.length);
+      bytes.set(records, DEVNAME_HEADER.length);
     }
     files.set('modules.devname', bytes);
-    layout.set('modules.devname', { off: r.off });
   }
 
+  input.trace?.('  value lists, modules.devname');
   const sym = patchSymbols(input, stat('modules.symbols'));
+  input.trace?.('  modules.symbols');
   files.set('modules.symbols', sym.bytes);
   layout.set('modules.symbols', sym.layout);
 
@@ -361,6 +330,7 @@ export function patchDatabase(input: PatchDatabaseInput): PatchDatabaseResult {
     files.set(name, r.bytes);
     layout.set(name, r.layout);
     stats.set(name, { rendered: r.writtenNodes, copied: r.copiedBytes });
+    input.trace?.(`  ${name} (${changes.length} keys, ${r.writtenNodes} nodes written)`);
   };
 
   // modules.dep.bin: module name → its line, for the modules whose line is new, changed or gone.
@@ -375,7 +345,7 @@ export function patchDatabase(input: PatchDatabaseInput): PatchDatabaseResult {
       const values: PatchValue[] = [];
       if (slot >= 0) {
         const i = next.idxOf[slot]!;
-        values.push({ priority: i, bytes: dep.bytes.subarray(dep.off[i]!, dep.off[i + 1]! - 1) });
+        values.push({ priority: i, bytes: depBytes.subarray(depOff[i]!, depOff[i + 1]! - 1) });
       }
       changes.push({ key, values });
     }

@@ -658,7 +658,8 @@ export class ModuleSet implements ModuleSetColumns, ModuleChunk {
   }
 
   #growSlots(n: number): void {
-    if (n <= this.alive.length) return;
+    // Columns loaded from a cache may have different room: the fingerprint's too (four words a slot).
+    if (n <= this.alive.length && 4 * n <= this.fp.length) return;
     this.alive = grow(this.alive, n);
     this.pathOff = grow(this.pathOff, n);
     this.pathLen = grow(this.pathLen, n);

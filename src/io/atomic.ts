@@ -3,7 +3,7 @@
 // only when all of them are safely on disk are they renamed over the old ones, and the directory is
 // fsync'ed. A failure before the renames (ENOSPC, EROFS, EACCES) removes the temporaries and leaves
 // the old files untouched.
-import { closeSync, fchmodSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, fsync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { IoError } from '../errors.ts';
 
@@ -98,24 +98,39 @@ export function fsyncDir(dir: string): void {
 export function writeDurable(path: string, bytes: Uint8Array, mode = 0o644): void {
   const fd = openSync(path, 'wx', mode);
   try {
-    fchmodSync(fd, mode);
-    let off = 0;
-    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+    writeAll(fd, bytes, mode);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
 }
 
+function writeAll(fd: number, bytes: Uint8Array, mode = 0o644): void {
+  fchmodSync(fd, mode);
+  let off = 0;
+  while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+}
+
+/** fsync(2) on libuv's thread pool: several files' syncs overlap (ext4 commits them together). */
+function fsyncAsync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fsync(fd, (err) => (err === null ? resolve() : reject(err))));
+}
+
 /**
- * Writes every changed file to a temporary name (fsync'ed), then renames them into place and fsyncs
- * the directory. `old`: the files' current contents when the caller holds them (not read again).
+ * Writes every changed file to a temporary name, fsyncs them all at once, then renames them into
+ * place and fsyncs the directory. `old`: the files' current contents when the caller holds them
+ * (not read again).
  */
-export function writeFilesAtomically(dir: string, files: Map<string, Uint8Array>, opts: { onlyChanged?: boolean; old?: ReadonlyMap<string, Uint8Array> } = {}): AtomicWriteResult {
+export async function writeFilesAtomically(
+  dir: string,
+  files: Map<string, Uint8Array>,
+  opts: { onlyChanged?: boolean; old?: ReadonlyMap<string, Uint8Array> } = {},
+): Promise<AtomicWriteResult> {
   const onlyChanged = opts.onlyChanged ?? true;
   const written: string[] = [];
   const unchanged: string[] = [];
   const temps: Array<[tmp: string, final: string]> = [];
+  const open: Array<{ fd: number; final: string }> = [];
   sweepStaleTemps(dir, OUTPUT_TEMP_RE);
   try {
     for (const [name, bytes] of files) {
@@ -128,19 +143,17 @@ export function writeFilesAtomically(dir: string, files: Map<string, Uint8Array>
       const tmp = join(dir, `.${name}.depmod-tx-${process.pid}.tmp`);
       crashPoint(`before-temp:${name}`);
       try {
-        writeDurable(tmp, bytes);
+        const fd = openSync(tmp, 'wx', 0o644);
+        temps.push([tmp, final]);
+        open.push({ fd, final });
+        writeAll(fd, bytes);
       } catch (err) {
-        try {
-          unlinkSync(tmp);
-        } catch {
-          /* it may not exist */
-        }
         throw ioError(final, 'cannot write new version', err);
       }
-      temps.push([tmp, final]);
       written.push(name);
-      crashPoint(`after-temp:${name}`);
     }
+    await Promise.all(open.map(({ fd, final }) => fsyncAsync(fd).catch((err: unknown) => Promise.reject(ioError(final, 'cannot write new version', err)))));
+    for (const name of written) crashPoint(`after-temp:${name}`);
   } catch (err) {
     for (const [tmp] of temps) {
       try {
@@ -150,6 +163,8 @@ export function writeFilesAtomically(dir: string, files: Map<string, Uint8Array>
       }
     }
     throw err;
+  } finally {
+    for (const { fd } of open) closeSync(fd);
   }
   for (const [tmp, final] of temps) {
     crashPoint(`before-rename:${final.slice(dir.length + 1)}`);

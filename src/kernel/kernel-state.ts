@@ -7,7 +7,8 @@
 //   deferred depmod call cleared. A merge that throws leaves every event in place for the next one.
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { cacheFile, dropCache, stateDirs } from '../cache/store.ts';
+import { cacheFile, stateDirs } from '../cache/meta.ts';
+import { dropCache } from '../cache/store.ts';
 import { PathRefusedError } from '../errors.ts';
 import { crashPoint } from '../io/atomic.ts';
 import { kverProblem, moduleTreeGone } from '../io/tree.ts';

@@ -11,7 +11,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, readSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, join } from 'node:path';
-import { stateDirs } from '../cache/store.ts';
+import { stateDirs } from '../cache/meta.ts';
 import { kmodBehaviour, newestKmodBehaviour, NEWEST_KMOD, OLDEST_KMOD, parseDepmodVersionOutput, type KmodBehaviour } from '../depmod/kmod-version.ts';
 import { UsageError } from '../errors.ts';
 

@@ -258,7 +258,8 @@ async function applyPatch(o: Observed, loaded: LoadedCache, plan: Plan, obs: Ret
     if (b === undefined) throw new PatchUnavailable(`${name} is missing`);
     old.set(name, b);
   }
-  const patched = patchDatabase({ set, prev, next: up.state, delta: up.delta, added, dropped: plan.drop, behaviour, old, layout: c.layout });
+  trace('read outputs');
+  const patched = patchDatabase({ set, prev, next: up.state, delta: up.delta, added, dropped: plan.drop, behaviour, old, layout: c.layout, trace });
   trace('patch');
 
   const noisy = new Set(c.meta.noisy.filter((s) => set.alive[s] === 1));
@@ -280,7 +281,7 @@ async function applyPatch(o: Observed, loaded: LoadedCache, plan: Plan, obs: Ret
   };
   if (opts.dryRun) return { ...result, files: patched.files, ms: performance.now() - o.t0 };
 
-  const w = writeFilesAtomically(o.outDir, patched.files, { old });
+  const w = await writeFilesAtomically(o.outDir, patched.files, { old });
   crashPoint('after-outputs');
   trace(`write (${w.written.length} changed)`);
   const mtimes = new Map(obs.mtimes);
@@ -491,7 +492,7 @@ async function applyFull(o: Observed, loaded: LoadedCache | undefined, plan: Pla
   };
   if (opts.dryRun) return { ...result, files: out.files, ms: performance.now() - t0 };
 
-  const w = writeFilesAtomically(outDir, out.files);
+  const w = await writeFilesAtomically(outDir, out.files);
   w.unchanged.push(...keep);
   crashPoint('after-outputs');
   trace(`write (${w.written.length} changed)`);

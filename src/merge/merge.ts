@@ -10,7 +10,7 @@
 //                         the whole database from the set (the reference path, also `rebuild`)
 import { statSync } from 'node:fs';
 import type { CacheMeta } from '../cache/format.ts';
-import { cacheFile, openCacheMeta } from '../cache/store.ts';
+import { cacheFile, openCacheMeta } from '../cache/meta.ts';
 import type { KabiBasis, KabiFinding, LoadFinding } from '../depmod/compute.ts';
 import { hasLevel, type DepmodMessage } from '../depmod/diagnostic.ts';
 import { DEFAULT_BEHAVIOUR, type KmodBehaviour } from '../depmod/kmod-version.ts';

@@ -12,6 +12,7 @@ import type { DirEntry } from '../cache/format.ts';
 import type { DepmodConfig } from '../depmod/config.ts';
 import type { Fingerprint, ModuleSet } from '../depmod/module-set.ts';
 import { existingModuleWins, hasModuleSuffix, isExcludedEntry, kmodModname } from '../depmod/search.ts';
+import { lowerBound } from '../depmod/lower-bound.ts';
 
 export type PlanMode = 'noop' | 'patch' | 'recompute' | 'rebuild';
 
@@ -74,13 +75,7 @@ export function slotOfName(set: ModuleSet, name: string): number {
     return l - bytes.length;
   };
   const ord = set.nameOrder;
-  let lo = 0;
-  let hi = ord.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (cmp(ord[mid]!) < 0) lo = mid + 1;
-    else hi = mid;
-  }
+  const lo = lowerBound(ord, (s) => cmp(s) < 0);
   // Dropped modules stay in the order until it is refreshed: look past them.
   for (let i = lo; i < ord.length && cmp(ord[i]!) === 0; i++) if (set.alive[ord[i]!] === 1) return ord[i]!;
   for (let s = set.nameSortedThrough; s < set.slots; s++) if (set.alive[s] === 1 && cmp(s) === 0) return s;

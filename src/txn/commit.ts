@@ -77,6 +77,8 @@ export interface KernelResult {
    * change is that call's, which depmod would have made without rebuilding the initrd.
    */
   deferred?: boolean;
+  /** weak-updates links made or removed in this kernel before its merge. */
+  weakLinks?: number;
 }
 
 export interface CommitOptions {
@@ -87,6 +89,12 @@ export interface CommitOptions {
   journalLockTimeoutMs?: number;
   /** Only these kernels (default: every kernel with pending events). */
   kernels?: readonly string[];
+  /**
+   * Kernels to merge even without pending events, with the paths that changed in them (absolute,
+   * system namespace): weak-updates links made or removed (src/txn/weak-updates.ts). Merged once,
+   * together with whatever events they have.
+   */
+  extra?: ReadonlyMap<string, readonly string[]>;
   /** Candidate module directories, first existing wins (kmod 30 on Debian 12 uses /lib/modules). */
   moduleDirs?: readonly string[];
   now?: () => Date;
@@ -127,7 +135,8 @@ export function formatKernelResult(r: KernelResult): string {
       const what = r.changed ? `changed ${r.files?.length ?? 0} file(s)${r.files && r.files.length > 0 ? ` (${r.files.join(', ')})` : ''}` : 'unchanged';
       const kabi = r.kabi ? kabiSummary(r.kabi.against ?? 'symvers', r.kabi.unknown, r.kabi.mismatched) : kabiSummary('none', 0, 0);
       const unreadable = unreadableSummary(r.unreadable ?? []);
-      return `${r.kver}: ${what}, ${r.events} event(s), ${Math.round(r.ms ?? 0)} ms merge (${wall} total), ${kabi}${unreadable !== '' ? `, ${unreadable}` : ''}`;
+      const weak = r.weakLinks ? `, ${r.weakLinks} weak-updates link(s) changed` : '';
+      return `${r.kver}: ${what}, ${r.events} event(s)${weak}, ${Math.round(r.ms ?? 0)} ms merge (${wall} total), ${kabi}${unreadable !== '' ? `, ${unreadable}` : ''}`;
     }
     case 'removed':
       return `${r.kver}: kernel removed (no modules left), no database written; dropped ${r.events} event(s) and the cache`;
@@ -152,6 +161,7 @@ export async function commit(opts: CommitOptions): Promise<CommitSummary> {
     const only = new Set(opts.kernels);
     kvers = kvers.filter((k) => only.has(k));
   }
+  for (const k of opts.extra?.keys() ?? []) if (!kvers.includes(k)) kvers.push(k);
   const results = await Promise.all(kvers.map((kver) => commitKernel(opts, kver, jl, addWarnings)));
   if (results.length > 0) await writeLastResults(root, results, (opts.now ?? (() => new Date()))(), jl);
   return { kernels: results, warnings: [...warnings.values()] };
@@ -166,9 +176,11 @@ async function commitKernel(opts: CommitOptions, kver: string, jl: number, addWa
     const check = containmentChecker(root);
     let refused = 0;
     let deferred = false;
+    // Kernels whose weak-updates links changed are merged with those paths as hints, events or not.
+    const extra = opts.extra?.get(kver);
     const out = await mergeKernel(ks, {
       lockTimeoutMs: opts.lockTimeoutMs,
-      needsEvents: true,
+      needsEvents: extra === undefined,
       moduleDirs: opts.moduleDirs,
       events: async () => {
         const snap = await readJournal(root, jl);
@@ -192,7 +204,7 @@ async function commitKernel(opts: CommitOptions, kver: string, jl: number, addWa
         }),
       // Nothing usable: no merge ran, so nothing is known about KABI (not "ok").
       skipped: (): MergeResult => ({ changed: false, files: [], ms: 0, kabi: undefined }),
-      merge: (moddir, hints) => opts.merge({ root, kver, moddir, paths: hints }),
+      merge: (moddir, hints) => opts.merge({ root, kver, moddir, paths: extra === undefined ? hints : [...new Set([...hints, ...extra])] }),
       removeEvents: (evs) => removeEvents(root, evs, jl),
       clearDeferred: (started) => clearDeferred(root, kver, started),
     });
@@ -202,6 +214,7 @@ async function commitKernel(opts: CommitOptions, kver: string, jl: number, addWa
     return {
       kver, status: 'merged', events: out.used.length, moddir: out.moddir, changed: res.changed, files: res.files, ms: res.ms, wallMs: performance.now() - t0, kabi: res.kabi,
       ...(res.unreadable !== undefined && res.unreadable.length > 0 ? { unreadable: res.unreadable } : {}),
+      ...(extra !== undefined && extra.length > 0 ? { weakLinks: extra.length } : {}),
       error: refused > 0 ? `${refused} refused path(s) dropped` : undefined, ...(deferred && out.used.length > 0 ? { deferred } : {}),
     };
   } catch (err) {

@@ -6,7 +6,7 @@
 // depmod would have made without an initrd rebuild. Not a kmod format.
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { stateDirs } from '../cache/store.ts';
+import { stateDirs } from '../cache/meta.ts';
 import { validateKver } from './paths.ts';
 
 function deferredDir(root: string): string {

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { IoError, UsageError } from '../errors.ts';
 import { crashPoint, fsyncDir, sweepStaleTemps, writeDurable } from '../io/atomic.ts';
-import { stateDirs } from '../cache/store.ts';
+import { stateDirs } from '../cache/meta.ts';
 import { withLock } from '../io/lock.ts';
 import { classifyModulePath, PathRefusedError, type ModulePath } from './paths.ts';
 

@@ -30,6 +30,8 @@ export interface ReplayOptions {
   since?: Date;
   lockTimeoutMs?: number;
   now?: () => Date;
+  /** Runs after recording, before the commit: kernels to merge besides those with events (weak-updates links it changed). */
+  beforeCommit?: () => Promise<ReadonlyMap<string, readonly string[]> | undefined>;
 }
 
 /** What a client log contributed. */
@@ -136,7 +138,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     if (gone.length > 0 || inWindow.some((c) => c.kind === 'change')) out.scanned = true;
     out.logs.push({ file, format: input.format.name, changes: inWindow.length, installed: [...found.files.keys()], gone });
   }
-  const summary = await commit({ root: opts.root, merge: opts.merge, ...(opts.lockTimeoutMs !== undefined ? { lockTimeoutMs: opts.lockTimeoutMs } : {}), now });
+  const extra = await opts.beforeCommit?.();
+  const summary = await commit({ root: opts.root, merge: opts.merge, ...(opts.lockTimeoutMs !== undefined ? { lockTimeoutMs: opts.lockTimeoutMs } : {}), now, ...(extra ? { extra } : {}) });
   if (out.scanned) summary.kernels.push(...(await mergeUnrecorded({ root: opts.root, merge: opts.merge, done: summary.kernels.map((k) => k.kver) })));
   return { ...out, commit: summary };
 }

@@ -5,7 +5,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { cacheFile } from '../cache/store.ts';
+import { cacheFile } from '../cache/meta.ts';
 import { DepmodTxError } from '../errors.ts';
 import { KernelState, mergeKernel } from '../kernel/kernel-state.ts';
 import { findModuleDir, type KernelMerge, type KernelResult } from './commit.ts';

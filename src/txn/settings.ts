@@ -3,18 +3,24 @@
 // stop a package transaction.
 //   initrd = regenerate | flag | off      what a commit does when it changed a kernel's database
 //                                         (src/txn/initrd.ts)
-//   depmod-calls = immediate | defer      what depmod-tx's `depmod` does when a package script calls
-//                                         it inside a dpkg run (src/cli/depmod.ts): merge now, or
-//                                         record the kernel for the commit at the end
+//   depmod-calls = defer | immediate      what depmod-tx's `depmod` does when a package script calls
+//                                         it inside a dpkg run (hooks/depmod): record the kernel for
+//                                         the commit at the end (no Node.js start), or merge now
 //   system-depmod = depmod-tx | kmod      Debian: whether depmod-tx's front end replaces kmod's
 //                                         depmod (hooks/depmod-divert reads this line itself)
+//   weak-updates = auto | suse | rhel | off
+//                                         whether a commit keeps other kernels' compatible modules
+//                                         linked into weak-updates/ and by which family's rules
+//                                         (src/txn/weak-updates.ts); auto: on where a depmod.d
+//                                         `search` line names weak-updates, the rules from its place
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const CHOICES = {
   initrd: ['regenerate', 'flag', 'off'],
-  'depmod-calls': ['immediate', 'defer'],
+  'depmod-calls': ['defer', 'immediate'],
   'system-depmod': ['depmod-tx', 'kmod'],
+  'weak-updates': ['auto', 'suse', 'rhel', 'off'],
 } as const;
 
 type Key = keyof typeof CHOICES;
@@ -23,9 +29,10 @@ export interface Settings {
   initrd: (typeof CHOICES)['initrd'][number];
   depmodCalls: (typeof CHOICES)['depmod-calls'][number];
   systemDepmod: (typeof CHOICES)['system-depmod'][number];
+  weakUpdates: (typeof CHOICES)['weak-updates'][number];
 }
 
-export const DEFAULT_SETTINGS: Readonly<Settings> = { initrd: 'regenerate', depmodCalls: 'immediate', systemDepmod: 'depmod-tx' };
+export const DEFAULT_SETTINGS: Readonly<Settings> = { initrd: 'regenerate', depmodCalls: 'defer', systemDepmod: 'depmod-tx', weakUpdates: 'auto' };
 
 export function settingsFile(root: string): string {
   return join(root, 'etc', 'depmod-tx.conf');
@@ -33,7 +40,12 @@ export function settingsFile(root: string): string {
 
 /** Parses the settings text. Pure; `file` only names the file in warnings. */
 export function parseSettings(text: string, file: string, warn: (msg: string) => void = () => {}): Settings {
-  const values: Record<Key, string> = { initrd: DEFAULT_SETTINGS.initrd, 'depmod-calls': DEFAULT_SETTINGS.depmodCalls, 'system-depmod': DEFAULT_SETTINGS.systemDepmod };
+  const values: Record<Key, string> = {
+    initrd: DEFAULT_SETTINGS.initrd,
+    'depmod-calls': DEFAULT_SETTINGS.depmodCalls,
+    'system-depmod': DEFAULT_SETTINGS.systemDepmod,
+    'weak-updates': DEFAULT_SETTINGS.weakUpdates,
+  };
   text.split('\n').forEach((raw, i) => {
     const line = raw.replace(/#.*/, '').trim();
     if (line === '') return;
@@ -48,6 +60,7 @@ export function parseSettings(text: string, file: string, warn: (msg: string) =>
     initrd: values.initrd as Settings['initrd'],
     depmodCalls: values['depmod-calls'] as Settings['depmodCalls'],
     systemDepmod: values['system-depmod'] as Settings['systemDepmod'],
+    weakUpdates: values['weak-updates'] as Settings['weakUpdates'],
   };
 }
 

@@ -5,12 +5,13 @@
 // so two commits finishing together merge their kernels instead of overwriting each other.
 import { mkdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { stateDirs } from '../cache/store.ts';
+import { stateDirs } from '../cache/meta.ts';
 import { crashPoint, fsyncDir, sweepStaleTemps, writeDurable } from '../io/atomic.ts';
 import { kernelRemoved } from '../io/tree.ts';
 import { withLock } from '../io/lock.ts';
 import { journalLockFile } from './journal.ts';
 import { DEFAULT_JOURNAL_LOCK_MS, readJournal, type JournalWarning } from './journal.ts';
+import { spoolFiles } from './spool.ts';
 import type { KernelResult } from './commit.ts';
 
 export interface LastResult extends KernelResult {
@@ -33,6 +34,8 @@ export interface KernelPending {
 
 export interface StatusReport {
   pending: KernelPending[];
+  /** Spool files the hooks wrote that no commit has ingested yet (src/txn/spool.ts). */
+  spooled: number;
   last: Record<string, LastResult>;
   warnings: JournalWarning[];
 }
@@ -99,5 +102,5 @@ export async function status(opts: { root: string; lockTimeoutMs?: number; now?:
   for (const [kver, l] of Object.entries(last)) {
     if (l.status !== 'removed' && kernelRemoved(opts.root, kver)) last[kver] = { kver, status: 'removed', events: 0, wallMs: 0, at: noticed };
   }
-  return { pending, last, warnings: snap.warnings };
+  return { pending, spooled: spoolFiles(opts.root), last, warnings: snap.warnings };
 }

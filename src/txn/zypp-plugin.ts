@@ -19,7 +19,7 @@
 // usual, and the journal keeps everything recorded meanwhile.
 import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { stateDirs } from '../cache/store.ts';
+import { stateDirs } from '../cache/meta.ts';
 
 export interface PluginFrame {
   command: string;

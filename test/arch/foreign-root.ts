@@ -300,8 +300,12 @@ export function makeDpkgRoot(fa: ForeignArch, root: string): void {
   const admin = join(root, 'var', 'lib', 'dpkg');
   for (const d of ['info', 'updates', 'triggers']) mkdirSync(join(admin, d), { recursive: true });
   mkdirSync(join(root, 'etc', 'depmod.d'), { recursive: true });
-  cpSync(fa.dpkgStatus, join(admin, 'status'));
+  // depmod-tx's hooks collect with awk, which the maintainer scripts (run chrootless, on the host)
+  // take from the host, as dpkg.test.ts's root takes node: dpkg is told mawk is there.
+  const host = `Package: mawk\nStatus: install ok installed\nPriority: required\nSection: interpreters\nMaintainer: host <host@example.org>\nArchitecture: ${fa.spec.deb}\nVersion: 1.3.4.20200120-3.1\nProvides: awk\nDescription: provided by the host\n`;
+  writeFileSync(join(admin, 'status'), `${readFileSync(fa.dpkgStatus, 'utf8').trimEnd()}\n\n${host}`);
   for (const f of readdirSync(fa.dpkgLists)) cpSync(join(fa.dpkgLists, f), join(admin, 'info', f));
+  writeFileSync(join(admin, 'info', 'mawk.list'), '');
   writeFileSync(join(admin, 'available'), '');
 }
 

@@ -8,17 +8,8 @@ import { computeDatabase, type KabiBasis } from '../../src/depmod/compute.ts';
 import { buildState, findingsOf, kabiFindings, listOf, updateState, type DbState } from '../../src/depmod/db-state.ts';
 import { ModuleSet } from '../../src/depmod/module-set.ts';
 import type { ModuleRecord } from '../../src/module/record.ts';
+import { mulberry32 } from '../support/random-tree.ts';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const FP = { size: 1n, mtimeNs: 1n, ctimeNs: 1n, ino: 1n };
 const KERNEL = ['printk', 'kmalloc', 'kfree', '.memcpy_k'];
@@ -64,7 +55,7 @@ function compareWithFull(set: ModuleSet, st: DbState, basis: KabiBasis, unsized:
 describe('db-state', () => {
   it('buildState equals computeDatabase (order, lines, findings, cycles) on 300 random sets', () => {
     for (let seed = 1; seed <= 300; seed++) {
-      const r = rng(seed);
+      const r = mulberry32(seed);
       const set = new ModuleSet();
       const n = 1 + Math.floor(r() * 30);
       for (let i = 0; i < n; i++) set.add(`kernel/m${i}.ko`, FP, randomRecord(r, `m${i}`, r() < 0.3), r() < 0.5 ? i - n : 1);
@@ -87,7 +78,7 @@ describe('db-state', () => {
 
   it('updateState after random adds and drops equals buildState of the result (500 sequences of 6 steps)', () => {
     for (let seed = 1; seed <= 500; seed++) {
-      const r = rng(seed * 7919);
+      const r = mulberry32(seed * 7919);
       const cycles = seed % 10 === 0;
       const set = new ModuleSet();
       set.setKernelSymbols('symvers', new Map(KERNEL.map((k, i) => [k.replace(/^\./, ''), i % 2])));

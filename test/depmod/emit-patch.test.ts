@@ -9,17 +9,8 @@ import { emitDatabase } from '../../src/depmod/emit.ts';
 import { kmodBehaviour } from '../../src/depmod/kmod-version.ts';
 import { ModuleSet } from '../../src/depmod/module-set.ts';
 import type { ModuleRecord } from '../../src/module/record.ts';
+import { mulberry32 } from '../support/random-tree.ts';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const FP = { size: 1n, mtimeNs: 1n, ctimeNs: 1n, ino: 1n };
 const KERNEL = ['printk', 'kmalloc', 'kfree'];
@@ -49,7 +40,7 @@ describe('patchDatabase', () => {
       const opts = { kabi: 'symvers' as const, unsizedZstdUnreadable: behaviour.zstdNeedsSizedFrame };
       let patchedSomething = 0;
       for (let seed = 1; seed <= 300; seed++) {
-        const r = rng(seed * 104729);
+        const r = mulberry32(seed * 104729);
         const set = new ModuleSet();
         set.setKernelSymbols('symvers', new Map(KERNEL.map((k, i) => [k, i])));
         let next = 0;

@@ -5,49 +5,90 @@
 // every depmod, depmod-tx and update-initramfs call made inside it. Test support: does I/O.
 import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ARCHIVE_RETRY } from '../support/debian-archive.ts';
+import { aptDownload, ARCHIVE_RETRY, newestPackageOf, suiteApt } from '../support/debian-archive.ts';
 import { buildModuleElf, type FixtureModule } from '../support/fixture-elf.ts';
 import { compressForPath } from '../support/fixture-tree.ts';
-import { repoRoot } from '../support/kernels.ts';
+import { kernelCache, repoRoot } from '../support/kernels.ts';
+import { kmod30, runOracle, type DepmodOracle } from '../support/kmod-oracles.ts';
 
 export const E2E_CACHE = join(repoRoot, '.cache', 'e2e');
 
 /** What the base root holds besides apt's essentials: what a kernel installation needs, and Node.js for depmod-tx. */
 const BASE_PACKAGES = ['kmod', 'initramfs-tools', 'linux-base', 'nodejs', 'xz-utils', 'zstd'];
 
-/** The base root's tarball, made by mmdebstrap once (about a minute, ~60 MB from the Debian mirror). */
-export function bookwormBase(): string {
+export type Suite = 'bookworm' | 'trixie';
+
+/**
+ * The base root's tarball for SUITE (Debian 12 bookworm: kmod 30, nodejs 18; Debian 13 trixie:
+ * kmod 34.2, nodejs 20), made by mmdebstrap once (about a minute, ~60 MB from the Debian mirror).
+ */
+export function debianBase(suite: Suite = 'bookworm'): string {
   mkdirSync(E2E_CACHE, { recursive: true });
-  const key = `bookworm ${BASE_PACKAGES.join(',')} v1`;
-  const tar = join(E2E_CACHE, 'bookworm-base.tar');
+  const key = `${suite} ${BASE_PACKAGES.join(',')} v1`;
+  const tar = join(E2E_CACHE, `${suite}-base.tar`);
   const stamp = `${tar}.ok`;
   if (statSync(tar, { throwIfNoEntry: false })?.isFile() === true && existsSync(stamp) && readFileSync(stamp, 'utf8') === key) return tar;
   rmSync(tar, { recursive: true, force: true });
   // kmod's .deb is kept in the root (/srv/kmod) to reinstall it later: a kmod upgrade must keep the diversion.
   const keepKmod = 'mkdir -p "$1/srv/kmod" && cp "$1"/var/cache/apt/archives/kmod_*.deb "$1/srv/kmod/"';
   // mmdebstrap picks the output format by the file name: keep ".tar" at the end.
-  const tmp = join(E2E_CACHE, `bookworm-base.${process.pid}.tar`);
-  // One suite (bookworm main, amd64): an index of another suite mid-sync cannot break it; a failed
+  const tmp = join(E2E_CACHE, `${suite}-base.${process.pid}.tar`);
+  // One suite (main, amd64): an index of another suite mid-sync cannot break it; a failed
   // download of this one is retried as every fetch from the archive is (debian-archive.ts).
   let r: SpawnSyncReturns<string> | undefined;
   for (let attempt = 1; attempt <= ARCHIVE_RETRY.attempts && r?.status !== 0; attempt++) {
     rmSync(tmp, { recursive: true, force: true });
     if (attempt > 1) process.stderr.write(`mmdebstrap failed (${r?.status}), attempt ${attempt} of ${ARCHIVE_RETRY.attempts}:\n${r?.stderr}\n`);
-    r = spawnSync('mmdebstrap', ['--variant=apt', '--mode=root', '--quiet', `--include=${BASE_PACKAGES.join(',')}`, `--customize-hook=${keepKmod}`, 'bookworm', tmp, 'http://deb.debian.org/debian'], {
+    r = spawnSync('mmdebstrap', ['--variant=apt', '--mode=root', '--quiet', `--include=${BASE_PACKAGES.join(',')}`, `--customize-hook=${keepKmod}`, suite, tmp, 'http://deb.debian.org/debian'], {
       encoding: 'utf8',
       timeout: 1_200_000,
     });
   }
   if (r?.status !== 0) {
     rmSync(tmp, { recursive: true, force: true });
-    throw new Error(`mmdebstrap bookworm (${BASE_PACKAGES.join(', ')}) failed (${r?.status}): ${r?.stderr}`);
+    throw new Error(`mmdebstrap ${suite} (${BASE_PACKAGES.join(', ')}) failed (${r?.status}): ${r?.stderr}`);
   }
   renameSync(tmp, tar);
   writeFileSync(stamp, key);
   return tar;
+}
+
+/** Debian 12's base root (debianBase). */
+export function bookwormBase(): string {
+  return debianBase('bookworm');
+}
+
+/**
+ * Debian 13's newest cloud kernel image .deb (6.12, its modules shipped as .ko.xz) and its kernel
+ * version, fetched once into the kernel cache with the trixie suite's private apt state; and the
+ * Module.symvers of its headers package.
+ */
+export function trixieCloudKernel(): { deb: string; kver: string; symvers: string } {
+  const apt = suiteApt('trixie');
+  const pkg = newestPackageOf(apt, '^linux-image-6\\.12\\.[0-9.]+\\+deb13-cloud-amd64-unsigned$', 'trixie');
+  const kver = pkg.replace(/^linux-image-/, '').replace(/-unsigned$/, '');
+  mkdirSync(kernelCache, { recursive: true });
+  const fetch = (name: string): string => {
+    const have = (): string | undefined => readdirSync(kernelCache).find((f) => f.startsWith(`${name}_`) && f.endsWith('.deb'));
+    if (have() === undefined) aptDownload(apt, [name], kernelCache);
+    const got = have();
+    if (got === undefined) throw new Error(`apt-get download ${name} left no .deb in ${kernelCache}`);
+    return join(kernelCache, got);
+  };
+  const deb = fetch(pkg);
+  const symvers = join(kernelCache, kver, 'Module.symvers');
+  if (!existsSync(symvers)) {
+    const tmp = join(kernelCache, `.headers-${process.pid}`);
+    rmSync(tmp, { recursive: true, force: true });
+    execFileSync('dpkg-deb', ['-x', fetch(`linux-headers-${kver}`), tmp]);
+    mkdirSync(join(kernelCache, kver), { recursive: true });
+    renameSync(join(tmp, 'usr', 'src', `linux-headers-${kver}`, 'Module.symvers'), symvers);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  return { deb, kver, symvers };
 }
 
 export function unpackRoot(tar: string, root: string): void {
@@ -191,7 +232,12 @@ export function timeCalls(root: string, paths: string[]): { env: { DEPMOD_TX: st
     `#!/bin/sh\ns=$(date +%s%N)\n${real} "$@"\nrc=$?\ne=$(date +%s%N)\nprintf '%s %s %s %s %s %s\\n' ${name} "$s" "$e" "$rc" "\${DPKG_MAINTSCRIPT_PACKAGE:--}" "$*" >>${TIMING_LOG}\nexit $rc\n`;
   for (const p of paths) {
     const name = basename(p);
-    renameSync(join(root, p), join(root, REAL, name));
+    // A relative link (Debian 13: usr/sbin/depmod -> ../bin/kmod) keeps its target when moved.
+    const link = lstatSync(join(root, p)).isSymbolicLink() ? readlinkSync(join(root, p)) : undefined;
+    if (link !== undefined && !link.startsWith('/')) {
+      rmSync(join(root, p));
+      symlinkSync(resolve('/', dirname(p), link), join(root, REAL, name));
+    } else renameSync(join(root, p), join(root, REAL, name));
     writeFileSync(join(root, p), wrapper(name, `${REAL}/${name}`));
     chmodSync(join(root, p), 0o755);
   }
@@ -241,8 +287,8 @@ export function databaseOf(root: string, kver: string): Map<string, Buffer> {
   return out;
 }
 
-/** Files where ROOT's database differs from what kmod's depmod -a writes for the tree (run on the host's kmod, the same kmod 30). */
-export function databaseDiffFromKmod(root: string, kver: string, work: string): string[] {
+/** Files where ROOT's database differs from what kmod's depmod -a writes for the tree (ORACLE: the root's kmod, run on the host). */
+export function databaseDiffFromKmod(root: string, kver: string, work: string, oracle: DepmodOracle = kmod30()): string[] {
   const clone = join(work, 'kmod-check');
   rmSync(clone, { recursive: true, force: true });
   mkdirSync(join(clone, 'lib', 'modules'), { recursive: true });
@@ -254,8 +300,8 @@ export function databaseDiffFromKmod(root: string, kver: string, work: string): 
     mkdirSync(join(clone, 'no-depmod.d'), { recursive: true });
     conf.push(join(clone, 'no-depmod.d'));
   }
-  const depmod = ['/usr/sbin/depmod', '/sbin/depmod'].find((p) => existsSync(p)) ?? 'depmod';
-  execFileSync(depmod, ['-b', clone, ...conf.flatMap((c) => ['-C', c]), '-a', kver]);
+  const r = runOracle(oracle, ['-b', clone, ...conf.flatMap((c) => ['-C', c]), '-a', kver]);
+  if (r.status !== 0) throw new Error(`${oracle.name} depmod -a ${kver} failed: ${r.stderr}`);
   const theirs = databaseOf(clone, kver);
   const ours = databaseOf(root, kver);
   const d: string[] = [];

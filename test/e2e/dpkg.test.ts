@@ -3,8 +3,10 @@
 // with DPKG_ROOT set, no chroot needed), then a fake kernel package and a KMP are installed,
 // upgraded and removed with plain `dpkg -i`/`-r`. The dpkg file trigger runs depmod-tx's postinst,
 // which commits with --scan. After every step the database must equal Debian's `depmod -a` of the
-// tree, and the trigger must have merged the kernel exactly once.
-// The apt path (Pre-Install-Pkgs hook → journal → trigger) is exercised with real apt-get too.
+// tree, and the trigger must have merged the kernel exactly once, in the transaction's one Node.js
+// start (counted through DEPMOD_TX_NODE, a logging node: the scripts run on the host).
+// The apt path (Pre-Install-Pkgs hook → spool → trigger) is exercised with real apt-get too, and a
+// package without module files, installed and removed by apt, starts no Node.js and leaves no file.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -13,7 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FixtureModule } from '../support/fixture-elf.ts';
 import {
-  BROKEN_HOOKS, buildPackage, cleanEnv, commitLines, databaseDiff, debianNode18, e2eSkip, have, kernelModules, kmpModules, KVER, nextSecond, replayCatchesUp, stageModules, yargsBlocksNode18,
+  BROKEN_HOOKS, buildPackage, cleanEnv, commitLines, databaseDiff, debianNode18, e2eSkip, filesUnder, have, kernelModules, kmpModules, KVER, loggingNode, nextSecond, replayCatchesUp, stageModules,
+  yargsBlocksNode18,
 } from './support.ts';
 
 const skip = e2eSkip('dpkg', ['dpkg', 'dpkg-deb', 'depmod', 'flock', 'xz'], 'dpkg kmod util-linux xz-utils');
@@ -33,6 +36,8 @@ function deb(dir: string, name: string, version: string, mods: Array<[string, Fi
 interface Env {
   root: string;
   env: NodeJS.ProcessEnv;
+  /** The Node.js starts since the last call. */
+  starts(): string[];
 }
 
 // dpkg logs to the root's own /var/log/dpkg.log, which `replay` reads back.
@@ -50,14 +55,18 @@ function dpkgRoot(dir: string): string {
   // unsatisfied, even with --force-depends.
   const host = (p: string, v: string) =>
     `Package: ${p}\nStatus: install ok installed\nPriority: optional\nSection: misc\nMaintainer: host <host@example.org>\nArchitecture: amd64\nVersion: ${v}\nDescription: provided by the host\n\n`;
-  writeFileSync(join(root, 'var/lib/dpkg/status'), host('nodejs', '18.20.4+dfsg-1~deb12u3') + host('util-linux', '2.38.1-5+deb12u3') + host('xz-utils', '5.4.1-1+deb12u1'));
-  for (const p of ['nodejs', 'util-linux', 'xz-utils']) writeFileSync(join(root, 'var/lib/dpkg/info', `${p}.list`), '');
+  writeFileSync(
+    join(root, 'var/lib/dpkg/status'),
+    host('nodejs', '18.20.4+dfsg-1~deb12u3') + host('util-linux', '2.38.1-5+deb12u3') + host('xz-utils', '5.4.1-1+deb12u1') + host('mawk', '1.3.4.20200120-3.1'),
+  );
+  for (const p of ['nodejs', 'util-linux', 'xz-utils', 'mawk']) writeFileSync(join(root, 'var/lib/dpkg/info', `${p}.list`), '');
   writeFileSync(join(root, 'var/lib/dpkg/available'), '');
   return root;
 }
 
 function environment(root: string): Env {
-  return { root, env: cleanEnv() };
+  const node = loggingNode(join(root, '..'));
+  return { root, env: cleanEnv({ DEPMOD_TX_NODE: node.bin }), starts: node.take };
 }
 
 function assertStep(e: Env, out: string, step: string): void {
@@ -65,6 +74,8 @@ function assertStep(e: Env, out: string, step: string): void {
   assert.equal(lines.length, 1, `${step}: the trigger merged ${KVER} exactly once; dpkg printed:\n${out}`);
   assert.match(lines[0]!, /changed \d+ file/, `${step}: ${lines[0]}`);
   assert.deepEqual(databaseDiff(e.root, KVER), [], `${step}: database equals depmod -a`);
+  const started = e.starts();
+  assert.equal(started.length, 1, `${step}: one Node.js start:\n${started.join('\n')}`);
 }
 
 test('dpkg: install depmod-tx, fake kernel, KMP install/upgrade/remove, replay of dpkg.log, purge', { skip, timeout: 120_000 }, async () => {
@@ -75,6 +86,7 @@ test('dpkg: install depmod-tx, fake kernel, KMP install/upgrade/remove, replay o
     const R = e.root;
 
     dpkg(e, ['-i', pkg]);
+    assert.deepEqual(e.starts(), [], 'installing depmod-tx starts no Node.js');
     assert.ok(existsSync(join(R, 'usr/lib/depmod-tx/hooks/depmod-tx-hook')));
     assert.ok(existsSync(join(R, 'usr/share/man/man1/depmod-tx.1.gz')), 'man page installed');
     assert.ok(existsSync(join(R, 'usr/share/bash-completion/completions/depmod-tx')), 'bash completion installed');
@@ -82,6 +94,7 @@ test('dpkg: install depmod-tx, fake kernel, KMP install/upgrade/remove, replay o
     const help = spawnSync(join(R, 'usr/bin/depmod-tx'), ['--help'], { encoding: 'utf8', env: e.env });
     assert.equal(help.status, 0, help.stderr);
     assert.match(help.stdout, /commit/);
+    e.starts();
 
     const kernel = deb(dir, 'linux-image-9.9.9-test', '9.9.9-1', kernelModules(), { order: true });
     assertStep(e, dpkg(e, ['-i', kernel]), 'kernel install');
@@ -108,6 +121,7 @@ test('dpkg: install depmod-tx, fake kernel, KMP install/upgrade/remove, replay o
     const st = spawnSync(join(R, 'usr/bin/depmod-tx'), ['status', '--root', R, '--json'], { encoding: 'utf8', env: e.env });
     assert.equal(st.status, 0, st.stderr);
     assert.deepEqual(JSON.parse(st.stdout).pending, [], 'nothing left in the journal');
+    e.starts();
 
     // The KMP the replay put back goes first, so that removing the kernel leaves no module behind.
     assertStep(e, dpkg(e, ['-r', 'tkmp-modules']), 'KMP removal after the replay');
@@ -116,6 +130,7 @@ test('dpkg: install depmod-tx, fake kernel, KMP install/upgrade/remove, replay o
     const dbBefore = statSync(join(R, `lib/modules/${KVER}/modules.dep.bin`)).mtimeMs;
     const removed = commitLines(dpkg(e, ['-r', 'linux-image-9.9.9-test']), KVER);
     assert.equal(removed.length, 1);
+    assert.equal(e.starts().length, 1, 'kernel removal: one Node.js start');
     assert.match(removed[0]!, /kernel removed \(no modules left\), no database written/);
     assert.equal(statSync(join(R, `lib/modules/${KVER}/modules.dep.bin`)).mtimeMs, dbBefore);
     assert.ok(!existsSync(join(R, `var/cache/depmod-tx/${KVER}.cache`)), 'cache dropped');
@@ -140,6 +155,7 @@ test('apt-get: the Pre-Install-Pkgs v3 hook journals the KMP, the trigger merges
     const e = environment(dpkgRoot(dir));
     const R = e.root;
     dpkg(e, ['-i', pkg]);
+    e.starts();
     assertStep(e, dpkg(e, ['-i', deb(dir, 'linux-image-9.9.9-test', '9.9.9-1', kernelModules(), { order: true })]), 'kernel install');
     for (const d of ['state/lists/partial', 'cache/archives/partial', 'etc/apt.conf.d', 'etc/preferences.d', 'etc/sources.list.d']) mkdirSync(join(dir, 'apt', d), { recursive: true });
     writeFileSync(join(dir, 'apt/etc/sources.list'), '');
@@ -164,10 +180,18 @@ test('apt-get: the Pre-Install-Pkgs v3 hook journals the KMP, the trigger merges
         '-o', 'DPkg::Use-Pty=0',
         ...args,
       ], { encoding: 'utf8', env: { ...e.env, APT_CONFIG: join(dir, 'apt/apt.conf'), DEPMOD_TX_ROOT: R, DEPMOD_TX: join(R, 'usr/bin/depmod-tx'), ...env }, cwd: dir });
+      if (env === BROKEN_HOOKS) e.starts();
       assert.equal(r.status, 0, `apt-get ${args.join(' ')}:\n${r.stdout}${r.stderr}`);
       if (env !== BROKEN_HOOKS) assert.doesNotMatch(r.stderr, /depmod-tx hook .* failed/, r.stderr);
       return r.stdout + r.stderr;
     };
+    // A package without module files: the hooks run in shell only, and leave nothing behind.
+    const state = () => [...filesUnder(join(R, 'var/lib/depmod-tx')), ...filesUnder(join(R, 'var/cache/depmod-tx'))];
+    const before = state();
+    apt(['install', deb(dir, 'plain', '1.0', [])]);
+    apt(['remove', 'plain']);
+    assert.deepEqual(e.starts(), [], 'no module file: no Node.js start');
+    assert.deepEqual(state(), before, 'no module file: no file left behind');
     const out1 = apt(['install', deb(dir, 'tkmp-modules', '1.0', kmpModules(1))]);
     assertStep(e, out1, 'apt KMP install');
     assert.match(commitLines(out1, KVER)[0]!, / 3 event\(s\)/, 'the three modules came from the apt hook\'s journal, not a scan');

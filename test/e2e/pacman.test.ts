@@ -3,7 +3,9 @@
 // makepkg (.pkg.tar.zst, modules under usr/lib/modules as on Arch). libalpm runs the alpm hook
 // (60-depmod-tx.hook) once per transaction, chrooted into the root, with the matching paths on
 // stdin: every transaction must end with exactly one merge per kernel it touched (counted from the
-// hook calls' output, callLog) and a database equal to Debian's `depmod -a`. Then `replay` of the
+// hook calls' output, callLog), a database equal to Debian's `depmod -a` and one Node.js start (issue
+// 23: the hook spools in shell, then commits); a transaction whose packages have no module file
+// starts none and leaves no file. Then `replay` of the
 // root's /var/log/pacman.log after transactions whose hook failed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +14,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  BROKEN_HOOKS, buildPackageAsync, callLog, chrootRuntime, cleanEnv, clientKmps, databaseDiff, e2eSkip, HOOK_RUNTIME, kernelModules, KVER, KVER2, mergeCounts, nextSecond, pacmanPackage, replayCatchesUp,
+  BROKEN_HOOKS, buildPackageAsync, callLog, chrootRuntime, cleanEnv, clientKmps, databaseDiff, e2eSkip, filesUnder, HOOK_RUNTIME, kernelModules, KVER, KVER2, mergeCounts, nextSecond, nodeStarts,
+  pacmanPackage, replayCatchesUp,
 } from './support.ts';
 
 const skip = e2eSkip('pacman', ['pacman', 'makepkg', 'bsdtar', 'fakeroot', 'setpriv', 'depmod', 'flock', 'xz', 'zstd', 'chroot', 'ldd'], 'pacman-package-manager makepkg libarchive-tools', 'pacman --root runs hooks in a chroot');
@@ -28,18 +31,20 @@ test('pacman: the alpm hook merges once per kernel per transaction (install, upg
     symlinkSync('../usr/lib/modules', join(P, 'lib/modules'));
     mkdirSync(join(P, 'var/lib/pacman'), { recursive: true });
     const calls = callLog(P);
+    const nodes = nodeStarts(P);
     const conf = join(dir, 'pacman.conf');
     writeFileSync(conf, '[options]\nArchitecture = auto\nSigLevel = Never\nLocalFileSigLevel = Never\n');
     const k = clientKmps();
-    const [dtx, runtime, kernel, a1, c, a2, kernel2] = await Promise.all([
+    const [dtx, runtime, kernel, a1, c, a2, kernel2, plain] = await Promise.all([
       buildPackageAsync(join(dir, 'pkg'), 'pacman'),
       // nodejs, util-linux and xz are files chrootRuntime put there; this package says so to pacman.
-      pacmanPackage(dir, 'e2e-runtime', '1.0', [], ['nodejs=20', 'util-linux', 'xz']),
+      pacmanPackage(dir, 'e2e-runtime', '1.0', [], ['nodejs=20', 'util-linux', 'xz', 'awk']),
       pacmanPackage(dir, 'kernel-test', '1.0', [{ kver: KVER, mods: kernelModules(), order: true }]),
       pacmanPackage(dir, 'kmp-a', '1.0', [{ kver: KVER, mods: k.a1 }]),
       pacmanPackage(dir, 'kmp-c', '1.0', [{ kver: KVER, mods: k.c }]),
       pacmanPackage(dir, 'kmp-a', '2.0', [{ kver: KVER, mods: k.a2 }]),
       pacmanPackage(dir, 'kernel-test2', '1.0', [{ kver: KVER2, mods: kernelModules(), order: true }]),
+      pacmanPackage(dir, 'plain', '1.0', []),
     ]);
 
     const pacman = (args: string[], env: Record<string, string> = {}): string => {
@@ -50,11 +55,21 @@ test('pacman: the alpm hook merges once per kernel per transaction (install, upg
     const step = (what: string, expected: Record<string, number>) => {
       assert.deepEqual(mergeCounts(calls.take(), Object.keys(expected)), expected, `${what}: merges per kernel`);
       for (const kver of Object.keys(expected)) assert.deepEqual(databaseDiff(P, kver), [], `${what}: ${kver} database equals depmod -a`);
+      const started = nodes.take();
+      assert.equal(started.length, 1, `${what}: one Node.js start:\n${started.join('\n')}`);
     };
+    const state = () => [...filesUnder(join(P, 'var/lib/depmod-tx')), ...filesUnder(join(P, 'var/cache/depmod-tx'))];
 
     pacman(['-U', dtx, runtime]);
     assert.ok(existsSync(join(P, 'usr/share/libalpm/hooks/60-depmod-tx.hook')), 'the package installs the alpm hook');
     calls.take();
+    assert.deepEqual(nodes.take(), [], 'installing depmod-tx starts no Node.js');
+    // A package without module files, installed and removed: the alpm hook does not fire, nothing is left.
+    const before = state();
+    pacman(['-U', plain]);
+    pacman(['-R', 'plain']);
+    assert.deepEqual(nodes.take(), [], 'no module file: no Node.js start');
+    assert.deepEqual(state(), before, 'no module file: no file left behind');
 
     const out = pacman(['-U', kernel, a1, c]);
     assert.match(out, /Updating kernel module dependencies \(depmod-tx\)/, out);
@@ -72,6 +87,7 @@ test('pacman: the alpm hook merges once per kernel per transaction (install, upg
     // date, and the transaction before --since is not replayed.
     pacman(['-U', c]);
     calls.take();
+    nodes.take();
     const since = await nextSecond();
     pacman(['-U', a2], BROKEN_HOOKS);
     pacman(['-R', 'kmp-c'], BROKEN_HOOKS);

@@ -4,14 +4,16 @@
 // the hook and the wrapper use, with their shared libraries (hard links where possible, copies
 // otherwise). After every transaction the database must equal Debian's `depmod -a` of the tree,
 // with exactly one merge per kernel the transaction touched (the commit's summary lines, which rpm
-// passes through from %transfiletriggerin/%transfiletriggerpostun).
+// passes through from %transfiletriggerin/%transfiletriggerpostun), and exactly one Node.js start
+// per transaction (issue 23: the file triggers spool in shell; the second transaction trigger finds
+// nothing pending).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildPackage, chrootRuntime, cleanEnv, commitLines, databaseDiff, e2eSkip, HOOK_RUNTIME, kernelModules, kmpModules, KVER, KVER2, rpmPackage } from './support.ts';
+import { buildPackage, chrootRuntime, cleanEnv, commitLines, databaseDiff, e2eSkip, HOOK_RUNTIME, kernelModules, kmpModules, KVER, KVER2, nodeStarts, rpmPackage } from './support.ts';
 
 const skip = e2eSkip('rpm', ['rpm', 'rpmbuild', 'depmod', 'flock', 'xz', 'chroot', 'ldd'], 'rpm', 'rpm --root runs scriptlets in a chroot');
 
@@ -22,6 +24,11 @@ test('rpm: install depmod-tx, fake kernel, KMP install, two-kernel upgrade trans
     const pkg = buildPackage(join(dir, 'pkg'), 'rpm');
     const R = join(dir, 'root');
     chrootRuntime(R, HOOK_RUNTIME);
+    const nodes = nodeStarts(R);
+    const oneStart = (what: string) => {
+      const started = nodes.take();
+      assert.equal(started.length, 1, `${what}: one Node.js start:\n${started.join('\n')}`);
+    };
     const rpm = (args: string[]): string => {
       const r = spawnSync('rpm', ['--root', R, '--dbpath', '/var/lib/rpm', ...args], { encoding: 'utf8', env });
       assert.equal(r.status, 0, `rpm ${args.join(' ')}:\n${r.stdout}${r.stderr}`);
@@ -35,11 +42,13 @@ test('rpm: install depmod-tx, fake kernel, KMP install, two-kernel upgrade trans
         assert.match(lines[0]!, /changed \d+ file/, `${what}: ${lines[0]}`);
         assert.deepEqual(databaseDiff(R, k), [], `${what}: ${k} database equals depmod -a`);
       }
+      oneStart(what);
     };
 
     rpm(['--initdb']);
     // --nodeps: nodejs and util-linux are not packages in this root; chrootRuntime put their files there.
     rpm(['-i', '--nodeps', pkg]);
+    assert.deepEqual(nodes.take(), [], 'installing depmod-tx starts no Node.js');
     assert.ok(existsSync(join(R, 'usr/lib/depmod-tx/hooks/depmod-tx-hook')));
     assert.ok(existsSync(join(R, 'usr/share/man/man1/depmod-tx.1.gz')), 'man page installed');
     assert.ok(existsSync(join(R, 'usr/share/bash-completion/completions/depmod-tx')), 'bash completion installed');
@@ -60,6 +69,7 @@ test('rpm: install depmod-tx, fake kernel, KMP install, two-kernel upgrade trans
     assert.doesNotMatch(readFileSync(join(R, `lib/modules/${KVER}/modules.alias`), 'utf8'), /TST000/);
 
     const st = spawnSync('chroot', [R, '/usr/bin/depmod-tx', 'status', '--json'], { encoding: 'utf8', env });
+    nodes.take();
     assert.equal(st.status, 0, st.stderr);
     const s = JSON.parse(st.stdout);
     assert.deepEqual(s.pending, [], 'journal empty');
@@ -70,6 +80,7 @@ test('rpm: install depmod-tx, fake kernel, KMP install, two-kernel upgrade trans
     // into what is left, and status says the kernel was removed.
     const dbBefore = statSync(join(R, `lib/modules/${KVER2}/modules.dep.bin`)).mtimeMs;
     const erased = rpm(['-e', 'kernel-test2']);
+    oneStart('kernel erase');
     const lines = commitLines(erased, KVER2);
     assert.equal(lines.length, 1, erased);
     assert.match(lines[0]!, /kernel removed \(no modules left\), no database written/);

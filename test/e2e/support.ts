@@ -4,13 +4,14 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { execa } from 'execa';
-import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { aptDownload } from '../support/debian-archive.ts';
 import { buildModuleElf, type FixtureModule } from '../support/fixture-elf.ts';
 import { compressForPath } from '../support/fixture-tree.ts';
-import { repoRoot } from '../support/kernels.ts';
+import { oracleDepmod, repoRoot } from '../support/kernels.ts';
+import { gzipSync } from 'node:zlib';
 import { diffFileSets, oracleFiles, outputFiles } from '../merge/oracle-dir.ts';
 
 export const KVER = '9.9.9-test';
@@ -142,6 +143,64 @@ export function stageModules(stage: string, kver: string, mods: Array<[string, F
   return out;
 }
 
+/**
+ * The e2e kernels with weak-updates: three kernels of one flavour ("wtest") whose packages ship
+ * /boot/System.map-KVER and /boot/symvers-KVER.gz (what weak-modules2 and weak-modules look for).
+ */
+export const WEAK_KVERS = ['8.0.1-wtest', '8.0.2-wtest', '8.0.3-wtest'] as const;
+
+export function weakKernelFiles(kver: string): Record<string, string | Uint8Array> {
+  return {
+    [`/boot/System.map-${kver}`]: 'ffffffff81000000 T printk\n',
+    [`/boot/symvers-${kver}.gz`]: gzipSync('0x00000001\tprintk\tvmlinux\tEXPORT_SYMBOL\t\n'),
+  };
+}
+
+/**
+ * databaseDiff for a root whose weak-updates/ links were made inside it (by hooks running chrooted):
+ * their absolute targets name paths inside the root, so the oracle's copy points them there.
+ */
+export function databaseDiffWithRootLinks(root: string, kver: string): string[] {
+  const conf = join(root, 'etc', 'depmod.d');
+  const ours = outputFiles(join(root, 'lib', 'modules', kver));
+  if (ours.size === 0) return ['no modules.* database at all'];
+  const clone = mkdtempSync(join(tmpdir(), 'dtx-e2e-weak-'));
+  try {
+    const r = join(clone, 'r');
+    execFileSync('cp', ['-as', realpathSync(root), r]);
+    for (const k of readdirSync(join(root, 'lib', 'modules'))) {
+      const found = spawnSync('find', [join(root, 'lib', 'modules', k, 'weak-updates'), '-type', 'l', '-printf', '%P\t%l\n'], { encoding: 'utf8' });
+      for (const line of (found.stdout ?? '').split('\n')) {
+        const [rel, target] = line.split('\t');
+        if (!rel || !target?.startsWith('/')) continue;
+        const at = join(r, 'lib', 'modules', k, 'weak-updates', rel);
+        rmSync(at);
+        symlinkSync(join(root, target), at);
+      }
+    }
+    const moddir = join(r, 'lib', 'modules', kver);
+    for (const f of readdirSync(moddir)) if (f.startsWith('modules.') && !['modules.order', 'modules.builtin', 'modules.builtin.modinfo'].includes(f)) rmSync(join(moddir, f));
+    oracleDepmod(r, kver, ['-C', conf]);
+    const theirs = new Map<string, Uint8Array>();
+    for (const f of readdirSync(moddir)) if (f.startsWith('modules.') && !['modules.order', 'modules.builtin', 'modules.builtin.modinfo'].includes(f)) theirs.set(f, readFileSync(join(moddir, f)));
+    return diffFileSets(ours, theirs);
+  } finally {
+    rmSync(clone, { recursive: true, force: true });
+  }
+}
+
+/** After a transaction with weak-updates on: each of WEAK_KVERS merged once (from the calls' output), each database as depmod -a writes it. */
+export function assertWeakStep(root: string, callsOutput: string, what: string): void {
+  assert.deepEqual(mergeCounts(callsOutput, [...WEAK_KVERS]), Object.fromEntries(WEAK_KVERS.map((k) => [k, 1])), `${what}: merges per kernel`);
+  for (const kv of WEAK_KVERS) assert.deepEqual(databaseDiffWithRootLinks(root, kv), [], `${what}: ${kv} database equals depmod -a`);
+}
+
+/** The weak-updates/ links of a kernel under ROOT: relative path → target as written. */
+export function weakLinksOf(root: string, kver: string): Record<string, string> {
+  const found = spawnSync('find', [join(root, 'lib', 'modules', kver, 'weak-updates'), '-type', 'l', '-printf', '%P\t%l\n'], { encoding: 'utf8' });
+  return Object.fromEntries((found.stdout ?? '').split('\n').filter((l) => l !== '').map((l) => l.split('\t') as [string, string]));
+}
+
 /** Differences between depmod-tx's database in ROOT and `depmod -b ROOT -C ROOT/etc/depmod.d -a KVER` (empty when identical). */
 export function databaseDiff(root: string, kver: string): string[] {
   const conf = join(root, 'etc', 'depmod.d');
@@ -190,10 +249,11 @@ export function chrootRuntime(root: string, commands: string[], trees: string[] 
 }
 
 /**
- * The commands the hook, the wrapper and callLog's stand-in run inside a chroot; kmod's depmod too,
- * as on a real system: depmod-tx writes the format of the kmod it finds there (kmod 30 here).
+ * The commands the hook, the wrapper and callLog's stand-in run inside a chroot (the hooks collect
+ * with awk, mv, date and sync); kmod's depmod too, as on a real system: depmod-tx writes the format
+ * of the kmod it finds there (kmod 30 here).
  */
-export const HOOK_RUNTIME = ['sh', 'node', 'flock', 'cat', 'dirname', 'readlink', 'rm', 'xz', 'depmod'];
+export const HOOK_RUNTIME = ['sh', 'node', 'flock', 'cat', 'dirname', 'readlink', 'rm', 'xz', 'depmod', 'awk', 'mv', 'date', 'sync', 'mkdir'];
 
 /**
  * A stand-in for depmod-tx inside ROOT that runs the real /usr/bin/depmod-tx with its stdout
@@ -266,13 +326,21 @@ export function clientKmps(): { a1: Array<[string, FixtureModule]>; a2: Array<[s
   return { a1: [a1!, b!], a2: [a2!, d!], c: [c!] };
 }
 
-/** An rpm (rpmbuild, noarch) holding the given module sets; `provides` stands in for what the host put into the root. */
-export function rpmPackage(dir: string, name: string, version: string, files: ModuleSet[], provides: string[] = []): string {
+/**
+ * An rpm (rpmbuild, noarch) holding the given module sets; `provides` stands in for what the host put
+ * into the root; `other` adds files by absolute path (a kernel's /boot/System.map-KVER, symvers).
+ */
+export function rpmPackage(dir: string, name: string, version: string, files: ModuleSet[], provides: string[] = [], other: Record<string, string | Uint8Array> = {}): string {
   const top = join(dir, `rpmbuild-${name}-${version}`);
   const stage = join(top, 'stage');
   mkdirSync(stage, { recursive: true });
   const listed: string[] = [];
   for (const f of files) listed.push(...stageModules(stage, f.kver, f.mods, { order: f.order ?? false }));
+  for (const [path, content] of Object.entries(other)) {
+    mkdirSync(dirname(join(stage, path)), { recursive: true });
+    writeFileSync(join(stage, path), content);
+    listed.push(path);
+  }
   const spec = join(top, `${name}.spec`);
   writeFileSync(
     spec,
@@ -344,4 +412,48 @@ export function replayCatchesUp(root: string, log: string, since: string, expect
   assert.deepEqual(mergeCounts(r.stdout, [KVER]), { [KVER]: 1 }, r.stdout);
   assert.deepEqual(databaseDiff(root, KVER), [], 'replay: database equals depmod -a');
   return r.stdout;
+}
+
+/**
+ * Counts the Node.js processes started inside ROOT (issue 23): the root's `node` (at `at`, default
+ * usr/bin/node) is moved to usr/lib/e2e-node/node and replaced by a script that appends its
+ * arguments to var/log/e2e-node-starts.log, then runs it. Everything that starts Node.js by the
+ * name `node` (the depmod-tx wrapper, the depmod front end) goes through it. take() gives (and
+ * clears) the starts since the last take(), one argument line each.
+ */
+export function nodeStarts(root: string, at = 'usr/bin/node'): { take(): string[] } {
+  const real = '/usr/lib/e2e-node/node';
+  const log = '/var/log/e2e-node-starts.log';
+  mkdirSync(join(root, 'usr/lib/e2e-node'), { recursive: true });
+  mkdirSync(join(root, 'var/log'), { recursive: true });
+  renameSync(join(root, at), join(root, real));
+  writeFileSync(join(root, at), `#!/bin/sh\nprintf '%s\\n' "$*" >>${log}\nexec ${real} "$@"\n`, { mode: 0o755 });
+  chmodSync(join(root, at), 0o755);
+  writeFileSync(join(root, log), '');
+  return nodeStartLog(join(root, log));
+}
+
+/** A `node` for DEPMOD_TX_NODE outside any root (dpkg --root runs the hooks on the host): starts logged to LOG. */
+export function loggingNode(dir: string): { bin: string; take(): string[] } {
+  const bin = join(dir, 'logging-node');
+  const log = join(dir, 'node-starts.log');
+  writeFileSync(bin, `#!/bin/sh\nprintf '%s\\n' "$*" >>'${log}'\nexec '${process.execPath}' "$@"\n`, { mode: 0o755 });
+  writeFileSync(log, '');
+  return { bin, ...nodeStartLog(log) };
+}
+
+function nodeStartLog(file: string): { take(): string[] } {
+  return {
+    take: () => {
+      const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '');
+      writeFileSync(file, '');
+      return lines;
+    },
+  };
+}
+
+/** Every file under DIR (relative paths, sorted), or [] when DIR does not exist: what a transaction left behind. */
+export function filesUnder(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return (readdirSync(dir, { recursive: true }) as string[]).map(String).sort();
 }

@@ -1,44 +1,64 @@
-// Issue 15's measured goal, with the real apt, dpkg, kmod and initramfs-tools in a disposable
-// Debian 12 root (debian-root.ts: mmdebstrap once, cached): real transactions install a real
-// Debian kernel image (linux-image-*-cloud-amd64, 1,121 modules, as shipped with .ko and repacked
-// with .ko.xz) together with two module packages whose postinst runs `depmod -a KVER` (one
-// installs into updates/dkms, as DKMS does), then remove and reinstall the module packages alone.
-// Each configuration runs in a fresh root: without depmod-tx, with depmod-tx as the system's
-// depmod (depmod-calls = immediate, the default), and with depmod-calls = defer. Every depmod,
-// depmod-tx and update-initramfs call is timed inside the root; after each transaction the
-// database must equal kmod's `depmod -a`, and the initrd builds must be those of the transaction
-// without depmod-tx. Before its measurements, the first root with depmod-tx checks the diversion:
-// kmod's depmod renamed and the front end in its place, a kmod reinstall keeps it, removal and
-// purge give kmod's depmod back exactly, and the kernel-install plugin. DEPMOD_TX_E2E_RUNS=N
-// repeats each configuration N times and reports medians (.cache/e2e/timings.json);
-// DEPMOD_TX_E2E_CONFIGS=ko/immediate,... runs only those.
+// Issue 15's and issue 23's measured goals, with the real apt, dpkg, kmod and initramfs-tools in
+// disposable Debian roots (debian-root.ts: mmdebstrap once, cached): Debian 12 (kmod 30, nodejs 18)
+// and Debian 13 (kmod 34.2, nodejs 20). Real transactions install a real Debian cloud kernel image
+// (Debian 12: 6.1, 1,121 modules, as shipped with .ko and repacked with .ko.xz; Debian 13: 6.12,
+// shipped with .ko.xz) together with two module packages whose postinst runs `depmod -a KVER` (one
+// installs into updates/dkms, as DKMS does), then remove and reinstall the module packages alone,
+// then install and remove a package without module files. Each configuration runs in a fresh root:
+// without depmod-tx, with depmod-tx as the system's depmod and depmod-calls = defer (the default),
+// and with depmod-calls = immediate. Every depmod, depmod-tx and update-initramfs call is timed
+// inside the root, and a logging `node` counts the Node.js starts of each transaction: 0 for the
+// package without modules (which leaves no file behind either), 1 for every other transaction with
+// defer; immediate adds one per package depmod call that finds the kernel's cache. After each
+// transaction the database must equal the root's kmod's `depmod -a`, and the initrd builds must be
+// those of the transaction without depmod-tx. Before its measurements, the first Debian 12 root with
+// depmod-tx checks the diversion: kmod's depmod renamed and the front end in its place, a kmod
+// reinstall keeps it, removal and purge give kmod's depmod back exactly, and the kernel-install
+// plugin. DEPMOD_TX_E2E_RUNS=N repeats each configuration N times (configurations alternate within
+// a run) and reports medians (.cache/e2e/timings.json); DEPMOD_TX_E2E_CONFIGS=bookworm/ko/defer,...
+// runs only those.
 import assert from 'node:assert/strict';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import type { FixtureModule } from '../support/fixture-elf.ts';
 import { kernelCache, realKernel } from '../support/kernels.ts';
+import { kmod30, kmod34, type DepmodOracle } from '../support/kmod-oracles.ts';
 import {
-  bookwormBase, coveredMs, databaseDiffFromKmod, E2E_CACHE, inRoot, modulePackage, mtimeIn, mustInRoot, takeTimings, timeCalls, unpackRoot, useLocalRepo, xzKernelDeb, type TimedCall,
+  coveredMs, databaseDiffFromKmod, debianBase, E2E_CACHE, inRoot, modulePackage, mtimeIn, mustInRoot, takeTimings, timeCalls, trixieCloudKernel, unpackRoot, useLocalRepo, xzKernelDeb,
+  type Suite, type TimedCall,
 } from './debian-root.ts';
-import { buildPackage, e2eSkip } from './support.ts';
+import { buildPackage, e2eSkip, filesUnder, nodeStarts } from './support.ts';
 
-const skip = e2eSkip('system-depmod', ['mmdebstrap', 'unshare', 'chroot', 'dpkg-deb', 'depmod', 'xz', 'apt-get'], 'mmdebstrap', 'chroot into a Debian 12 root');
+const skip = e2eSkip('system-depmod', ['mmdebstrap', 'unshare', 'chroot', 'dpkg-deb', 'depmod', 'xz', 'apt-get'], 'mmdebstrap', 'chroot into a Debian root');
 
 type Tree = 'ko' | 'xz';
 type Mode = 'without' | 'immediate' | 'defer';
-const CONFIGS: ReadonlyArray<{ tree: Tree; mode: Mode }> = [
-  { tree: 'ko', mode: 'without' },
-  { tree: 'ko', mode: 'immediate' },
-  { tree: 'ko', mode: 'defer' },
-  { tree: 'xz', mode: 'without' },
-  { tree: 'xz', mode: 'immediate' },
-  { tree: 'xz', mode: 'defer' },
+interface Config {
+  suite: Suite;
+  tree: Tree;
+  mode: Mode;
+}
+const CONFIGS: readonly Config[] = [
+  ...(['ko', 'xz'] as const).flatMap((tree) => (['without', 'defer', 'immediate'] as const).map((mode) => ({ suite: 'bookworm' as const, tree, mode }))),
+  ...(['without', 'defer', 'immediate'] as const).map((mode) => ({ suite: 'trixie' as const, tree: 'xz' as const, mode })),
 ];
+const configName = (c: Config): string => `${c.suite}/${c.tree}/${c.mode}`;
+
+/** What a Debian release's root needs: its base, its kernel (.deb per tree), symbols for the test modules, its kmod. */
+interface Distro {
+  base: string;
+  kver: string;
+  kernelPkg: string;
+  kernels: Partial<Record<Tree, string>>;
+  syms: Array<{ name: string; crc: number }>;
+  oracle: DepmodOracle;
+}
 const RUNS = Math.max(1, Number(process.env.DEPMOD_TX_E2E_RUNS ?? 1) || 1);
-/** DEPMOD_TX_E2E_CONFIGS=ko/immediate,xz/defer: only these (while developing). */
+/** DEPMOD_TX_E2E_CONFIGS=bookworm/ko/immediate,trixie/xz/defer: only these (while developing). */
 const ONLY = process.env.DEPMOD_TX_E2E_CONFIGS?.split(',');
 
 interface StepResult {
@@ -46,23 +66,25 @@ interface StepResult {
   wallMs: number;
   /** Wall time covered by depmod and depmod-tx calls in the transaction's path (their union). */
   depmodMs: number;
-  /** depmod-tx's background builds of a new kernel's cache (src/cli/depmod.ts), and how long after apt-get they ended. */
+  /** depmod-tx's background builds of a new kernel's cache (src/cli/depmod.ts); how long after apt-get depmod-tx's last call ended. */
   backgroundMs: number;
   backgroundAfterMs: number;
   initrdMs: number;
   initrdBuilds: number;
   calls: TimedCall[];
+  /** The Node.js processes the transaction started (their arguments). */
+  nodeStarts: string[];
   /** What apt printed (the commit's summary line per kernel among it). */
   out: string;
 }
 
-/** Two symbols the real tree's modules export, with their CRCs: the test modules depend on real modules. */
-function realExports(symvers: string, moddir: string): Array<{ name: string; crc: number }> {
+/** Two symbols the real kernel's modules export, with their CRCs: the test modules depend on real modules. */
+function realExports(symvers: string, shipped: (module: string) => boolean): Array<{ name: string; crc: number }> {
   const out: Array<{ name: string; crc: number }> = [];
   for (const line of readFileSync(symvers, 'utf8').split('\n').sort()) {
     const [crc, name, module] = line.split('\t');
     if (crc === undefined || name === undefined || module === undefined || module === 'vmlinux') continue;
-    if (!existsSync(join(moddir, 'kernel', `${module}.ko`)) || out.some((o) => o.name === name)) continue;
+    if (!shipped(module) || out.some((o) => o.name === name)) continue;
     out.push({ name, crc: Number(crc) });
     if (out.length === 2) break;
   }
@@ -83,6 +105,21 @@ function modulePackages(dir: string, kver: string, depends: string, tree: Tree, 
     extra: modulePackage(sub, 'tmod-extra', kver, depends, [[`updates/tmod_a${ext}`, a], [`updates/tmod_b${ext}`, b], [`updates/tmod_c${ext}`, c]]),
     dkms: modulePackage(sub, 'tmod-dkms', kver, `${depends}, tmod-extra`, [[`updates/dkms/tmod_dkms${ext}`, d]]),
   };
+}
+
+/** A package without module files (a README and its md5sums), and no maintainer scripts. */
+function plainPackage(dir: string): string {
+  const stage = join(dir, 'tplain-stage');
+  rmSync(stage, { recursive: true, force: true });
+  mkdirSync(join(stage, 'DEBIAN'), { recursive: true });
+  mkdirSync(join(stage, 'usr/share/doc/tplain'), { recursive: true });
+  writeFileSync(join(stage, 'usr/share/doc/tplain/README'), 'no modules here\n');
+  writeFileSync(join(stage, 'DEBIAN/md5sums'), `${createHash('md5').update('no modules here\n').digest('hex')}  usr/share/doc/tplain/README\n`);
+  writeFileSync(join(stage, 'DEBIAN/control'), 'Package: tplain\nVersion: 1.0\nArchitecture: all\nMaintainer: T <t@example.org>\nDescription: e2e package without modules\n');
+  const deb = join(dir, 'tplain_1.0_all.deb');
+  execFileSync('dpkg-deb', ['--root-owner-group', '-Zxz', '-b', stage, deb], { stdio: ['ignore', 'ignore', 'inherit'] });
+  rmSync(stage, { recursive: true, force: true });
+  return deb;
 }
 
 function apt(root: string, args: string[], env: Record<string, string>): { out: string; ms: number } {
@@ -136,59 +173,85 @@ function checkKernelInstallPlugin(root: string, kver: string, work: string): voi
   assert.deepEqual(databaseDiffFromKmod(root, kver, work), [], 'add: the database equals depmod -a');
 }
 
-function runConfig(c: { tree: Tree; mode: Mode }, ctx: { base: string; work: string; kver: string; kernelPkg: string; debs: string[]; withDiversionChecks: boolean }): StepResult[] {
-  const root = join(ctx.work, `root-${c.tree}-${c.mode}`);
-  unpackRoot(ctx.base, root);
+/** Node.js starts expected per step (install kernel + modules, remove modules, install modules, install plain, remove plain). */
+function expectedStarts(mode: Mode): number[] {
+  // immediate: each module package's depmod call finds the kernel's cache (built by the first
+  // commit) and merges at once, in a Node.js process of its own, before the commit at the end.
+  return { without: [0, 0, 0, 0, 0], defer: [1, 1, 1, 0, 0], immediate: [1, 3, 3, 0, 0] }[mode];
+}
+
+function runConfig(c: Config, d: Distro, ctx: { work: string; debs: string[]; withDiversionChecks: boolean }): StepResult[] {
+  const root = join(ctx.work, `root-${c.suite}-${c.tree}-${c.mode}`);
+  unpackRoot(d.base, root);
   try {
     const pristine = readlinkSync(join(root, 'usr/sbin/depmod'));
     useLocalRepo(root, ctx.debs);
     if (c.mode !== 'without') {
       if (ctx.withDiversionChecks) checkDiversion(root, pristine);
       mustInRoot(root, ['apt-get', 'install', '-y', '-q', 'depmod-tx']);
-      if (c.mode === 'defer') writeFileSync(join(root, 'etc/depmod-tx.conf'), 'depmod-calls = defer\n');
+      if (c.mode === 'immediate') writeFileSync(join(root, 'etc/depmod-tx.conf'), 'depmod-calls = immediate\n');
     }
     const timed = timeCalls(root, ['usr/sbin/depmod', 'usr/sbin/update-initramfs']);
+    const nodes = nodeStarts(root);
     const env = c.mode === 'without' ? {} : timed.env;
     const results: StepResult[] = [];
     const step = (name: string, args: string[]): StepResult => {
+      // The timing log's clock (date +%s%N) is the host's: apt-get's span on the same clock.
+      const began = BigInt(Date.now()) * 1_000_000n;
       const { ms, out } = apt(root, args, env);
-      const ended = process.hrtime.bigint();
+      const ended = BigInt(Date.now()) * 1_000_000n;
       waitForBackgroundBuilds(root);
       const calls = takeTimings(root);
-      const initrd = calls.filter((x) => x.name === 'update-initramfs');
+      // Debian 13's kernel hook asks update-initramfs --version first: that is no build.
+      const initrd = calls.filter((x) => x.name === 'update-initramfs' && x.args !== '--version');
+      // Background work: the front end's cache builds (depmod-tx depmod), and a commit that answered
+      // and went on building a new kernel's cache (src/txn/cache-later.ts) past apt-get's return.
       const background = calls.filter(isBackgroundBuild);
-      const lastEnd = background.reduce((m, x) => (x.endNs > m ? x.endNs : m), 0n);
+      const lastEnd = calls.filter((x) => x.name === 'depmod-tx').reduce((m, x) => (x.endNs > m ? x.endNs : m), 0n);
+      const inApt = (x: TimedCall): TimedCall => ({ ...x, startNs: x.startNs < began ? began : x.startNs, endNs: x.endNs > ended ? ended : x.endNs });
       const r = {
-        step: name, wallMs: ms, depmodMs: coveredMs(calls.filter((x) => x.name !== 'update-initramfs' && !isBackgroundBuild(x))),
-        backgroundMs: coveredMs(background), backgroundAfterMs: 0, initrdMs: coveredMs(initrd), initrdBuilds: initrd.length, calls, out,
+        step: name, wallMs: ms, depmodMs: coveredMs(calls.filter((x) => x.name !== 'update-initramfs' && !isBackgroundBuild(x)).map(inApt).filter((x) => x.endNs > x.startNs)),
+        backgroundMs: coveredMs(background), backgroundAfterMs: lastEnd > ended ? Number(lastEnd - ended) / 1e6 : 0, initrdMs: coveredMs(initrd), initrdBuilds: initrd.length, calls,
+        nodeStarts: nodes.take(), out,
       };
-      // The timing log's clock (date +%s%N) is the host's: compare with when apt-get returned.
-      const realNow = BigInt(Date.now()) * 1_000_000n - (process.hrtime.bigint() - ended);
-      if (lastEnd > realNow) r.backgroundAfterMs = Number(lastEnd - realNow) / 1e6;
-      assert.deepEqual(databaseDiffFromKmod(root, ctx.kver, ctx.work), [], `${c.tree}/${c.mode} ${name}: the database equals depmod -a`);
+      assert.deepEqual(databaseDiffFromKmod(root, d.kver, ctx.work, d.oracle), [], `${configName(c)} ${name}: the database equals depmod -a`);
       assert.ok(calls.every((x) => x.status === 0), `${name}: every call succeeded:\n${calls.map((x) => `${x.name} ${x.args} → ${x.status}`).join('\n')}`);
+      const want = expectedStarts(c.mode)[results.length];
+      assert.equal(r.nodeStarts.length, want, `${configName(c)} ${name}: ${want} Node.js start(s):\n${r.nodeStarts.join('\n')}`);
       results.push(r);
       return r;
     };
-    const t1 = step('install kernel + 2 module packages', ['install', ctx.kernelPkg, 'tmod-extra', 'tmod-dkms']);
-    assert.ok(existsSync(join(root, 'lib/modules', ctx.kver, 'updates/dkms')), 'the DKMS-like package is installed');
+    const t1 = step('install kernel + 2 module packages', ['install', d.kernelPkg, 'tmod-extra', 'tmod-dkms']);
+    assert.ok(existsSync(join(root, 'lib/modules', d.kver, 'updates/dkms')), 'the DKMS-like package is installed');
     assert.equal(t1.initrdBuilds, 1, `one initrd build for the new kernel:\n${t1.calls.map((x) => `${x.name} ${x.args}`).join('\n')}`);
     // depmod-tx writes only files whose bytes change: the initrd was built after the final database
-    // (apt unpacks the module packages before the kernel's postinst builds both).
-    if (c.mode !== 'without') {
-      assert.ok(mtimeIn(root, `lib/modules/${ctx.kver}/modules.dep.bin`)! <= mtimeIn(root, `boot/initrd.img-${ctx.kver}`)!, 'the initrd is newer than the database');
+    // (apt unpacks the module packages before the kernel's postinst builds both). Not with
+    // immediate: the module packages' depmod calls find no cache of the new kernel yet and go to
+    // kmod's depmod, which rewrites every file (the same bytes) after the initrd, as without depmod-tx.
+    if (c.mode === 'defer') {
+      assert.ok(
+        mtimeIn(root, `lib/modules/${d.kver}/modules.dep.bin`)! <= mtimeIn(root, `boot/initrd.img-${d.kver}`)!,
+        `the initrd is newer than the database:\n${t1.calls.map((x) => `${x.name} (${x.package}) ${x.args} ${x.startNs}-${x.endNs}`).join('\n')}\n${t1.out}`,
+      );
     }
     const t2 = step('remove the 2 module packages', ['remove', 'tmod-extra', 'tmod-dkms']);
     const t3 = step('install the 2 module packages (KMP only)', ['install', 'tmod-extra', 'tmod-dkms']);
     for (const t of [t2, t3]) assert.equal(t.initrdBuilds, 0, `${t.step}: no initrd build (none without depmod-tx either)`);
     // The module packages' own depmod calls made the change (immediate), or left it to the commit (defer).
-    const commitLine = new RegExp(`^${ctx.kver.replaceAll('.', '\\.')}: (changed|unchanged)`, 'm');
+    const commitLine = new RegExp(`^${d.kver.replaceAll('.', '\\.').replaceAll('+', '\\+')}: (changed|unchanged)`, 'm');
     for (const t of [t2, t3]) {
       assert.equal(t.calls.filter((x) => x.name === 'depmod' && x.package.startsWith('tmod-')).length, 2, `${t.step}: both packages called depmod`);
       if (c.mode !== 'without') assert.equal(commitLine.exec(t.out)?.[1], c.mode === 'defer' ? 'changed' : 'unchanged', `${t.step}: the commit at the end\n${t.out}`);
     }
     if (c.mode === 'defer') assert.deepEqual(readdirSync(join(root, 'var/lib/depmod-tx/deferred')), [], 'every deferred kernel was merged by the commit');
-    if (ctx.withDiversionChecks && c.mode === 'immediate') checkKernelInstallPlugin(root, ctx.kver, ctx.work);
+    // A package without module files: the apt hook runs in shell, no trigger fires, Post-Invoke drops
+    // the apt hook's spool file: no Node.js start, and nothing of depmod-tx's state changes.
+    const state = () => [...filesUnder(join(root, 'var/lib/depmod-tx')), ...filesUnder(join(root, 'var/cache/depmod-tx'))];
+    const before = state();
+    step('install a package without modules', ['install', 'tplain']);
+    step('remove the package without modules', ['remove', 'tplain']);
+    assert.deepEqual(state(), before, 'no module file: no file left behind');
+    if (ctx.withDiversionChecks) checkKernelInstallPlugin(root, d.kver, ctx.work);
     return results;
   } finally {
     rmSync(root, { recursive: true, force: true });
@@ -200,12 +263,25 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 /** A new kernel's cache built by `depmod-tx depmod` in the background (timed through DEPMOD_TX). */
 const isBackgroundBuild = (c: TimedCall): boolean => c.name === 'depmod-tx' && c.args.startsWith('depmod ');
 
-/** Waits until no background cache build runs in the root (its pid is in var/cache/depmod-tx/KVER.building). */
+/**
+ * Waits until no background cache build runs in the root (its pid is in var/cache/depmod-tx/
+ * KVER.cache.building) and no timed depmod-tx call is still running (it logs its time when it ends).
+ */
 function waitForBackgroundBuilds(root: string): void {
   const dir = join(root, 'var/cache/depmod-tx');
   const deadline = Date.now() + 300_000;
+  const timedCallRunning = (): boolean =>
+    readdirSync('/proc').some((p) => {
+      if (!/^[0-9]+$/.test(p)) return false;
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('/usr/lib/e2e-timing/depmod-tx');
+      } catch {
+        return false;
+      }
+    });
   const running = (): boolean =>
-    existsSync(dir) &&
+    timedCallRunning() ||
+    (existsSync(dir) &&
     readdirSync(dir).some((f) => {
       if (!f.endsWith('.building')) return false;
       try {
@@ -214,29 +290,48 @@ function waitForBackgroundBuilds(root: string): void {
       } catch {
         return false;
       }
-    });
+    }));
   while (running() && Date.now() < deadline) spawnSync('sleep', ['0.05']);
 }
 
-test('Debian 12 root: kernel + module packages through apt, without and with depmod-tx as the system depmod', { skip, timeout: 3_600_000 }, () => {
+function bookworm(): Distro {
   const k = realKernel('cloud-amd64');
+  const kernelDeb = readdirSync(kernelCache).find((f) => f.startsWith(`linux-image-${k.kver}-unsigned_`) && f.endsWith('.deb'));
+  assert.ok(kernelDeb, 'the kernel image .deb is in the kernel cache');
+  return {
+    base: debianBase('bookworm'), kver: k.kver, kernelPkg: `linux-image-${k.kver}-unsigned`,
+    kernels: { ko: join(kernelCache, kernelDeb), xz: xzKernelDeb(join(kernelCache, kernelDeb)) },
+    syms: realExports(k.symvers, (m) => existsSync(join(k.moddir, 'kernel', `${m}.ko`))), oracle: kmod30(),
+  };
+}
+
+function trixie(): Distro {
+  const k = trixieCloudKernel();
+  const shipped = new Set(execFileSync('dpkg-deb', ['--info', k.deb, 'md5sums'], { encoding: 'utf8', maxBuffer: 1 << 26 }).split('\n').map((l) => l.slice(34)));
+  return {
+    base: debianBase('trixie'), kver: k.kver, kernelPkg: `linux-image-${k.kver}-unsigned`, kernels: { xz: k.deb },
+    syms: realExports(k.symvers, (m) => shipped.has(`usr/lib/modules/${k.kver}/kernel/${m}.ko.xz`)), oracle: kmod34(),
+  };
+}
+
+test('Debian 12 and 13 roots: kernel + module packages through apt, without and with depmod-tx as the system depmod; Node.js starts counted', { skip, timeout: 5_400_000 }, () => {
   const work = mkdtempSync(join(tmpdir(), 'dtx-e2e-sysdepmod-'));
   try {
-    const base = bookwormBase();
-    const kernelDeb = readdirSync(kernelCache).find((f) => f.startsWith(`linux-image-${k.kver}-unsigned_`) && f.endsWith('.deb'));
-    assert.ok(kernelDeb, 'the kernel image .deb is in the kernel cache');
-    const kernelPkg = `linux-image-${k.kver}-unsigned`;
+    const selected = CONFIGS.filter((x) => ONLY === undefined || ONLY.includes(configName(x)) || (x.suite === 'bookworm' && ONLY.includes(`${x.tree}/${x.mode}`)));
+    const distros: Partial<Record<Suite, Distro>> = {};
+    for (const c of selected) distros[c.suite] ??= c.suite === 'bookworm' ? bookworm() : trixie();
     const pkg = buildPackage(join(work, 'pkg'), 'deb');
-    const syms = realExports(k.symvers, k.moddir);
-    const kernels: Record<Tree, string> = { ko: join(kernelCache, kernelDeb), xz: xzKernelDeb(join(kernelCache, kernelDeb)) };
+    const plain = plainPackage(work);
     const all: Record<string, StepResult[][]> = {};
     let first = true;
     for (let run = 0; run < RUNS; run++) {
-      for (const c of CONFIGS.filter((x) => ONLY === undefined || ONLY.includes(`${x.tree}/${x.mode}`))) {
-        const mods = modulePackages(join(work, 'mods'), k.kver, kernelPkg, c.tree, syms);
-        const results = runConfig(c, { base, work, kver: k.kver, kernelPkg, debs: [kernels[c.tree], mods.extra, mods.dkms, pkg], withDiversionChecks: first && c.mode === 'immediate' });
-        if (c.mode === 'immediate') first = false;
-        (all[`${c.tree}/${c.mode}`] ??= []).push(results);
+      for (const c of selected) {
+        const d = distros[c.suite]!;
+        const mods = modulePackages(join(work, 'mods', c.suite), d.kver, d.kernelPkg, c.tree, d.syms);
+        const diversion = first && c.suite === 'bookworm' && c.mode === 'defer';
+        const results = runConfig(c, d, { work, debs: [d.kernels[c.tree]!, mods.extra, mods.dkms, plain, pkg], withDiversionChecks: diversion });
+        if (diversion) first = false;
+        (all[configName(c)] ??= []).push(results);
       }
     }
     // Medians per configuration and step, and the calls of the last run.
@@ -247,7 +342,7 @@ test('Debian 12 root: kernel + module packages through apt, without and with dep
         table.push({
           config: cfg, step: s.step, runs: runs.length, wallS: +(of((r) => r.wallMs) / 1000).toFixed(2), depmodS: +(of((r) => r.depmodMs) / 1000).toFixed(2),
           backgroundS: +(of((r) => r.backgroundMs) / 1000).toFixed(2), backgroundAfterS: +(of((r) => r.backgroundAfterMs) / 1000).toFixed(2),
-          initrdS: +(of((r) => r.initrdMs) / 1000).toFixed(2), initrdBuilds: s.initrdBuilds,
+          initrdS: +(of((r) => r.initrdMs) / 1000).toFixed(2), initrdBuilds: s.initrdBuilds, nodeStarts: s.nodeStarts.length,
           calls: runs[runs.length - 1]![i]!.calls.map((x) => `${x.name}${x.package !== '-' ? ` (${x.package})` : ''} ${x.args}: ${(Number(x.endNs - x.startNs) / 1e9).toFixed(2)} s`),
         });
       });
@@ -256,7 +351,7 @@ test('Debian 12 root: kernel + module packages through apt, without and with dep
     writeFileSync(join(E2E_CACHE, 'timings.json'), `${JSON.stringify(table, null, 2)}\n`);
     for (const row of table) {
       console.log(
-        `${String(row.config).padEnd(13)} ${String(row.step).padEnd(42)} wall ${row.wallS} s, depmod+depmod-tx ${row.depmodS} s (+ background ${row.backgroundS} s, ${row.backgroundAfterS} s after apt), initrd ${row.initrdS} s (${row.initrdBuilds})`,
+        `${String(row.config).padEnd(22)} ${String(row.step).padEnd(42)} wall ${row.wallS} s, depmod+depmod-tx ${row.depmodS} s (+ background ${row.backgroundS} s, ${row.backgroundAfterS} s after apt), initrd ${row.initrdS} s (${row.initrdBuilds}), Node.js starts ${row.nodeStarts}`,
       );
     }
   } finally {

@@ -6,19 +6,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { indexLayoutOf, patchIndex, type KeyChange } from '../../src/index/patch.ts';
 import { writeIndexWithLayout, type IndexNodeOrder } from '../../src/index/trie.ts';
+import { mulberry32 } from '../support/random-tree.ts';
 
 const enc = new TextEncoder();
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** key → module ids holding it; module id → name; array order of modules (position = priority). */
 interface Model {
@@ -69,7 +60,7 @@ function randomKey(r: () => number, stems: string[]): string {
 }
 
 function scenario(seed: number, order: IndexNodeOrder): void {
-  const r = rng(seed);
+  const r = mulberry32(seed);
   const m: Model = { keys: new Map(), order: [], names: new Map() };
   const nMods = 1 + Math.floor(r() * 12);
   let nextId = 0;

@@ -34,7 +34,7 @@ const cases: Case[] = [
     expect: 'full',
     spoil: ({ cache }) => {
       const b = readFileSync(cache);
-      const i = 32 + Math.floor(b.readUInt32LE(12) / 2);
+      const i = 40 + Math.floor(b.readUInt32LE(12) / 2);
       b[i] = b[i]! ^ 0x40;
       writeFileSync(cache, b);
       return /checksum mismatch/;

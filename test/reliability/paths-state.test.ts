@@ -167,7 +167,7 @@ test('a tampered cache is detected and rebuilt, never trusted; the control with 
     if (fixChecksum) {
       // The body's CRC-32 covers the bytes from the 8-aligned end of the header's checksum to the
       // 16-byte trailer, whose bytes 8..12 hold it (src/cache/container.ts).
-      const bodyStart = (32 + bytes.readUInt32LE(12) + 4 + 7) & ~7;
+      const bodyStart = (40 + bytes.readUInt32LE(12) + 4 + 7) & ~7;
       bytes.writeUInt32LE(crc32(bytes.subarray(bodyStart, bytes.length - 16)), bytes.length - 8);
     }
     writeFileSync(file, bytes);

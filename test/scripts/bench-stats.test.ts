@@ -85,6 +85,50 @@ describe('run order', () => {
   });
 });
 
+describe('which modules a scenario changes', () => {
+  // a needs b and c (modules.dep lists the whole chain), b needs c; d stands alone.
+  const DEP = 'kernel/a.ko.xz: kernel/b.ko.xz kernel/c.ko.xz\nkernel/b.ko.xz: kernel/c.ko.xz\nkernel/c.ko.xz:\nkernel/d.ko.xz:\n';
+
+  it('reads modules.dep: each module and what it needs, none for an empty list', () => {
+    const dep = bench.parseModulesDep(DEP);
+    assert.deepEqual([...dep.keys()], ['kernel/a.ko.xz', 'kernel/b.ko.xz', 'kernel/c.ko.xz', 'kernel/d.ko.xz']);
+    assert.deepEqual(dep.get('kernel/a.ko.xz'), ['kernel/b.ko.xz', 'kernel/c.ko.xz']);
+    assert.deepEqual(dep.get('kernel/c.ko.xz'), []);
+    assert.throws(() => bench.parseModulesDep('kernel/a.ko\n'), /without a colon: "kernel\/a.ko"/);
+  });
+
+  it('leaves are the modules nothing needs; a set with its users leaves no module without what it needs', () => {
+    const dep = bench.parseModulesDep(DEP);
+    assert.deepEqual(bench.leafModules(dep), ['kernel/a.ko.xz', 'kernel/d.ko.xz']);
+    assert.deepEqual(bench.withUsers(dep, ['kernel/c.ko.xz']), ['kernel/a.ko.xz', 'kernel/b.ko.xz', 'kernel/c.ko.xz']);
+    assert.deepEqual(bench.withUsers(dep, ['kernel/b.ko.xz']), ['kernel/a.ko.xz', 'kernel/b.ko.xz']);
+    assert.deepEqual(bench.withUsers(dep, ['kernel/d.ko.xz', 'kernel/a.ko.xz']), ['kernel/a.ko.xz', 'kernel/d.ko.xz']);
+    // What is left after removing the set needs nothing from it.
+    const removed = new Set(bench.withUsers(dep, ['kernel/c.ko.xz']));
+    for (const [m, needs] of dep) if (!removed.has(m)) assert.ok(needs.every((n) => !removed.has(n)), m);
+  });
+});
+
+describe('goals of issues 22 and 25', () => {
+  it('10 modules: 0.6× PR 253 on Node 20 and 22, 1.0× on nodejs 18; many modules 0.5×; nothing changed 1.3× node', () => {
+    assert.equal(bench.GOALS.tenVsPr253(18), 1.0);
+    assert.equal(bench.GOALS.tenVsPr253(20), 0.6);
+    assert.equal(bench.GOALS.tenVsPr253(22), 0.6);
+    assert.equal(bench.GOALS.manyVsPr253, 0.5);
+    assert.equal(bench.GOALS.noopVsNode, 1.3);
+    assert.equal(bench.GOALS.fixedPartMs, 50);
+  });
+
+  it('peak RSS: 100 MB up to 100 changed modules, 150 MB beyond and for a cold build; cold .ko.xz 0.6× kmod, else 1.0×', () => {
+    assert.equal(bench.GOALS.updateRssMb(0), 100);
+    assert.equal(bench.GOALS.updateRssMb(100), 100);
+    assert.equal(bench.GOALS.updateRssMb(101), 150);
+    assert.equal(bench.GOALS.coldRssMb, 150);
+    assert.equal(bench.GOALS.coldVsKmod(true), 0.6);
+    assert.equal(bench.GOALS.coldVsKmod(false), 1.0);
+  });
+});
+
 describe('figures', () => {
   it('median of odd and even counts, unsorted input left alone', () => {
     const xs = [5, 1, 3];

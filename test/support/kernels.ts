@@ -4,7 +4,7 @@
 // <cache>/<KVER>/root (a pristine, read-only-by-convention tree: copy before you modify it).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { aptDownload, newestPackage, unpackedFromSuite } from './debian-archive.ts';
 import { kmod30, runOracle, type DepmodOracle } from './kmod-oracles.ts';
@@ -54,11 +54,15 @@ function download(pkg: string, dir: string): string {
   return join(dir, got);
 }
 
-/** Downloads (once) and extracts (once) the newest Debian 6.1 kernel of a flavour and its headers. */
-export function realKernel(flavour: Flavour): RealKernel {
+/**
+ * Downloads (once) and extracts (once) a Debian 6.1 kernel of a flavour and its headers: the ABI
+ * given, else DEPMOD_TX_KVER_<FLAVOUR>'s, else the newest in apt's lists. Tests that need kernels
+ * of different ABIs (weak-updates: some symbol CRCs changed between them) pin theirs.
+ */
+export function realKernel(flavour: Flavour, abiNumber?: number): RealKernel {
   mkdirSync(kernelCache, { recursive: true });
   const pinned = process.env[`DEPMOD_TX_KVER_${flavour.replace('-', '_').toUpperCase()}`];
-  const abi = pinned ?? newestAbi(flavour);
+  const abi = abiNumber !== undefined ? String(abiNumber) : (pinned ?? newestAbi(flavour));
   const kver = `6.1.0-${abi}-${flavour}`;
   const base = join(kernelCache, kver);
   const root = join(base, 'root');
@@ -98,27 +102,42 @@ export function trixieKernel(): RealKernel {
 
 export type Compression = 'none' | 'xz' | 'zst' | 'gz';
 
+const SUFFIX: Record<Compression, string> = { none: '.ko', xz: '.ko.xz', zst: '.ko.zst', gz: '.ko.gz' };
+
+/** How a kernel tree's modules are compressed as it ships (Debian 12's 6.1: .ko; Debian 13's 6.12: .ko.xz); the first module found decides. */
+export function shippedCompression(k: RealKernel): Compression {
+  const first = execFileSync('find', [`${k.moddir}/`, '-type', 'f', '-name', '*.ko*', '-print', '-quit'], { encoding: 'utf8' }).trim();
+  const comp = (Object.keys(SUFFIX) as Compression[]).find((c) => first.endsWith(SUFFIX[c]));
+  if (comp === undefined) throw new Error(`no module file (.ko, .ko.xz, .ko.zst, .ko.gz) under ${k.moddir}`);
+  return comp;
+}
+
 /**
- * A copy of a real kernel's root with every module recompressed with the kernel's own settings
- * (xz --check=crc32 --lzma2=dict=1MiB; zstd; gzip -9). Cached next to the pristine tree.
+ * A copy of a real kernel's root with every module in another compression: decompressed first when
+ * the kernel ships them compressed, then compressed with the kernel's own settings
+ * (xz --check=crc32 --lzma2=dict=1MiB; zstd; gzip -9). The tree itself when it already ships that
+ * compression. Cached next to the pristine tree.
  */
 export function recompressedKernel(k: RealKernel, comp: Compression): RealKernel {
-  if (comp === 'none') return k;
+  const shipped = shippedCompression(k);
+  if (comp === shipped) return k;
   const base = join(dirname(k.root), `root-${comp}`);
-  const moddir = join(base, 'lib', 'modules', k.kver);
+  const moddir = join(base, relative(k.root, k.moddir));
   if (!existsSync(join(base, '.complete'))) {
     rmSync(base, { recursive: true, force: true });
     execFileSync('cp', ['-a', k.root, base]);
-    const cmd: Record<Exclude<Compression, 'none'>, string> = {
+    const decompress: Record<Exclude<Compression, 'none'>, string> = { xz: 'xz -d -T1', zst: 'zstd -q -d --rm', gz: 'gzip -d' };
+    const compress: Record<Exclude<Compression, 'none'>, string> = {
       xz: 'xz --check=crc32 --lzma2=dict=1MiB -T1',
       zst: 'zstd -q --rm',
       gz: 'gzip -9',
     };
     // xargs -P parallelises across cores; the kernel's packaging compresses one file per call too.
-    execFileSync('sh', ['-c', `find . -name '*.ko' -print0 | xargs -0 -n 64 -P ${Math.max(1, navigatorCores())} ${cmd[comp]}`], {
-      cwd: moddir,
-      stdio: 'inherit',
-    });
+    const each = (suffix: string, cmd: string): void => {
+      execFileSync('sh', ['-c', `find . -name '*${suffix}' -print0 | xargs -0 -r -n 64 -P ${Math.max(1, navigatorCores())} ${cmd}`], { cwd: moddir, stdio: 'inherit' });
+    };
+    if (shipped !== 'none') each(SUFFIX[shipped], decompress[shipped]);
+    if (comp !== 'none') each('.ko', compress[comp]);
     execFileSync('touch', [join(base, '.complete')]);
   }
   return { ...k, root: base, moddir };
