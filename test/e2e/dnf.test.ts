@@ -69,6 +69,7 @@ test('dnf: one merge per kernel per transaction (install, upgrade + second kerne
     const wm = spawnSync('chroot', [D, '/usr/lib/depmod-tx/weak-modules', '--help'], { encoding: 'utf8', env: cleanEnv() });
     assert.equal(wm.status, 0, wm.stderr);
     assert.match(wm.stdout, /^Usage: weak-modules \[options\]/, "the rpm ships weak-modules: depmod-tx called by that name is RHEL's tool");
+    assert.equal(nodes.take().length, 1, 'weak-modules --help: its own Node.js start');
     dnf(['install', 'kernel-test', 'kmp-a-1.0', 'kmp-c']);
     step('kernel + two KMPs in one dnf transaction', { [KVER]: 1 });
     assert.match(readFileSync(join(D, `lib/modules/${KVER}/modules.dep`), 'utf8'), /^updates\/kmpb\.ko\.xz: updates\/kmpa\.ko /m);
