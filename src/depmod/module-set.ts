@@ -110,49 +110,17 @@ export interface ModuleSetColumns {
   symbolSortedThrough: number;
 }
 
+/** What a chunk leaves out of the set's columns: the set's own bookkeeping, and the heap and pool it narrows. */
+type NotInChunk =
+  | 'alive' | 'aliasSlot' | 'kernelHas' | 'kernelCrc' | 'kernelSource' | 'heap' | 'pool'
+  | 'aliasOrder' | 'aliasLcp' | 'aliasSortedThrough' | 'nameOrder' | 'nameLcp' | 'nameSortedThrough' | 'symbolOrder' | 'symbolLcp' | 'symbolSortedThrough';
+
 /**
  * The columns of some modules as a parse worker hands them to the set (ModuleSet.toChunk): each
  * array holds at least its count, names are ids into the chunk's own symbol pool, and strings are
  * ranges of its heap. A ModuleSet is one too (compact() and add() copy from sets).
  */
-export interface ModuleChunk {
-  slots: number;
-  pathOff: Uint32Array;
-  pathLen: Uint32Array;
-  nameOff: Uint32Array;
-  nameLen: Uint32Array;
-  bucket: Uint16Array;
-  sortIdx: Int32Array;
-  zstdUnsized: Uint8Array;
-  loadErrOff: Uint32Array;
-  loadErrLen: Uint32Array;
-  byKmod: Uint8Array;
-  fp: BigUint64Array;
-  aliasStart: Uint32Array;
-  aliasCount: Uint32Array;
-  softStart: Uint32Array;
-  softCount: Uint32Array;
-  weakStart: Uint32Array;
-  weakCount: Uint32Array;
-  expStart: Uint32Array;
-  expCount: Uint32Array;
-  impStart: Uint32Array;
-  impCount: Uint32Array;
-  aliases: number;
-  aliasRawOff: Uint32Array;
-  aliasRawLen: Uint32Array;
-  aliasKeyOff: Uint32Array;
-  aliasKeyLen: Uint32Array;
-  values: number;
-  valueOff: Uint32Array;
-  valueLen: Uint32Array;
-  exports: number;
-  expSym: Uint32Array;
-  expCrc: Float64Array;
-  imports: number;
-  impSym: Uint32Array;
-  impCrc: Float64Array;
-  impWeak: Uint8Array;
+export interface ModuleChunk extends Omit<ModuleSetColumns, NotInChunk> {
   heap: { bytes: Uint8Array };
   pool: { count: number; heap: { bytes: Uint8Array }; off: Uint32Array; len: Uint32Array; hash: Uint32Array };
 }
