@@ -41,14 +41,6 @@ export function readFailure(f: ParseFile, err: unknown): { ok: true; errno: stri
   return { ok: true, errno: code };
 }
 
-export async function toParseOutcome(f: ParseFile, parse: () => Promise<ModuleRecord>): Promise<ParseOutcome> {
-  try {
-    return { ok: true, record: await parse() };
-  } catch (err) {
-    return failureOf(f, err);
-  }
-}
-
 export function outcomeError(f: ParseFile, o: Extract<ParseOutcome, { ok: false }>): DepmodTxError {
   if (o.kind === 'decoder') return new DecoderUnavailableError(f.display, o.reason);
   return o.kind === 'io' ? new IoError(f.display, o.reason, o.errno) : new FormatError(f.display, o.reason);

@@ -133,14 +133,10 @@ export async function loadModuleImages(bytes: Uint8Array, file: string, opts: De
 }
 
 /**
- * The images of a file whose stream was decompressed elsewhere in one piece (src/io/stream-decompress.ts
- * decodes only whole, single-stream files, which every kmod loads alike), but for kmod 34's size rule.
+ * The images of a file whose stream is decompressed elsewhere in one piece (src/io/stream-decompress.ts
+ * decodes only whole, single-stream files, which every kmod loads alike), but for kmod 34's size rule:
+ * what it needs of the file's bytes taken now, the image given later (the bytes may be gone by then).
  */
-export function wholeStreamLoad(raw: Uint8Array, image: Uint8Array): ImageLoad {
-  return streamedLoad(raw)(image);
-}
-
-/** wholeStreamLoad in two steps: what it needs of the file's bytes taken now, the image given later (the bytes may be gone by then). */
 export function streamedLoad(raw: Uint8Array): (image: Uint8Array) => ImageLoad {
   const compression = detectCompression(raw);
   const sized = compression !== 'zstd' || zstdFrameSizeKnown(raw);
