@@ -127,7 +127,9 @@ class OldIndex {
   readonly name: string;
   readonly remap: Int32Array | undefined;
   constructor(bytes: Uint8Array, name: string, remap: Int32Array | undefined) {
-    this.bytes = bytes;
+    // A plain view even of a Buffer: Buffer's indexOf and subarray go through slower paths than the
+    // typed array's (stringEnd runs once per string of every node read).
+    this.bytes = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.name = name;
     this.remap = remap;
