@@ -127,7 +127,9 @@ class OldIndex {
   readonly name: string;
   readonly remap: Int32Array | undefined;
   constructor(bytes: Uint8Array, name: string, remap: Int32Array | undefined) {
-    this.bytes = bytes;
+    // A plain view even of a Buffer: Buffer's indexOf and subarray go through slower paths than the
+    // typed array's (stringEnd runs once per string of every node read).
+    this.bytes = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.name = name;
     this.remap = remap;
@@ -278,6 +280,34 @@ function mergeSorted(a: readonly Item[], b: readonly Item[]): Item[] {
 }
 
 /**
+ * Appends `sorted` to `out` with every subtree that holds a deleted key opened, recursively. A
+ * subtree's keys are the items right after it, so opening it touches only that range: one pass
+ * over the list, however many subtrees a large removal opens.
+ */
+function openDeleted(old: OldIndex, sorted: readonly Item[], out: Item[]): void {
+  for (let i = 0; i < sorted.length; i++) {
+    const it = sorted[i]!;
+    if (it.kind !== 0) {
+      out.push(it);
+      continue;
+    }
+    let j = i + 1;
+    let deletes = false;
+    for (; j < sorted.length; j++) {
+      const k = sorted[j]!;
+      if (k.kind !== 1 || !startsWith(k.key, it.full)) break;
+      if (k.changed && k.values!.length === 0) deletes = true;
+    }
+    if (!deletes) {
+      out.push(it);
+      continue;
+    }
+    openDeleted(old, mergeSorted(open(old, it), sorted.slice(i + 1, j)), out);
+    i = j - 1;
+  }
+}
+
+/**
  * The items of one node with the changes applied, in order: every old subtree that holds a
  * deleted key is opened (a deletion can empty a subtree or lengthen its keys' common prefix, so its
  * full path no longer stands for it), recursively; then a changed key replaces the old values of
@@ -286,21 +316,8 @@ function mergeSorted(a: readonly Item[], b: readonly Item[]): Item[] {
  * Keys inside a subtree sort right after it, so each subtree looks only at the items after it.
  */
 function settle(old: OldIndex, sorted: readonly Item[]): Item[] {
-  let items = sorted as Item[];
-  for (let i = 0; i < items.length; i++) {
-    const it = items[i]!;
-    if (it.kind !== 0) continue;
-    let j = i + 1;
-    let deletes = false;
-    for (; j < items.length; j++) {
-      const k = items[j]!;
-      if (k.kind !== 1 || !startsWith(k.key, it.full)) break;
-      if (k.changed && k.values!.length === 0) deletes = true;
-    }
-    if (!deletes) continue;
-    items = [...items.slice(0, i), ...mergeSorted(open(old, it), items.slice(i + 1, j)), ...items.slice(j)];
-    i--;
-  }
+  const items: Item[] = [];
+  openDeleted(old, sorted, items);
   const out: Item[] = [];
   for (let i = 0; i < items.length; i++) {
     const it = items[i]!;
