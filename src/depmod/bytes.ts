@@ -60,6 +60,17 @@ export class ByteHeap {
     return at;
   }
 
+  /** Appends bytes off..off+len of `src` (no view made for the short strings most are); returns their offset. */
+  appendRange(src: Uint8Array, off: number, len: number): number {
+    const at = this.used;
+    if (at + len > this.bytes.length) this.bytes = grow(this.bytes, at + len);
+    const b = this.bytes;
+    if (len < 32) for (let i = 0; i < len; i++) b[at + i] = src[off + i]!;
+    else b.set(src.subarray(off, off + len), at);
+    this.used = at + len;
+    return at;
+  }
+
   /** Appends the UTF-8 bytes of `s`; returns [offset, length]. */
   appendString(s: string): [number, number] {
     const b = scratchBytes(s);

@@ -23,11 +23,16 @@ function schar(b: number): number {
  * get_unaligned(uint16_t), i.e. host order; Debian amd64 is little-endian). Returns a uint32.
  */
 export function hashSuperfast(key: Uint8Array): number {
-  let len = key.length;
+  return hashSuperfastRange(key, 0, key.length);
+}
+
+/** hashSuperfast of bytes start..end of `key`. */
+export function hashSuperfastRange(key: Uint8Array, start: number, end: number): number {
+  let len = end - start;
   let hash = len >>> 0;
   const rem = len & 3;
   len >>>= 2;
-  let p = 0;
+  let p = start;
   for (; len > 0; len--) {
     hash = (hash + (key[p]! | (key[p + 1]! << 8))) >>> 0;
     const tmp = (((key[p + 2]! | (key[p + 3]! << 8)) << 11) ^ hash) >>> 0;

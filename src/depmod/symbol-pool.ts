@@ -36,12 +36,19 @@ export class SymbolPool {
 
   /** The id of `bytes` (a view that may be overwritten afterwards), interning it when new. */
   intern(bytes: Uint8Array): number {
-    const h = hashSuperfast(bytes);
+    return this.internRange(bytes, 0, bytes.length, hashSuperfast(bytes));
+  }
+
+  /**
+   * The id of bytes off..off+len of `src`, whose hashSuperfast is `h` (another pool's hash column
+   * gives it: a worker's names are interned here without hashing them again).
+   */
+  internRange(src: Uint8Array, off: number, len: number, h: number): number {
     const mask = this.table.length - 1;
     for (let i = h & mask; ; i = (i + 1) & mask) {
       const e = this.table[i]!;
       if (e === 0) break;
-      if (this.hash[e - 1] === h && this.#equals(e - 1, bytes)) return e - 1;
+      if (this.hash[e - 1] === h && this.#equals(e - 1, src, off, len)) return e - 1;
     }
     const id = this.count++;
     if (id >= this.off.length) {
@@ -49,12 +56,19 @@ export class SymbolPool {
       this.len = grow(this.len, id + 1);
       this.hash = grow(this.hash, id + 1);
     }
-    this.off[id] = this.heap.append(bytes);
-    this.len[id] = bytes.length;
+    this.off[id] = this.heap.appendRange(src, off, len);
+    this.len[id] = len;
     this.hash[id] = h;
     if (this.count * 2 > this.table.length) this.#rehash(this.table.length * 2);
     else this.#place(id);
     return id;
+  }
+
+  /** Forgets every name (a scratch pool used again). */
+  clear(): void {
+    this.count = 0;
+    this.heap.used = 0;
+    this.table.fill(0);
   }
 
   internString(s: string): number {
@@ -91,7 +105,7 @@ export class SymbolPool {
     for (let i = h & mask; ; i = (i + 1) & mask) {
       const e = this.table[i]!;
       if (e === 0) return -1;
-      if (this.hash[e - 1] === h && this.#equals(e - 1, bytes)) return e - 1;
+      if (this.hash[e - 1] === h && this.#equals(e - 1, bytes, 0, bytes.length)) return e - 1;
     }
   }
 
@@ -104,12 +118,11 @@ export class SymbolPool {
     return this.len[id]! > 0 ? this.heap.bytes[this.off[id]!]! : -1;
   }
 
-  #equals(id: number, bytes: Uint8Array): boolean {
-    const n = this.len[id]!;
-    if (n !== bytes.length) return false;
+  #equals(id: number, src: Uint8Array, off: number, len: number): boolean {
+    if (this.len[id] !== len) return false;
     const h = this.heap.bytes;
     const o = this.off[id]!;
-    for (let i = 0; i < n; i++) if (h[o + i] !== bytes[i]) return false;
+    for (let i = 0; i < len; i++) if (h[o + i] !== src[off + i]) return false;
     return true;
   }
 

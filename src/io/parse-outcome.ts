@@ -14,18 +14,31 @@ export type ParseOutcome =
   | { ok: true; record: ModuleRecord }
   | { ok: false; kind: 'format' | 'io' | 'decoder'; message: string; reason: string; errno?: string };
 
-export async function toParseOutcome(f: ParseFile, parse: () => Promise<ModuleRecord>): Promise<ParseOutcome> {
-  try {
-    return { ok: true, record: await parse() };
-  } catch (err) {
-    if (err instanceof FormatError) return { ok: false, kind: 'format', message: err.message, reason: err.reason };
-    if (err instanceof DecoderUnavailableError) return { ok: false, kind: 'decoder', message: err.message, reason: err.reason };
-    const code = (err as { code?: string }).code;
-    if (err instanceof DepmodTxError) return { ok: false, kind: 'format', message: err.message, reason: err.message };
-    const reason = err instanceof Error ? err.message : String(err);
-    if (code !== undefined) return { ok: false, kind: 'io', message: `${f.display}: ${reason}`, reason, errno: code };
-    return { ok: false, kind: 'format', message: `${f.display}: ${reason}`, reason };
+export type ParseFailure = Extract<ParseOutcome, { ok: false }>;
+
+/** What stops a merge about `f`, from what was thrown while loading or parsing it. */
+export function failureOf(f: ParseFile, err: unknown): ParseFailure {
+  if (err instanceof FormatError) return { ok: false, kind: 'format', message: err.message, reason: err.reason };
+  if (err instanceof DecoderUnavailableError) return { ok: false, kind: 'decoder', message: err.message, reason: err.reason };
+  const code = (err as { code?: string }).code;
+  if (err instanceof DepmodTxError) return { ok: false, kind: 'format', message: err.message, reason: err.message };
+  const reason = err instanceof Error ? err.message : String(err);
+  if (code !== undefined) return { ok: false, kind: 'io', message: `${f.display}: ${reason}`, reason, errno: code };
+  return { ok: false, kind: 'format', message: `${f.display}: ${reason}`, reason };
+}
+
+/**
+ * A file that could not be read: its errno when kmod would have failed the same way (the file is
+ * then a module kmod cannot load), else what stops the merge (it vanished: the merge must look at
+ * the tree again, src/merge/merge.ts vanished; a failure without an errno).
+ */
+export function readFailure(f: ParseFile, err: unknown): { ok: true; errno: string } | ParseFailure {
+  const code = (err as { code?: unknown }).code;
+  const reason = err instanceof Error ? err.message : String(err);
+  if (typeof code !== 'string' || code === 'ENOENT' || !/^E[A-Z0-9]+$/.test(code)) {
+    return { ok: false, kind: 'io', message: `${f.display}: ${reason}`, reason, ...(typeof code === 'string' ? { errno: code } : {}) };
   }
+  return { ok: true, errno: code };
 }
 
 export function outcomeError(f: ParseFile, o: Extract<ParseOutcome, { ok: false }>): DepmodTxError {

@@ -17,7 +17,9 @@ import { ModuleSet, orderPositions, sortIdxOf, uncompressedRelpath, type Fingerp
 import { planRebuild } from '../depmod/rebuild.ts';
 import { kmodModname, type ListEntry } from '../depmod/search.ts';
 import { crashPoint, writeFilesAtomically } from '../io/atomic.ts';
-import { parseModulesSettled, type ParseOptions } from '../io/parse-pool.ts';
+import { parseIntoSet, parseModulesSettled, type ParseOptions } from '../io/parse-pool.ts';
+import type { ChunkFile } from '../io/parse-chunk.ts';
+import { KmodAbortError } from '../errors.ts';
 import { outcomeError, type ParseFile } from '../io/parse-outcome.ts';
 import { kmodGeneration } from '../elf/elf.ts';
 import { listDirInReaddirOrder, readIfExists, statTypeFollowingLinks, type ModuleTree } from '../io/tree.ts';
@@ -156,6 +158,23 @@ async function parsePlanned(o: Observed, files: ReadonlyArray<{ key: string; abs
     }
     return readingFor(r.record, o.behaviour.major);
   });
+}
+
+/**
+ * Every file parsed into `set`, in order (a cold build's columns, straight from the workers:
+ * parse-pool.ts parseIntoSet), as the kmod being written for reads it. What stops the merge is
+ * what parsePlanned stops on, then a file on which kmod's depmod dies (as set.add refuses it).
+ */
+async function parseInto(o: Observed, set: ModuleSet, files: ChunkFile[]): Promise<void> {
+  const opts: ParseOptions = { ...(o.opts.workers !== undefined ? { workers: o.opts.workers } : {}), ...(o.opts.onProgress ? { onProgress: o.opts.onProgress } : {}) };
+  const r = await parseIntoSet(set, files, o.behaviour.major, opts);
+  if (r.failure !== undefined) {
+    const f = files[r.failure.index]!;
+    const failure = r.failure.failure;
+    if (failure.kind === 'io' && failure.errno === 'ENOENT') throw vanished(f.display, outcomeError(f, failure));
+    throw outcomeError(f, failure);
+  }
+  if (r.aborts !== undefined) throw new KmodAbortError(files[r.aborts.index]!.display, r.aborts.assertion, r.aborts.detail);
 }
 
 /** Byte offset of each line of modules.order (sortIdxFromOrder finds a module's line without splitting the file). */
@@ -355,7 +374,7 @@ async function applyFull(o: Observed, loaded: LoadedCache | undefined, plan: Pla
   const slotByPath = new Map<string, number>();
   if (reuse) for (const s of set.liveSlots()) slotByPath.set(set.path(s), s);
   const kept = new Uint8Array(set.slots);
-  const toParse: Array<{ abs: string; key: string; fp: Fingerprint; old: number | undefined }> = [];
+  const toParse: Array<{ abs: string; key: string; old: number | undefined }> = [];
   const dirKey = (abspath: string): string => {
     const d = abspath.slice(0, abspath.lastIndexOf('/'));
     return d === tree.moddir ? '' : keyOf(tree, d);
@@ -365,28 +384,31 @@ async function applyFull(o: Observed, loaded: LoadedCache | undefined, plan: Pla
   for (const m of search.modules) {
     const key = keyOf(tree, m.abspath);
     const slot = slotByPath.get(key);
-    const sameReading = slot === undefined || set.byKmod[slot] !== 1 || sameGeneration;
-    const trusted = slot !== undefined && sameReading && !opts.fullScan && !o.hintKeys.has(key) && !relisted.has(dirKey(m.abspath));
+    // Nothing cached to compare with: the parse takes the file's identity as it reads it.
+    if (slot === undefined) {
+      toParse.push({ abs: m.abspath, key, old: undefined });
+      continue;
+    }
+    const sameReading = set.byKmod[slot] !== 1 || sameGeneration;
+    const trusted = sameReading && !opts.fullScan && !o.hintKeys.has(key) && !relisted.has(dirKey(m.abspath));
     if (trusted) {
       kept[slot] = 1;
       continue;
     }
     let fp: Fingerprint;
     try {
-      fp = fingerprintOf(m.abspath); // before reading: a change after this is caught next time
+      fp = fingerprintOf(m.abspath);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw vanished(key, err);
       throw err;
     }
-    if (slot !== undefined && sameReading && sameFingerprint(set.fingerprint(slot), fp)) {
+    if (sameReading && sameFingerprint(set.fingerprint(slot), fp)) {
       kept[slot] = 1;
       continue;
     }
-    toParse.push({ abs: m.abspath, key, fp, old: slot });
+    toParse.push({ abs: m.abspath, key, old: slot });
   }
   trace(`fingerprints (${toParse.length} to parse)`);
-  const parsedRecords = await parsePlanned(o, toParse);
-  trace('parse');
 
   const removedSlots: number[] = [];
   if (reuse) for (const s of set.liveSlots()) if (kept[s] !== 1) removedSlots.push(s);
@@ -394,7 +416,8 @@ async function applyFull(o: Observed, loaded: LoadedCache | undefined, plan: Pla
   let orderMemo: OrderPositions | undefined;
   const order = (): OrderPositions => (orderMemo ??= orderPositions(inputs().order, behaviour.orderFirstLineWins, tree.moddir));
   if (reuse && (!sameInputs || c.meta.kmodVersion !== behaviour.version)) for (const s of set.liveSlots()) set.sortIdx[s] = sortIdxOf(order(), set.path(s));
-  toParse.forEach((f, i) => set.add(f.key, f.fp, parsedRecords[i]!.record, sortIdxOf(order(), f.key), parsedRecords[i]!.byKmod));
+  await parseInto(o, set, toParse.map((f) => ({ abs: f.abs, display: f.key, sortIdx: sortIdxOf(order(), f.key) })));
+  trace('parse');
   const replaced = toParse.filter((f) => f.old !== undefined).length;
   if (set.garbageRatio() > COMPACT_AT) set = set.compact();
 

@@ -133,13 +133,17 @@ export async function loadModuleImages(bytes: Uint8Array, file: string, opts: De
 }
 
 /**
- * The images of a file whose stream was decompressed elsewhere in one piece (src/io/batch-decompress.ts
- * decodes only whole, single-stream files, which every kmod loads alike), but for kmod 34's size rule.
+ * The images of a file whose stream is decompressed elsewhere in one piece (src/io/stream-decompress.ts
+ * decodes only whole, single-stream files, which every kmod loads alike), but for kmod 34's size rule:
+ * what it needs of the file's bytes taken now, the image given later (the bytes may be gone by then).
  */
-export function wholeStreamLoad(raw: Uint8Array, image: Uint8Array): ImageLoad {
-  const loaded: LoadedImage = { image };
+export function streamedLoad(raw: Uint8Array): (image: Uint8Array) => ImageLoad {
   const compression = detectCompression(raw);
-  if (compression !== 'zstd' || zstdFrameSizeKnown(raw)) return same(loaded, compression);
-  const unsized = 'zstd: Failed to determine decompression size';
-  return { kmod30: loaded, kmod34: { errno: 'EINVAL', detail: 'the first zstd frame does not declare its size', libkmod: [unsized, unsized, unsized] }, zstdUnsized: true, compression };
+  const sized = compression !== 'zstd' || zstdFrameSizeKnown(raw);
+  return (image) => {
+    const loaded: LoadedImage = { image };
+    if (sized) return same(loaded, compression);
+    const unsized = 'zstd: Failed to determine decompression size';
+    return { kmod30: loaded, kmod34: { errno: 'EINVAL', detail: 'the first zstd frame does not declare its size', libkmod: [unsized, unsized, unsized] }, zstdUnsized: true, compression };
+  };
 }

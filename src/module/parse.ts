@@ -20,6 +20,8 @@
 //                      "too long": never matched, and it fails the dependency call).
 // An image kmod_elf_new refuses fails all three (src/elf/elf.ts openElf). Where a libkmod
 // assertion fires, depmod dies: the reading says so (kmodAborts) and holds nothing else.
+// The readers return byte ranges of the image (RawReading): the module set stores those bytes as
+// they are (a cold build makes no string per symbol); a ModuleRecord decodes them (toReading).
 // Names are kept exactly as kmod returns them: no ppc64 '.' or symbol-prefix stripping here;
 // depmod's symbol table does that (tools/depmod.c: depmod_symbol_add / depmod_symbol_find).
 // kmod_module_get_info appends signature pseudo-keys (sig_id, signer, ...) for signed modules;
@@ -48,7 +50,7 @@ import {
 import { modnameFromPath } from './decompress.ts';
 import { loadModuleImages, type ImageLoad } from './load.ts';
 import { strerror } from './strerror.ts';
-import type { ExportedSymbol, ImportedSymbol, ModuleReading, ModuleRecord } from './record.ts';
+import type { ModuleReading, ModuleRecord, RawReading } from './record.ts';
 
 /** kmod_elf_resolve_crc's (uint64_t)-1 for a __crc_ symbol pointing outside its section (2^64 as a double). */
 export const UNRESOLVED_CRC = 0xffff_ffff_ffff_ffff;
@@ -57,8 +59,10 @@ const VERSION_ENTRY_SIZE = 64;
 const STT_REGISTER = 13;
 // "__crc_" as bytes, compared in place so non-matching symbols cost no string.
 const CRC_PREFIX = [0x5f, 0x5f, 0x63, 0x72, 0x63, 0x5f] as const;
+const NO_BYTES = new Uint8Array(0);
 
 const utf8 = new TextDecoder('utf-8');
+const utf8Encoder = new TextEncoder();
 
 /**
  * Text of bytes start..end, for modinfo values and symbol names alike. Module strings are ASCII in
@@ -66,12 +70,11 @@ const utf8 = new TextDecoder('utf-8');
  * correctly and a non-ASCII symbol re-encodes to its own bytes in modules.symbols (decoded
  * byte-wise it came out as two UTF-8 characters per byte). Symvers text is decoded the same way.
  */
-function text(elf: Elf, start: number, end: number): string {
-  const bytes = elf.bytes;
+function text(bytes: Uint8Array, buf: Buffer, start: number, end: number): string {
   for (let i = start; i < end; i++) {
     if ((bytes[i] as number) >= 0x80) return utf8.decode(bytes.subarray(start, end));
   }
-  return latin1(elf.buf, start, end);
+  return latin1(buf, start, end);
 }
 
 /**
@@ -111,29 +114,50 @@ function eachString(bytes: Uint8Array, sec: ElfSection, each: (start: number, en
   }
 }
 
-function readModinfo(elf: Elf, keys: ReadonlySet<string> | undefined, note: Divergence): Array<[string, string]> {
+/** The keys as bytes, to be compared with .modinfo keys in place (kept per key set). */
+const keyBytesOf = new WeakMap<ReadonlySet<string>, Uint8Array[]>();
+
+function keyBytes(keys: ReadonlySet<string>): Uint8Array[] {
+  let k = keyBytesOf.get(keys);
+  if (k === undefined) keyBytesOf.set(keys, (k = [...keys].map((key) => utf8Encoder.encode(key))));
+  return k;
+}
+
+function rangeIsOneOf(bytes: Uint8Array, start: number, end: number, wanted: readonly Uint8Array[]): boolean {
+  const n = end - start;
+  next: for (const w of wanted) {
+    if (w.length !== n) continue;
+    for (let i = 0; i < n; i++) if (bytes[start + i] !== w[i]) continue next;
+    return true;
+  }
+  return false;
+}
+
+/** .modinfo pairs as ranges (RawReading.modinfo), only those under `keys` when given. */
+function readModinfo(elf: Elf, keys: ReadonlySet<string> | undefined, note: Divergence): number[] {
   const sec = section(elf, '.modinfo', note);
-  const out: Array<[string, string]> = [];
+  const out: number[] = [];
   if (sec === undefined) return out;
   const bytes = elf.bytes;
+  const wanted = keys === undefined ? undefined : keyBytes(keys);
   eachString(bytes, sec, (start, end) => {
     let eq = start;
     while (eq < end && bytes[eq] !== 0x3d) eq++;
+    if (wanted !== undefined && !rangeIsOneOf(bytes, start, eq, wanted)) return;
     // kmod_module_get_info: no '=' means the whole string is the key and the value is empty.
-    const key = text(elf, start, eq);
-    if (keys !== undefined && !keys.has(key)) return;
-    out.push([key, eq === end ? '' : text(elf, eq + 1, end)]);
+    if (eq === end) out.push(start, eq, end, end);
+    else out.push(start, eq, eq + 1, end);
   });
   return out;
 }
 
 /**
- * kmod_elf_get_symbols_symtab, the fallback: the names in __ksymtab_strings. Undefined when the
- * call fails: kmod 34 wants the strings NUL-terminated (e5ef157).
+ * kmod_elf_get_symbols_symtab, the fallback: the names in __ksymtab_strings (ranges). Undefined
+ * when the call fails: kmod 34 wants the strings NUL-terminated (e5ef157).
  */
-function ksymtabStrings(elf: Elf, note: Divergence): ExportedSymbol[] | undefined {
+function ksymtabStrings(elf: Elf, note: Divergence): number[] | undefined {
   const sec = section(elf, '__ksymtab_strings', note);
-  const out: ExportedSymbol[] = [];
+  const out: number[] = [];
   if (sec === undefined) return out;
   const bytes = elf.bytes;
   let p = sec.offset;
@@ -143,7 +167,7 @@ function ksymtabStrings(elf: Elf, note: Divergence): ExportedSymbol[] | undefine
     if (elf.gen === 34) return undefined;
     note.diverges = true;
   }
-  eachString(bytes, sec, (start, stop) => out.push({ name: text(elf, start, stop), crc: 0 }));
+  eachString(bytes, sec, (start, stop) => out.push(start, stop));
   return out;
 }
 
@@ -166,13 +190,22 @@ function resolveCrc(elf: Elf, value: number, shndx: number, note: Divergence): n
   return elf.view.getUint32(at, elf.littleEndian);
 }
 
+/** FNV-1a of a byte range: the hash of the __versions name table. */
+function fnv1a(bytes: Uint8Array, start: number, end: number): number {
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
+  return h >>> 0;
+}
+
 interface Versions {
   section: ElfSection;
   count: number;
   crcSize: 4 | 8;
-  names: string[];
-  /** First matchable entry index per name (kmod_elf_crc_find returns the first match). */
-  firstIndex: Map<string, number>;
+  /** Each entry's name as a range of the image. */
+  start: Int32Array;
+  end: Int32Array;
+  /** Open addressing over the matchable entries by name (entry + 1, 0 empty): the first entry of each name. */
+  table: Int32Array;
   /** kmod 34: an entry whose name fills its whole slot; it fails the dependency call. */
   tooLong: boolean;
 }
@@ -184,27 +217,55 @@ function readVersions(elf: Elf, note: Divergence): Versions | undefined {
   const crcSize = elf.is64 ? 8 : 4;
   const nameSlot = VERSION_ENTRY_SIZE - crcSize;
   const count = sec.size / VERSION_ENTRY_SIZE;
-  const names: string[] = new Array(count);
-  const firstIndex = new Map<string, number>();
+  const start = new Int32Array(count);
+  const end = new Int32Array(count);
+  let size = 16;
+  while (size < count * 2) size *= 2;
+  const table = new Int32Array(size);
   const bytes = elf.bytes;
   let tooLong = false;
   for (let i = 0; i < count; i++) {
-    const start = sec.offset + i * VERSION_ENTRY_SIZE + crcSize;
-    const end = cStringEnd(elf, start);
+    const s = sec.offset + i * VERSION_ENTRY_SIZE + crcSize;
+    const e = cStringEnd(elf, s);
+    start[i] = s;
+    end[i] = e;
     // kmod 30 reads the name on to the next NUL wherever it is; kmod 34 wants it inside its slot (0930e7b).
-    if (end - start >= nameSlot) {
+    if (e - s >= nameSlot) {
       if (elf.gen === 34) {
         tooLong = true;
-        names[i] = '';
+        end[i] = s;
         continue;
       }
       note.diverges = true;
     }
-    const name = text(elf, start, end);
-    names[i] = name;
-    if (!firstIndex.has(name)) firstIndex.set(name, i);
+    // kmod_elf_crc_find returns the first entry of a name: later ones are not placed.
+    for (let t = fnv1a(bytes, s, e) & (size - 1); ; t = (t + 1) & (size - 1)) {
+      const at = table[t]!;
+      if (at === 0) {
+        table[t] = i + 1;
+        break;
+      }
+      if (sameBytes(bytes, start[at - 1]!, end[at - 1]!, bytes, s, e)) break;
+    }
   }
-  return { section: sec, count, crcSize, names, firstIndex, tooLong };
+  return { section: sec, count, crcSize, start, end, table, tooLong };
+}
+
+/** The first __versions entry named like bytes start..end (kmod_elf_crc_find), or -1. */
+function versionIndex(v: Versions, bytes: Uint8Array, start: number, end: number): number {
+  const mask = v.table.length - 1;
+  for (let t = fnv1a(bytes, start, end) & mask; ; t = (t + 1) & mask) {
+    const at = v.table[t]!;
+    if (at === 0) return -1;
+    if (sameBytes(bytes, v.start[at - 1]!, v.end[at - 1]!, bytes, start, end)) return at - 1;
+  }
+}
+
+function sameBytes(a: Uint8Array, as: number, ae: number, b: Uint8Array, bs: number, be: number): boolean {
+  const n = ae - as;
+  if (n !== be - bs) return false;
+  for (let i = 0; i < n; i++) if (a[as + i] !== b[bs + i]) return false;
+  return true;
 }
 
 function versionCrc(elf: Elf, v: Versions, i: number): number {
@@ -224,10 +285,19 @@ function hasCrcPrefix(bytes: Uint8Array, p: number): boolean {
 }
 
 interface Symbols {
-  exports: ExportedSymbol[];
+  exports: number[];
+  exportCrcs: number[];
   /** kmod_module_get_symbols failed with this errno (kmod 34's __ksymtab_strings check). */
   exportsFailed?: 'EINVAL';
-  imports: ImportedSymbol[];
+  imports: number[];
+  importCrcs: number[];
+}
+
+/** Exports from __ksymtab_strings: names without CRCs, or the call's failure. */
+function fallbackExports(elf: Elf, note: Divergence, imports: number[], importCrcs: number[]): Symbols {
+  const names = ksymtabStrings(elf, note);
+  if (names === undefined) return { exports: [], exportCrcs: [], exportsFailed: 'EINVAL', imports, importCrcs };
+  return { exports: names, exportCrcs: new Array<number>(names.length / 2).fill(0), imports, importCrcs };
 }
 
 /**
@@ -242,9 +312,9 @@ function readSymbols(elf: Elf, note: Divergence): Symbols {
   const entSize = symEntrySize(elf);
   if (strtab === undefined || symtab === undefined || symtab.size % entSize !== 0) {
     // Exports fall back to __ksymtab_strings; dependency symbols fail as a whole (-EINVAL).
-    const fallback = ksymtabStrings(elf, note);
+    const fallback = fallbackExports(elf, note, [], []);
     readVersions(elf, note); // looked up all the same (kmod_elf_get_dependency_symbols starts there)
-    return fallback === undefined ? { exports: [], exportsFailed: 'EINVAL', imports: [] } : { exports: fallback, imports: [] };
+    return fallback;
   }
   const versions = readVersions(elf, note);
   const bytes = elf.bytes;
@@ -253,7 +323,8 @@ function readSymbols(elf: Elf, note: Divergence): Symbols {
   const sym: ElfSymbol = { nameOffset: 0, value: 0, info: 0, shndx: 0 };
   // __crc_ symbols as (name start, value, shndx): resolved only once the walk proved kmod gets that far.
   const crcs: number[] = [];
-  let imports: ImportedSymbol[] = [];
+  let imports: number[] = [];
+  let importCrcs: number[] = [];
   let exportsUsable = true; // any name offset past .strtab sends kmod_elf_get_symbols to its fallback
   let importsUsable = true; // ... and fails kmod_elf_get_dependency_symbols if the symbol is undefined
   const visited = versions !== undefined ? new Uint8Array(versions.count) : undefined;
@@ -268,37 +339,42 @@ function readSymbols(elf: Elf, note: Divergence): Symbols {
     const undef = sym.shndx === SHN_UNDEF && !(sparc && (sym.info & 0xf) === STT_REGISTER);
     if (undef && !nameOk) importsUsable = false;
     if (undef && importsUsable && nameOk && bytes[p] !== 0) {
-      const name = text(elf, p, cStringEnd(elf, p));
+      const end = cStringEnd(elf, p);
       let crc = 0;
       if (versions !== undefined && visited !== undefined) {
-        const vi = versions.firstIndex.get(name);
-        if (vi !== undefined) {
+        const vi = versionIndex(versions, bytes, p, end);
+        if (vi >= 0) {
           visited[vi] = 1;
           crc = versionCrc(elf, versions, vi);
         }
       }
-      imports.push({ name, crc, weak: sym.info >> 4 === STB_WEAK });
+      imports.push(p, end, sym.info >> 4 === STB_WEAK ? 1 : 0);
+      importCrcs.push(crc);
     }
     // kmod looks at every symbol for __crc_, defined or not (an undefined one resolves to its value).
     if (exportsUsable && nameOk && hasCrcPrefix(bytes, p)) crcs.push(p + CRC_PREFIX.length, sym.value, sym.shndx);
   }
 
-  if (!importsUsable || versions?.tooLong === true) imports = [];
-  else if (versions !== undefined && visited !== undefined) {
+  if (!importsUsable || versions?.tooLong === true) {
+    imports = [];
+    importCrcs = [];
+  } else if (versions !== undefined && visited !== undefined) {
     for (let i = 0; i < versions.count; i++) {
-      if (visited[i] === 0) imports.push({ name: versions.names[i] as string, crc: versionCrc(elf, versions, i), weak: false });
+      if (visited[i] === 0) {
+        imports.push(versions.start[i]!, versions.end[i]!, 0);
+        importCrcs.push(versionCrc(elf, versions, i));
+      }
     }
   }
-  if (!exportsUsable || crcs.length === 0) {
-    const fallback = ksymtabStrings(elf, note);
-    return fallback === undefined ? { exports: [], exportsFailed: 'EINVAL', imports } : { exports: fallback, imports };
-  }
-  const exports: ExportedSymbol[] = [];
+  if (!exportsUsable || crcs.length === 0) return fallbackExports(elf, note, imports, importCrcs);
+  const exports: number[] = [];
+  const exportCrcs: number[] = [];
   for (let k = 0; k < crcs.length; k += 3) {
     const start = crcs[k]!;
-    exports.push({ name: text(elf, start, cStringEnd(elf, start)), crc: resolveCrc(elf, crcs[k + 1]!, crcs[k + 2]!, note) });
+    exports.push(start, cStringEnd(elf, start));
+    exportCrcs.push(resolveCrc(elf, crcs[k + 1]!, crcs[k + 2]!, note));
   }
-  return { exports, imports };
+  return { exports, exportCrcs, imports, importCrcs };
 }
 
 export interface ParseModuleOptions {
@@ -311,18 +387,23 @@ export function failedReading(errno: string, detail: string, extra: Pick<ModuleR
   return { modinfo: [], exports: [], imports: [], loadError: strerror(errno), loadDetail: detail, ...extra };
 }
 
+/** failedReading as ranges (of nothing). */
+export function failedRawReading(errno: string, detail: string, extra: Pick<RawReading, 'libkmodErrors' | 'kmodAborts'> = {}): RawReading {
+  return { bytes: NO_BYTES, modinfo: [], exports: [], exportCrcs: [], imports: [], importCrcs: [], loadError: strerror(errno), loadDetail: detail, ...extra };
+}
+
 /** What kmod of generation `gen` reads from a decompressed image. */
-function readImage(image: Uint8Array, file: string, gen: KmodGeneration, keys: ReadonlySet<string> | undefined, note: Divergence): ModuleReading {
+function readImage(image: Uint8Array, file: string, gen: KmodGeneration, keys: ReadonlySet<string> | undefined, note: Divergence): RawReading {
   const elf = openElf(image, file, gen);
   if (isElfRefusal(elf)) {
     if (elf.abort !== undefined) note.diverges = true;
-    return failedReading(elf.errno, elf.detail, elf.abort !== undefined ? { kmodAborts: elf.abort } : {});
+    return failedRawReading(elf.errno, elf.detail, elf.abort !== undefined ? { kmodAborts: elf.abort } : {});
   }
   if (elf.names.nameOffset >= elf.names.size) note.diverges = true;
   try {
-    const { exports, exportsFailed, imports } = readSymbols(elf, note);
+    const { exports, exportCrcs, exportsFailed, imports, importCrcs } = readSymbols(elf, note);
     const modinfo = readModinfo(elf, keys, note);
-    const reading: ModuleReading = { modinfo, exports, imports };
+    const reading: RawReading = { bytes: image, modinfo, exports, exportCrcs, imports, importCrcs };
     if (exportsFailed !== undefined) {
       reading.loadError = strerror(exportsFailed);
       reading.loadDetail = '__ksymtab_strings does not end with a NUL byte';
@@ -331,19 +412,46 @@ function readImage(image: Uint8Array, file: string, gen: KmodGeneration, keys: R
   } catch (err) {
     if (!(err instanceof KmodAbort)) throw err;
     note.diverges = true;
-    return failedReading('EINVAL', `libkmod's assertion \`${err.assertion}' fails on this file`, { kmodAborts: err.assertion });
+    return failedRawReading('EINVAL', `libkmod's assertion \`${err.assertion}' fails on this file`, { kmodAborts: err.assertion });
   }
 }
 
-function sameReading(a: ModuleReading, b: ModuleReading): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+/** Ranges `stride` numbers apart (2 or 4: ranges only; 3: a range and a flag) with the same bytes. */
+function sameRanges(a: Uint8Array, ar: readonly number[], b: Uint8Array, br: readonly number[], stride: 2 | 3 | 4): boolean {
+  if (ar.length !== br.length) return false;
+  const ranges = stride === 4 ? 2 : 1;
+  for (let i = 0; i < ar.length; i += stride) {
+    for (let j = i; j < i + 2 * ranges; j += 2) if (!sameBytes(a, ar[j]!, ar[j + 1]!, b, br[j]!, br[j + 1]!)) return false;
+    if (stride === 3 && ar[i + 2] !== br[i + 2]) return false;
+  }
+  return true;
+}
+
+function sameNumbers(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Whether two readings say the same (what they read, compared as bytes; how they failed). */
+function sameReading(a: RawReading, b: RawReading): boolean {
+  if (a === b) return true;
+  if (a.loadError !== b.loadError || a.loadDetail !== b.loadDetail || a.kmodAborts !== b.kmodAborts) return false;
+  if (JSON.stringify(a.libkmodErrors) !== JSON.stringify(b.libkmodErrors)) return false;
+  return (
+    sameRanges(a.bytes, a.modinfo, b.bytes, b.modinfo, 4) &&
+    sameRanges(a.bytes, a.exports, b.bytes, b.exports, 2) &&
+    sameNumbers(a.exportCrcs, b.exportCrcs) &&
+    sameRanges(a.bytes, a.imports, b.bytes, b.imports, 3) &&
+    sameNumbers(a.importCrcs, b.importCrcs)
+  );
 }
 
 /**
  * Both generations' readings of one image: kmod 30's, and kmod 34's only where its rules could
  * matter (the first reading noted a branch where they differ) and it turned out different.
  */
-function readBoth(image: Uint8Array, file: string, keys: ReadonlySet<string> | undefined): { base: ModuleReading; kmod34?: ModuleReading } {
+function readBoth(image: Uint8Array, file: string, keys: ReadonlySet<string> | undefined): { base: RawReading; kmod34?: RawReading } {
   const note: Divergence = { diverges: false };
   const base = readImage(image, file, 30, keys, note);
   if (!note.diverges) return { base };
@@ -351,21 +459,47 @@ function readBoth(image: Uint8Array, file: string, keys: ReadonlySet<string> | u
   return sameReading(base, kmod34) ? { base } : { base, kmod34 };
 }
 
+/** A raw reading's strings, decoded as the parser decodes them (text). */
+export function toReading(r: RawReading): ModuleReading {
+  const bytes = r.bytes;
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const t = (start: number, end: number): string => text(bytes, buf, start, end);
+  const modinfo: Array<[string, string]> = [];
+  for (let i = 0; i < r.modinfo.length; i += 4) modinfo.push([t(r.modinfo[i]!, r.modinfo[i + 1]!), t(r.modinfo[i + 2]!, r.modinfo[i + 3]!)]);
+  const exports = [];
+  for (let i = 0, k = 0; i < r.exports.length; i += 2, k++) exports.push({ name: t(r.exports[i]!, r.exports[i + 1]!), crc: r.exportCrcs[k]! });
+  const imports = [];
+  for (let i = 0, k = 0; i < r.imports.length; i += 3, k++) imports.push({ name: t(r.imports[i]!, r.imports[i + 1]!), crc: r.importCrcs[k]!, weak: r.imports[i + 2] === 1 });
+  const out: ModuleReading = { modinfo, exports, imports };
+  if (r.loadError !== undefined) out.loadError = r.loadError;
+  if (r.loadDetail !== undefined) out.loadDetail = r.loadDetail;
+  if (r.libkmodErrors !== undefined) out.libkmodErrors = r.libkmodErrors;
+  if (r.kmodAborts !== undefined) out.kmodAborts = r.kmodAborts;
+  return out;
+}
+
 /** Parses a decompressed module image (the same image for every kmod). Pure and synchronous; never throws for the image's content. */
 export function parseModule(elfBytes: Uint8Array, file: string, opts: ParseModuleOptions = {}): ModuleRecord {
   const { base, kmod34 } = readBoth(elfBytes, file, opts.modinfoKeys);
-  return { name: modnameFromPath(file), ...base, ...(kmod34 !== undefined ? { kmod34 } : {}) };
+  return { name: modnameFromPath(file), ...toReading(base), ...(kmod34 !== undefined ? { kmod34: toReading(kmod34) } : {}) };
 }
 
-/** The record of a file whose images each kmod loads (or fails to load) as `load` says. */
-export function recordFromLoad(load: ImageLoad, file: string, opts: ParseModuleOptions = {}): ModuleRecord {
-  const keys = opts.modinfoKeys;
+/** What kmod 28-33 (base) and kmod 34 read from one file, as ranges; kmod34 only where it differs. */
+export interface LoadReadings {
+  base: RawReading;
+  kmod34?: RawReading;
+  /** A .ko.zst kmod 34 cannot size (ModuleRecord.zstdUnsized). */
+  zstdUnsized?: true;
+}
+
+/** The readings of a file whose images each kmod loads (or fails to load) as `load` says. */
+export function readingsFromLoad(load: ImageLoad, file: string, keys: ReadonlySet<string> | undefined): LoadReadings {
   const read = (r: ImageLoad['kmod30']): ReturnType<typeof readBoth> => {
-    if (!('image' in r)) return { base: failedReading(r.errno, r.detail, r.libkmod !== undefined ? { libkmodErrors: r.libkmod } : {}) };
+    if (!('image' in r)) return { base: failedRawReading(r.errno, r.detail, r.libkmod !== undefined ? { libkmodErrors: r.libkmod } : {}) };
     const both = readBoth(r.image, file, keys);
     // What the ELF reader found in a decompressed image says more with how the image came to be.
     const compressed = load.compression !== 'none';
-    const explain = (x: ModuleReading): void => {
+    const explain = (x: RawReading): void => {
       if (x.loadDetail !== undefined && compressed) x.loadDetail = `${r.note ?? 'decompressed'}: ${x.loadDetail}`;
     };
     explain(both.base);
@@ -373,13 +507,33 @@ export function recordFromLoad(load: ImageLoad, file: string, opts: ParseModuleO
     return both;
   };
   const for30 = read(load.kmod30);
-  const record: ModuleRecord = { name: modnameFromPath(file), ...for30.base };
   // kmod 34 cannot size the stream at all: the flag says so for every kmod 34 (compute.ts).
-  if (load.zstdUnsized) return { ...record, zstdUnsized: true };
+  if (load.zstdUnsized) return { base: for30.base, zstdUnsized: true };
   // The same image for both: one reading serves both generations.
   const for34 = load.kmod34 === load.kmod30 ? { base: for30.kmod34 ?? for30.base } : read(load.kmod34);
   const kmod34 = for34.kmod34 ?? for34.base;
-  if (!sameReading(for30.base, kmod34)) record.kmod34 = kmod34;
+  return sameReading(for30.base, kmod34) ? { base: for30.base } : { base: for30.base, kmod34 };
+}
+
+/**
+ * The reading kmod `major` takes from a file (the kmod 34 one in place of the base where there is
+ * one), and whether it depends on the kmod (src/module/record.ts readingFor, for records).
+ */
+export function readingForKmod(r: LoadReadings, major: number): { reading: RawReading; byKmod: boolean } {
+  if (r.kmod34 === undefined) return { reading: r.base, byKmod: false };
+  return { reading: major < 34 ? r.base : r.kmod34, byKmod: true };
+}
+
+/** The record of a file whose images each kmod loads (or fails to load) as `load` says. */
+export function recordFromLoad(load: ImageLoad, file: string, opts: ParseModuleOptions = {}): ModuleRecord {
+  return recordFromReadings(readingsFromLoad(load, file, opts.modinfoKeys), file);
+}
+
+/** The record of `file` read as `r` says (its strings decoded). */
+export function recordFromReadings(r: LoadReadings, file: string): ModuleRecord {
+  const record: ModuleRecord = { name: modnameFromPath(file), ...toReading(r.base) };
+  if (r.zstdUnsized) return { ...record, zstdUnsized: true };
+  if (r.kmod34 !== undefined) record.kmod34 = toReading(r.kmod34);
   return record;
 }
 

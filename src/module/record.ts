@@ -47,6 +47,28 @@ export interface ModuleReading {
   kmodAborts?: string;
 }
 
+/**
+ * A reading whose strings are byte ranges of the image it was read from (src/module/parse.ts):
+ * what the module set stores (src/depmod/module-set.ts), made without a JavaScript string per
+ * symbol. A ModuleReading is its decoded form; rawReadingOf turns one back. Ranges are [start, end).
+ */
+export interface RawReading {
+  /** The bytes the ranges lie in. */
+  bytes: Uint8Array;
+  /** .modinfo pairs, 4 numbers each: key start and end, value start and end (empty without '='). */
+  modinfo: number[];
+  /** Exported symbols, 2 numbers each: name start and end; CRCs in exportCrcs. */
+  exports: number[];
+  exportCrcs: number[];
+  /** Undefined symbols, 3 numbers each: name start and end, 1 when weak; CRCs in importCrcs. */
+  imports: number[];
+  importCrcs: number[];
+  loadError?: string;
+  loadDetail?: string;
+  libkmodErrors?: string[];
+  kmodAborts?: string;
+}
+
 export interface ModuleRecord extends ModuleReading {
   /** Module name as depmod derives it: file name without the .ko[.xz|.zst|.gz] suffix, '-' turned into '_'. */
   name: string;
@@ -74,6 +96,40 @@ export function readingFor(record: ModuleRecord, major: number): { record: Modul
   if (major < 34) return { record, byKmod: true };
   const { kmod34: _alt, modinfo: _m, exports: _e, imports: _i, loadError: _l, loadDetail: _d, libkmodErrors: _k, kmodAborts: _a, ...rest } = record;
   return { record: { ...rest, ...alt }, byKmod: true };
+}
+
+const utf8 = new TextEncoder();
+
+/** A reading's strings as UTF-8 bytes in one array, with their ranges: what the parser would have read them as. */
+export function rawReadingOf(r: ModuleReading): RawReading {
+  const parts: string[] = [];
+  for (const [k, v] of r.modinfo) parts.push(k, v);
+  for (const e of r.exports) parts.push(e.name);
+  for (const i of r.imports) parts.push(i.name);
+  let cap = 0;
+  for (const t of parts) cap += t.length * 3;
+  const bytes = new Uint8Array(cap);
+  let at = 0;
+  const put = (t: string): [number, number] => {
+    const start = at;
+    at += utf8.encodeInto(t, bytes.subarray(at)).written;
+    return [start, at];
+  };
+  const raw: RawReading = { bytes, modinfo: [], exports: [], exportCrcs: [], imports: [], importCrcs: [] };
+  for (const [k, v] of r.modinfo) raw.modinfo.push(...put(k), ...put(v));
+  for (const e of r.exports) {
+    raw.exports.push(...put(e.name));
+    raw.exportCrcs.push(e.crc);
+  }
+  for (const i of r.imports) {
+    raw.imports.push(...put(i.name), i.weak ? 1 : 0);
+    raw.importCrcs.push(i.crc);
+  }
+  if (r.loadError !== undefined) raw.loadError = r.loadError;
+  if (r.loadDetail !== undefined) raw.loadDetail = r.loadDetail;
+  if (r.libkmodErrors !== undefined) raw.libkmodErrors = r.libkmodErrors;
+  if (r.kmodAborts !== undefined) raw.kmodAborts = r.kmodAborts;
+  return raw;
 }
 
 /**

@@ -118,7 +118,7 @@ test('DEPMOD_TX_TRACE=1 prints one line per merge phase on stderr; 0 prints none
     assert.equal(on.code, 0, on.stderr);
     const phases = on.stderr.split('\n').filter((l) => l.startsWith(`depmod-tx trace: ${k}: `));
     for (const p of ['config + tree listing', 'parse', 'compute', 'emit', 'write', 'cache save']) {
-      assert.ok(phases.some((l) => l.includes(`: ${p}`) && / [0-9.]+ ms \(cpu [0-9.]+\)$/.test(l)), `phase "${p}" traced:\n${on.stderr}`);
+      assert.ok(phases.some((l) => l.includes(`: ${p}`) && / [0-9.]+ ms \(cpu [0-9.]+, rss [0-9]+ MB\)$/.test(l)), `phase "${p}" traced:\n${on.stderr}`);
     }
     const off = cli(['update', '--root', root, '-C', cfg, '--full-scan', k], undefined, { DEPMOD_TX_TRACE: '0' });
     assert.equal(off.code, 0, off.stderr);
