@@ -150,7 +150,7 @@ function handOverLog(args: readonly string[], reason: string): void {
   }
 }
 
-/** KVER.building beside the cache: the pid of the background call building it. */
+/** KVER.cache.building beside the cache: the pid of the background call building it. */
 const buildMark = (root: string, kver: string): string => `${cacheFile(root, kver)}.building`;
 
 /**
